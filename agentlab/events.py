@@ -1,0 +1,142 @@
+"""Events of a run: plain typed records that the loop yields and renderers, traces and callers consume.
+
+The loop never prints; whoever drains the event stream decides what to show or store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["done", "max_steps", "budget", "stalled", "error"]
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool invocation chosen by the model."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class Event:
+    """Base of every event; `kind` names the event in traces."""
+
+    kind: str = field(init=False, default="event")
+    time: float = field(init=False, default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunStarted(Event):
+    task: str
+    strategy: str
+    model: str
+    tools: list[str]
+    kind: str = field(init=False, default="run_started")
+
+
+@dataclass
+class ModelCall(Event):
+    step: int
+    messages: int  # how many messages the request carried (the request itself may be large)
+    request_chars: int
+    usage: Usage
+    duration: float
+    decision_format: str
+    kind: str = field(init=False, default="model_call")
+
+
+@dataclass
+class ModelRetry(Event):
+    """The model endpoint failed transiently and the call is being retried."""
+
+    attempt: int
+    error: str
+    wait: float
+    kind: str = field(init=False, default="model_retry")
+
+
+@dataclass
+class Decision(Event):
+    step: int
+    thought: str
+    tool_calls: list[ToolCall]
+    final_answer: str | None
+    kind: str = field(init=False, default="decision")
+
+
+@dataclass
+class ParseError(Event):
+    """The model's reply could not be turned into a decision; it is told so and asked again."""
+
+    step: int
+    error: str
+    raw: str
+    kind: str = field(init=False, default="parse_error")
+
+
+@dataclass
+class ToolStarted(Event):
+    step: int
+    call: ToolCall
+    kind: str = field(init=False, default="tool_started")
+
+
+@dataclass
+class ToolResult(Event):
+    step: int
+    call: ToolCall
+    ok: bool
+    output: str
+    duration: float
+    kind: str = field(init=False, default="tool_result")
+
+
+@dataclass
+class Note(Event):
+    """Something the loop or a strategy wants the reader of a trace to know (a nudge, a phase change)."""
+
+    step: int
+    text: str
+    data: dict[str, Any] = field(default_factory=dict)
+    kind: str = field(init=False, default="note")
+
+
+@dataclass
+class Final(Event):
+    step: int
+    answer: str
+    kind: str = field(init=False, default="final")
+
+
+@dataclass
+class RunFinished(Event):
+    status: Status
+    answer: str | None
+    steps: int
+    usage: Usage
+    duration: float
+    error: str | None = None
+    kind: str = field(init=False, default="run_finished")
