@@ -1,0 +1,235 @@
+"""`@tool`: turn a typed, documented Python function into something a model can call."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar, overload
+
+from pydantic import BaseModel, ValidationError
+
+from agentlab.tools.output import (
+    DEFAULT_MAX_OUTPUT_CHARS,
+    ToolErrorKind,
+    ToolOutput,
+    describe_exception,
+    render_result,
+    truncate,
+)
+from agentlab.tools.running import DeadlineExceeded, call_with_timeout, resolve_approval
+from agentlab.tools.schema import build_args_model, describe_parameters, parameters_schema, parse_docstring
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ApprovalCallback: TypeAlias = Callable[[str, dict[str, Any]], bool | Awaitable[bool]]
+"""Asked before a `requires_approval` tool runs: `(tool_name, arguments) -> allowed?` (may be async)."""
+
+DEFAULT_TIMEOUT = 30.0
+# Validation errors are for the model to fix its call; a handful of them is plenty.
+_MAX_REPORTED_ERRORS = 5
+
+
+class Tool(Generic[P, R]):
+    """A function plus everything needed to offer it to a model and run it safely.
+
+    Calling the tool directly calls the original function; `invoke` is the model-facing path that
+    validates arguments, asks for approval, enforces the timeout and never raises for tool failures.
+    """
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        requires_approval: bool = False,
+        max_output_chars: int | None = None,
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"@tool needs a function, got {type(func).__name__}")
+        self.func = func
+        self.name: str = name or getattr(func, "__name__", type(func).__name__)
+        docs = parse_docstring(inspect.getdoc(func))
+        self.description: str = description if description is not None else docs.description
+        self.timeout = timeout
+        self.requires_approval = requires_approval
+        # None means "not set for this tool": the registry's (or the global) default applies.
+        self.max_output_chars = max_output_chars
+        self.args_model: type[BaseModel] = build_args_model(func, f"{self.name}_arguments", docs)
+        self.parameters: dict[str, Any] = parameters_schema(self.args_model)
+        self._positional_only = [
+            p.name for p in inspect.signature(func).parameters.values() if p.kind is p.POSITIONAL_ONLY
+        ]
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Tool(name={self.name!r})"
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI `tools=[...]` entry for this tool."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+    def signature_text(self) -> str:
+        return f"{self.name}({describe_parameters(self.parameters)})"
+
+    async def invoke(
+        self,
+        arguments: Mapping[str, Any] | str | None,
+        approve: ApprovalCallback | None = None,
+        *,
+        max_output_chars: int | None = None,
+    ) -> ToolOutput:
+        """Run the tool for the model: `arguments` is a dict or the model's raw JSON string.
+
+        `max_output_chars` is the caller's default cap, used when the tool sets none of its own.
+        """
+        started = time.perf_counter()
+        limit = self.max_output_chars or max_output_chars or DEFAULT_MAX_OUTPUT_CHARS
+
+        def finish(ok: bool, content: str, error: ToolErrorKind | None = None) -> ToolOutput:
+            return ToolOutput(ok, truncate(content, limit), error, time.perf_counter() - started)
+
+        parsed = self._parse_arguments(arguments)
+        if isinstance(parsed, str):
+            return finish(False, parsed, "invalid_arguments")
+        try:
+            validated = self.args_model.model_validate(parsed)
+        except ValidationError as exc:
+            return finish(False, self._explain_validation_error(exc), "invalid_arguments")
+        call_arguments = validated.model_dump(by_alias=True, exclude_unset=False)
+
+        if self.requires_approval:
+            denial = await self._check_approval(approve, call_arguments)
+            if denial is not None:
+                return finish(False, denial, "denied")
+
+        # Pass validated objects (not dumped dicts) so nested pydantic models arrive as models.
+        values = {
+            info.alias or field_name: getattr(validated, field_name)
+            for field_name, info in type(validated).model_fields.items()
+        }
+        args = tuple(values.pop(name) for name in self._positional_only)
+        try:
+            result = await call_with_timeout(self.func, args, values, self.timeout)
+        except DeadlineExceeded:
+            return finish(
+                False,
+                f"Error: tool '{self.name}' timed out after {self.timeout or 0:g} s and was stopped. "
+                "Try simpler arguments or another approach.",
+                "timeout",
+            )
+        except Exception as exc:
+            return finish(False, describe_exception(exc), "exception")
+        return finish(True, render_result(result))
+
+    def _parse_arguments(self, arguments: Mapping[str, Any] | str | None) -> dict[str, Any] | str:
+        """The arguments as a dict, or an error message for the model."""
+        if arguments is None:
+            return {}
+        if isinstance(arguments, str):
+            if not arguments.strip():
+                return {}
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError as exc:
+                return (
+                    f"Error: the arguments for tool '{self.name}' are not valid JSON ({exc}). "
+                    f"Send a JSON object with: {describe_parameters(self.parameters)}."
+                )
+        if not isinstance(arguments, Mapping):
+            return (
+                f"Error: the arguments for tool '{self.name}' must be a JSON object, "
+                f"got {type(arguments).__name__}. Expected: {describe_parameters(self.parameters)}."
+            )
+        return dict(arguments)
+
+    def _explain_validation_error(self, exc: ValidationError) -> str:
+        problems = []
+        for error in exc.errors(include_url=False)[:_MAX_REPORTED_ERRORS]:
+            where = ".".join(str(part) for part in error["loc"]) or "arguments"
+            if error["type"] == "missing":
+                problems.append(f"- '{where}': missing required argument")
+            elif error["type"] == "extra_forbidden":
+                problems.append(f"- '{where}': unexpected argument (no such parameter)")
+            else:
+                shown = repr(error.get("input"))
+                if len(shown) > 60:
+                    shown = shown[:57] + "..."
+                problems.append(f"- '{where}': {error['msg']} (got {shown})")
+        if exc.error_count() > _MAX_REPORTED_ERRORS:
+            problems.append(f"- ... and {exc.error_count() - _MAX_REPORTED_ERRORS} more")
+        return (
+            f"Error: invalid arguments for tool '{self.name}':\n" + "\n".join(problems) + "\n"
+            f"Parameters: {describe_parameters(self.parameters)}."
+        )
+
+    async def _check_approval(
+        self, approve: ApprovalCallback | None, arguments: dict[str, Any]
+    ) -> str | None:
+        """None when the call may go ahead, else the message telling the model it was denied."""
+        if approve is None:
+            return (
+                f"Denied: tool '{self.name}' needs approval and no one was available to approve it. "
+                "Do not retry this call; continue without it."
+            )
+        try:
+            allowed = await resolve_approval(approve(self.name, arguments))
+        except Exception as exc:
+            # A broken approval prompt must fail closed, never let the call through.
+            return f"Denied: approving tool '{self.name}' failed ({describe_exception(exc)}). Do not retry."
+        if not allowed:
+            return f"Denied: the user did not approve calling tool '{self.name}'. Do not retry this call."
+        return None
+
+
+@overload
+def tool(func: Callable[P, R], /) -> Tool[P, R]: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    requires_approval: bool = False,
+    max_output_chars: int | None = None,
+) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
+
+
+def tool(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    requires_approval: bool = False,
+    max_output_chars: int | None = None,
+) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
+    """Make a tool from a function, bare (`@tool`) or with options (`@tool(name=..., timeout=...)`)."""
+
+    def wrap(target: Callable[P, R]) -> Tool[P, R]:
+        if isinstance(target, Tool):
+            return target
+        return Tool(
+            target,
+            name=name,
+            description=description,
+            timeout=timeout,
+            requires_approval=requires_approval,
+            max_output_chars=max_output_chars,
+        )
+
+    return wrap(func) if func is not None else wrap
