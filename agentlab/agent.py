@@ -1,0 +1,255 @@
+"""The agent loop: one async event stream; `arun`, `run` and `stream` are thin wrappers around it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentlab import events as ev
+from agentlab.events import Status, ToolCall, Usage
+from agentlab.models.base import Model, ModelError
+from agentlab.strategies import Conclusion, DecisionError, Observation, Strategy, StrategyContext, create
+from agentlab.tools import ApprovalCallback, ToolOutput, ToolRegistry
+
+STALL_NUDGE = (
+    "You already made this exact call; its result is above. Do something different, "
+    "or call final_answer with what you know."
+)
+
+
+@dataclass
+class RunResult:
+    answer: str | None
+    status: Status
+    steps: int
+    usage: Usage
+    duration: float
+    events: list[ev.Event] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def trace(self) -> list[dict[str, Any]]:
+        return [e.to_dict() for e in self.events]
+
+
+class BudgetExceeded(Exception):
+    """Ends a run cleanly when a budget runs out (control flow, not a failure)."""
+
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class Agent:
+    def __init__(
+        self,
+        model: Model | None = None,
+        tools: Iterable[Any] = (),
+        strategy: str | Callable[[], Strategy] = "react",
+        *,
+        max_steps: int = 10,
+        max_tokens: int | None = None,
+        max_seconds: float | None = None,
+        approve: ApprovalCallback | None = None,
+        instructions: str | None = None,
+        trace: str | Path | None = None,
+        max_parse_failures: int = 2,
+        **strategy_options: Any,
+    ) -> None:
+        if model is None:
+            from agentlab.models import default_model
+
+            model = default_model()
+        self.model = model
+        self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
+        self.strategy = strategy
+        self.strategy_options = strategy_options
+        self.max_steps, self.max_tokens, self.max_seconds = max_steps, max_tokens, max_seconds
+        self.approve = approve
+        self.instructions = instructions
+        self.trace_path = Path(trace) if trace else None
+        self.max_parse_failures = max_parse_failures
+
+    def _new_strategy(self) -> Strategy:
+        if isinstance(self.strategy, str):
+            return create(self.strategy, **self.strategy_options)
+        return self.strategy()
+
+    async def astream(self, task: str) -> AsyncIterator[ev.Event]:
+        """Yield the run's events as they happen; the last one is always `RunFinished`."""
+        from agentlab.trace import JsonlTrace
+
+        trace = JsonlTrace(self.trace_path) if self.trace_path else None
+        try:
+            async for event in self._loop(task):
+                if trace:
+                    trace.write(event)
+                yield event
+        finally:
+            if trace:
+                trace.close()
+
+    async def _loop(self, task: str) -> AsyncIterator[ev.Event]:
+        strategy = self._new_strategy()
+        started = time.monotonic()
+        deadline = started + self.max_seconds if self.max_seconds else None
+        usage, step, answer, failures, nudged = Usage(), 0, None, 0, False
+        seen_calls: set[str] = set()
+        retries: list[ev.Event] = []  # filled while a model call is retried, drained right after it
+        status: Status = "error"
+        error: str | None = None
+        yield ev.RunStarted(task, getattr(strategy, "name", "custom"), self.model.name, self.tools.names())
+        try:
+            fmt = (await self.model.capabilities()).best_format()
+            strategy.start(StrategyContext(task, self.tools, fmt, self.instructions))
+            while True:
+                request = strategy.next_step()
+                if isinstance(request, Conclusion):
+                    answer, status = request.answer, "done"
+                    yield ev.Final(step, answer)
+                    break
+                self._check_budgets(step, usage, deadline)
+                step += 1
+                t0 = time.monotonic()
+                response = await self._within(
+                    deadline,
+                    self.model.complete(request, lambda n, e, w: retries.append(ev.ModelRetry(n, e, w))),
+                )
+                usage += response.usage
+                for retry in retries:
+                    yield retry
+                retries.clear()
+                chars = sum(len(str(m.get("content") or "")) for m in request.messages)
+                yield ev.ModelCall(step, len(request.messages), chars, response.usage, time.monotonic() - t0, fmt)
+                try:
+                    decision = strategy.interpret(response)
+                except DecisionError as bad:
+                    failures += 1
+                    yield ev.ParseError(step, str(bad), (response.content or "")[:2000])
+                    if failures >= self.max_parse_failures:
+                        raise ModelError(f"the model's reply could not be parsed {failures} times: {bad}") from bad
+                    strategy.reject(response, bad)
+                    continue
+                failures = 0
+                yield ev.Decision(step, decision.thought, decision.tool_calls, decision.final_answer)
+                for text, data in strategy.notes():
+                    yield ev.Note(step, text, data)
+                if decision.final_answer is not None:
+                    answer, status = decision.final_answer, "done"
+                    yield ev.Final(step, answer)
+                    break
+                signature = json.dumps([[c.name, c.arguments] for c in decision.tool_calls], sort_keys=True)
+                if decision.tool_calls and signature in seen_calls:
+                    if nudged:
+                        status, error = "stalled", f"repeated the same action: {signature[:200]}"
+                        break
+                    nudged = True
+                    yield ev.Note(step, "stall: same action repeated; nudging the model once")
+                    strategy.observe([Observation(c, ToolOutput(False, STALL_NUDGE)) for c in
+                                      decision.tool_calls])
+                    continue
+                seen_calls.add(signature)
+                observations: list[Observation] = []
+                async for event in self._run_tools(step, decision.tool_calls, deadline, observations):
+                    yield event
+                strategy.observe(observations)
+        except BudgetExceeded as stop:
+            status, error = stop.status, str(stop)
+        except (ModelError, TimeoutError) as failure:
+            if isinstance(failure, TimeoutError):
+                status, error = "budget", f"time budget of {self.max_seconds}s exhausted"
+            else:
+                status, error = "error", str(failure)
+        except Exception as bug:  # a run always ends with its trace and a status, even on our own bugs
+            status, error = "error", f"{type(bug).__name__}: {bug}"
+        for retry in retries:
+            yield retry
+        if answer is None:
+            answer = strategy.best_answer()
+        yield ev.RunFinished(status, answer, step, usage, time.monotonic() - started, error)
+
+    def _check_budgets(self, step: int, usage: Usage, deadline: float | None) -> None:
+        if step >= self.max_steps:
+            raise BudgetExceeded("max_steps", f"step budget of {self.max_steps} reached")
+        if self.max_tokens is not None and usage.total_tokens >= self.max_tokens:
+            raise BudgetExceeded("budget", f"token budget of {self.max_tokens} reached ({usage.total_tokens})")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise BudgetExceeded("budget", f"time budget of {self.max_seconds}s exhausted")
+
+    @staticmethod
+    async def _within(deadline: float | None, awaitable: Any) -> Any:
+        if deadline is None:
+            return await awaitable
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            return await awaitable
+
+    async def _run_tools(
+        self, step: int, calls: list[ToolCall], deadline: float | None, observations: list[Observation]
+    ) -> AsyncIterator[ev.Event]:
+        """Run the step's tool calls concurrently, reporting each as it finishes."""
+
+        async def invoke(call: ToolCall) -> tuple[ToolCall, ToolOutput]:
+            output = await self._within(deadline, self.tools.invoke(call.name, call.arguments, approve=self.approve))
+            return call, output
+
+        for call in calls:
+            yield ev.ToolStarted(step, call)
+        outputs: dict[str, ToolOutput] = {}
+        for finished in asyncio.as_completed([invoke(c) for c in calls]):
+            call, output = await finished
+            outputs[call.id] = output
+            yield ev.ToolResult(step, call, output.ok, output.content, output.duration)
+        observations += [Observation(c, outputs[c.id]) for c in calls]
+
+    async def arun(self, task: str) -> RunResult:
+        collected: list[ev.Event] = []
+        async for event in self.astream(task):
+            collected.append(event)
+        end = collected[-1]
+        assert isinstance(end, ev.RunFinished)
+        return RunResult(end.answer, end.status, end.steps, end.usage, end.duration, collected, end.error)
+
+    def run(self, task: str) -> RunResult:
+        return _run_sync(self.arun(task))
+
+    def stream(self, task: str) -> Iterator[ev.Event]:
+        """Blocking iteration over `astream`, on a private event loop."""
+        loop = asyncio.new_event_loop()
+        events = self.astream(task)
+        try:
+            while True:
+                try:
+                    yield loop.run_until_complete(events.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            loop.run_until_complete(events.aclose())
+            loop.close()
+
+
+def _run_sync(coroutine: Any) -> Any:
+    """asyncio.run, also from code that already runs an event loop (Jupyter, async apps)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coroutine)
+        except BaseException as error:
+            box["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -1,0 +1,132 @@
+"""`agentlab` command line: run an agent on a task, list tools."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def load_tools(spec: str) -> list[Any]:
+    """Tools from "name,module:attr,path/to/file.py:attr,..."; a bare name is a built-in."""
+    from agentlab.tools.builtin import builtin_tool_map
+
+    builtins = builtin_tool_map()
+    loaded: list[Any] = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        if ":" not in item:
+            if item not in builtins:
+                raise SystemExit(f"unknown built-in tool {item!r}; built-ins: {', '.join(sorted(builtins))}")
+            loaded.append(builtins[item])
+            continue
+        source, _, attr = item.rpartition(":")
+        module = _import_source(source)
+        try:
+            value = getattr(module, attr)
+        except AttributeError:
+            raise SystemExit(f"{source} has no attribute {attr!r}") from None
+        loaded.extend(value if isinstance(value, list | tuple) else [value])
+    return loaded
+
+
+def _import_source(source: str) -> Any:
+    if source.endswith(".py") or "/" in source:
+        path = Path(source).resolve()
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"cannot load tools from {source}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(source)
+
+
+def _model(args: argparse.Namespace) -> Any:
+    if args.base_url or args.model:
+        from agentlab.models import OpenAIModel
+
+        if not (args.base_url and args.model):
+            raise SystemExit("--base-url and --model go together")
+        import os
+
+        api_key = os.environ.get("AGENTLAB_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        return OpenAIModel(model=args.model, base_url=args.base_url, api_key=api_key)
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agentlab.agent import Agent
+    from agentlab.models import ModelUnavailable
+
+    try:
+        agent = Agent(
+            model=_model(args),
+            tools=load_tools(args.tools),
+            strategy=args.strategy,
+            max_steps=args.max_steps,
+            max_tokens=args.max_tokens,
+            max_seconds=args.max_seconds,
+            trace=args.trace,
+        )
+    except (ModelUnavailable, ValueError) as error:
+        print(f"agentlab: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        result = agent.run(args.task)
+        summary = {
+            "answer": result.answer,
+            "status": result.status,
+            "steps": result.steps,
+            "usage": {"prompt_tokens": result.usage.prompt_tokens,
+                      "completion_tokens": result.usage.completion_tokens},
+            "duration": round(result.duration, 3),
+            "error": result.error,
+        }
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0 if result.status == "done" else 1
+    from agentlab.render.console import render_events
+
+    finished = render_events(agent.stream(args.task))
+    return 0 if finished is not None and finished.status == "done" else 1
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    from agentlab.tools.builtin import builtin_tool_map
+
+    for name, tool in sorted(builtin_tool_map().items()):
+        print(f"{name}: {tool.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentlab", description="Tool-using LLM agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run an agent on a task")
+    run.add_argument("task")
+    run.add_argument("--strategy", default="react")
+    run.add_argument("--tools", default="calculator", help="built-in names or MODULE_OR_FILE:NAME, comma-separated")
+    run.add_argument("--base-url")
+    run.add_argument("--model")
+    run.add_argument("--max-steps", type=int, default=10)
+    run.add_argument("--max-tokens", type=int)
+    run.add_argument("--max-seconds", type=float)
+    run.add_argument("--trace", help="append the run's events to this JSONL file")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.set_defaults(handler=cmd_run)
+    tools = sub.add_parser("tools", help="list built-in tools")
+    tools.set_defaults(handler=cmd_tools)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

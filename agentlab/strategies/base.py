@@ -1,0 +1,74 @@
+"""The strategy protocol: a strategy decides what to ask the model and what its reply means.
+
+Strategies do no I/O: the loop calls the model and runs the tools, the strategy builds requests,
+interprets replies and folds observations into its own conversation state. One instance serves one run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from agentlab.events import ToolCall
+from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
+
+if TYPE_CHECKING:
+    from agentlab.tools import ToolOutput, ToolRegistry
+
+
+class DecisionError(ValueError):
+    """The model's reply is not a usable decision; the message is written for the model to fix it."""
+
+
+@dataclass
+class StrategyContext:
+    task: str
+    tools: ToolRegistry
+    decision_format: DecisionFormat
+    instructions: str | None = None  # extra system guidance from the user
+
+
+@dataclass
+class ModelDecision:
+    """One step's typed prediction: a thought, then tool calls, a final answer, or neither (keep going)."""
+
+    thought: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    final_answer: str | None = None
+
+
+@dataclass
+class Observation:
+    call: ToolCall
+    output: ToolOutput
+
+
+@dataclass
+class Conclusion:
+    """Returned by `next_step` when the strategy can answer without asking the model again."""
+
+    answer: str
+
+
+class Strategy(Protocol):
+    name: str
+
+    def start(self, context: StrategyContext) -> None: ...
+
+    def next_step(self) -> ModelRequest | Conclusion: ...
+
+    def interpret(self, response: ModelResponse) -> ModelDecision:
+        """Turn a reply into a decision, raising DecisionError for malformed output."""
+        ...
+
+    def observe(self, observations: list[Observation]) -> None: ...
+
+    def reject(self, response: ModelResponse, error: DecisionError) -> None:
+        """Tell the model why its reply was unusable, so the next request can repair it."""
+        ...
+
+    def best_answer(self) -> str | None: ...
+
+    def notes(self) -> list[tuple[str, dict[str, Any]]]:
+        """Phase changes and other facts worth a trace line since the last call (drained by the loop)."""
+        ...

@@ -1,0 +1,126 @@
+"""Decision formats shared by strategies: how a step's decision is asked for and read back, natively
+(tool calls), as schema-constrained JSON, or as plain JSON text."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from agentlab.events import ToolCall
+from agentlab.models.base import DecisionFormat, ModelResponse
+from agentlab.strategies.base import DecisionError, ModelDecision
+
+if TYPE_CHECKING:
+    from agentlab.tools import ToolRegistry
+
+FINAL = "final_answer"
+_FINAL_PARAMETERS = {
+    "type": "object",
+    "properties": {"answer": {"type": "string", "description": "The final answer, short and direct."}},
+    "required": ["answer"],
+}
+MAX_THOUGHT_CHARS = 400
+
+
+def final_answer_tool() -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {"name": FINAL, "description": "Give the final answer.", "parameters": _FINAL_PARAMETERS},
+    }
+
+
+def decision_schema(tools: ToolRegistry, *, allow_final: bool = True) -> dict[str, Any]:
+    """One JSON object per step: a thought and one action whose arguments match the chosen tool, so a
+    grammar-constrained model can only produce calls that validate."""
+    variants = [_action(t.name, t.parameters) for t in tools]
+    if allow_final:
+        variants.append(_action(FINAL, _FINAL_PARAMETERS))
+    return {
+        "type": "object",
+        "properties": {
+            "thought": {"type": "string", "maxLength": MAX_THOUGHT_CHARS},
+            "action": variants[0] if len(variants) == 1 else {"anyOf": variants},
+        },
+        "required": ["thought", "action"],
+    }
+
+
+def _action(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"name": {"const": name}, "arguments": parameters},
+        "required": ["name", "arguments"],
+    }
+
+
+def json_instructions(tools: ToolRegistry) -> str:
+    lines = ["Tools:"]
+    for t in tools:
+        params = ", ".join(f"{k}: {v.get('type', 'any')}" for k, v in t.parameters.get("properties", {}).items())
+        lines.append(f"- {t.name}({params}): {t.description}")
+    lines.append(f"- {FINAL}(answer: string): Give the final answer.")
+    lines.append(
+        'Reply with one JSON object only: {"thought": "...", "action": {"name": "<tool>", "arguments": {...}}}'
+    )
+    return "\n".join(lines)
+
+
+def read_decision(response: ModelResponse, fmt: DecisionFormat, step: int) -> ModelDecision:
+    if fmt == "tools":
+        return _read_native(response, step)
+    return _read_json(response, step)
+
+
+def _read_native(response: ModelResponse, step: int) -> ModelDecision:
+    thought = (response.content or "").strip()
+    if not response.tool_calls:
+        if response.finish_reason == "length":
+            raise DecisionError("Your reply was cut off. Be shorter.")
+        if not thought:
+            raise DecisionError(f"Empty reply. Call a tool or {FINAL}.")
+        return ModelDecision(thought="", final_answer=thought)  # plain text ends the run, as on OpenAI
+    calls = []
+    for raw in response.tool_calls:
+        arguments = _loads_object(raw.arguments or "{}", f"arguments of {raw.name}")
+        if raw.name == FINAL:
+            return ModelDecision(thought=thought, final_answer=str(arguments.get("answer", "")))
+        calls.append(ToolCall(id=raw.id, name=raw.name, arguments=arguments))
+    return ModelDecision(thought=thought, tool_calls=calls)
+
+
+def _read_json(response: ModelResponse, step: int) -> ModelDecision:
+    text = (response.content or "").strip()
+    if not text:
+        raise DecisionError("Empty reply. Reply with one JSON object.")
+    data = _loads_object(_json_span(text), "your reply")
+    action = data.get("action")
+    if not isinstance(action, dict) or not isinstance(action.get("name"), str):
+        raise DecisionError('Missing "action" with a "name". Example: {"thought": "...", "action": '
+                            '{"name": "final_answer", "arguments": {"answer": "..."}}}')
+    arguments = action.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        raise DecisionError('"arguments" must be a JSON object.')
+    thought = str(data.get("thought", "")).strip()
+    if action["name"] == FINAL:
+        return ModelDecision(thought=thought, final_answer=str(arguments.get("answer", "")))
+    return ModelDecision(thought=thought, tool_calls=[ToolCall(f"step{step}", action["name"], arguments)])
+
+
+def _json_span(text: str) -> str:
+    """Models wrap JSON in prose or code fences; take the outermost object."""
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
+    if fenced:
+        text = fenced.group(1)
+    start, end = text.find("{"), text.rfind("}")
+    return text[start : end + 1] if start != -1 and end > start else text
+
+
+def _loads_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DecisionError(f"Invalid JSON in {what}: {error.msg} at char {error.pos}.") from error
+    if not isinstance(value, dict):
+        raise DecisionError(f"{what} must be a JSON object.")
+    return value

@@ -1,0 +1,102 @@
+"""ReAct: Thought → Action → Observation, repeated until a final answer.
+
+Works with native tool calls (observations go back as `tool` messages) and with JSON decisions
+(observations go back as user messages). The conversation only grows, so every request shares the
+previous one's prefix and server-side prefix caches hit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentlab.models.base import ModelRequest, ModelResponse
+from agentlab.strategies import decisions
+from agentlab.strategies.base import (
+    Conclusion,
+    DecisionError,
+    ModelDecision,
+    Observation,
+    StrategyContext,
+)
+
+SYSTEM = (
+    "You solve the user's task in steps. Each step: think briefly, then call one tool, or call "
+    "final_answer once you know the answer. Use tools for facts and arithmetic; do not guess. "
+    "Base the answer on the observations. Keep the final answer short."
+)
+
+
+class ReAct:
+    name = "react"
+
+    def __init__(self, system_prompt: str = SYSTEM) -> None:
+        self.system_prompt = system_prompt
+        self.messages: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []  # the last assistant turn, kept until observed
+        self._step = 0
+        self._notes: list[tuple[str, dict[str, Any]]] = []
+
+    def start(self, context: StrategyContext) -> None:
+        self.context = context
+        self.format = context.decision_format
+        system = self.system_prompt
+        if context.instructions:
+            system += "\n" + context.instructions
+        if self.format != "tools":
+            system += "\n" + decisions.json_instructions(context.tools)
+        self.messages = [{"role": "system", "content": system}, {"role": "user", "content": context.task}]
+        # Computed once: the schema is part of every request's stable prefix.
+        if self.format == "tools":
+            self._tools = [*context.tools.schemas(), decisions.final_answer_tool()]
+        else:
+            self._schema = decisions.decision_schema(context.tools)
+
+    def next_step(self) -> ModelRequest | Conclusion:
+        self._step += 1
+        if self.format == "tools":
+            return ModelRequest(messages=list(self.messages), tools=self._tools)
+        schema = self._schema if self.format == "json_schema" else None
+        return ModelRequest(messages=list(self.messages), response_schema=schema)
+
+    def interpret(self, response: ModelResponse) -> ModelDecision:
+        self._pending = [_assistant_turn(response)]
+        return decisions.read_decision(response, self.format, self._step)
+
+    def observe(self, observations: list[Observation]) -> None:
+        self.messages += self._pending
+        self._pending = []
+        if self.format == "tools":
+            self.messages += [
+                {"role": "tool", "tool_call_id": o.call.id, "content": o.output.content} for o in observations
+            ]
+        else:
+            text = "\n".join(f"Observation: {o.output.content}" for o in observations)
+            self.messages.append({"role": "user", "content": text})
+
+    def reject(self, response: ModelResponse, error: DecisionError) -> None:
+        self.messages.append(_assistant_turn(response))
+        if response.tool_calls and self.format == "tools":
+            # Every tool call must be answered before the conversation can go on.
+            self.messages += [
+                {"role": "tool", "tool_call_id": c.id, "content": f"Error: {error}"} for c in response.tool_calls
+            ]
+        else:
+            self.messages.append({"role": "user", "content": f"Error: {error}"})
+        self._pending = []
+
+    def best_answer(self) -> str | None:
+        return None  # ReAct has no draft before its final answer
+
+    def notes(self) -> list[tuple[str, dict[str, Any]]]:
+        drained, self._notes = self._notes, []
+        return drained
+
+
+def _assistant_turn(response: ModelResponse) -> dict[str, Any]:
+    turn: dict[str, Any] = {"role": "assistant", "content": response.content or ""}
+    if response.tool_calls:
+        turn["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in response.tool_calls
+        ]
+    return turn

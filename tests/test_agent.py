@@ -1,0 +1,268 @@
+"""The agent loop over real HTTP: the openai client talks to a scripted OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from agentlab import Agent, OpenAIModel, tool
+from agentlab import events as ev
+from agentlab.testing import ScriptedServer
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers.
+
+    Args:
+        a: The first number.
+        b: The second number.
+    """
+    return a + b
+
+
+@tool
+def explode(reason: str) -> str:
+    """Always fails.
+
+    Args:
+        reason: Why.
+    """
+    raise RuntimeError(f"boom: {reason}")
+
+
+@tool(timeout=0.3)
+async def slow(seconds: float) -> str:
+    """Sleep.
+
+    Args:
+        seconds: How long.
+    """
+    await asyncio.sleep(seconds)
+    return "woke"
+
+
+def model_for(srv: ScriptedServer, **options: object) -> OpenAIModel:
+    options.setdefault("max_retry_wait", 2.0)
+    return OpenAIModel(model="scripted", base_url=srv.base_url, api_key="test-key", **options)  # type: ignore[arg-type]
+
+
+def call(name: str, **arguments: object) -> dict:
+    return {"tool_calls": [{"name": name, "arguments": arguments}]}
+
+
+def decide(name: str, thought: str = "", **arguments: object) -> dict:
+    return {"content": json.dumps({"thought": thought, "action": {"name": name, "arguments": arguments}})}
+
+
+def kinds(result) -> list[str]:
+    return [e.kind for e in result.events]
+
+
+def test_native_tool_round_trip():
+    with ScriptedServer([call("add", a=2, b=3), call("final_answer", answer="5")]) as srv:
+        result = Agent(model=model_for(srv), tools=[add]).run("What is 2 + 3?")
+        second = srv.requests[1]
+    assert result.status == "done" and result.answer == "5" and result.steps == 2
+    tool_messages = [m for m in second["messages"] if m["role"] == "tool"]
+    assert tool_messages and tool_messages[0]["content"] == "5"
+    # The assistant turn that asked for the tool is replayed with text content, never null.
+    assistant = next(m for m in second["messages"] if m["role"] == "assistant")
+    assert assistant["content"] == "" and assistant["tool_calls"][0]["function"]["name"] == "add"
+    assert second["tool_choice"] == "auto" and {t["function"]["name"] for t in second["tools"]} >= {"add"}
+    assert result.usage.total_tokens > 0
+
+
+def test_plain_text_reply_is_the_final_answer_in_native_mode():
+    with ScriptedServer([{"content": "Paris"}]) as srv:
+        result = Agent(model=model_for(srv), tools=[add]).run("Capital of France?")
+    assert (result.status, result.answer) == ("done", "Paris")
+
+
+def test_json_schema_mode_when_endpoint_has_no_native_tools():
+    script = [decide("add", "need sum", a=20, b=22), decide("final_answer", answer="42")]
+    with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+        result = Agent(model=model_for(srv), tools=[add]).run("20 + 22?")
+        requests = srv.requests
+    assert (result.status, result.answer) == ("done", "42")
+    schema = requests[0]["response_format"]["json_schema"]["schema"]
+    assert "tools" not in requests[0]
+    assert "add" in json.dumps(schema) and "final_answer" in json.dumps(schema)
+    assert requests[1]["messages"][-1] == {"role": "user", "content": "Observation: 42"}
+    decision = next(e for e in result.events if isinstance(e, ev.Decision))
+    assert decision.thought == "need sum" and decision.tool_calls[0].arguments == {"a": 20, "b": 22}
+
+
+def test_plain_json_mode_repairs_one_malformed_reply():
+    script = [
+        {"content": "Sure! {\"thought\": \"x\", \"action\": "},  # broken JSON
+        {"content": "Here you go:\n```json\n" + decide("final_answer", answer="ok")["content"] + "\n```"},
+    ]
+    with ScriptedServer(script, native_tools=False, json_schema=False) as srv:
+        result = Agent(model=model_for(srv), tools=[add]).run("say ok")
+        repair_request = srv.requests[1]
+    assert (result.status, result.answer) == ("done", "ok")
+    assert "response_format" not in repair_request
+    assert repair_request["messages"][-1]["content"].startswith("Error: Invalid JSON")
+    assert kinds(result).count("parse_error") == 1
+
+
+def test_truncated_output_twice_ends_in_error_with_partial_trace():
+    truncated = {"content": '{"thought": "I will', "finish_reason": "length"}
+    with ScriptedServer([decide("add", a=1, b=1), truncated, truncated], native_tools=False) as srv:
+        result = Agent(model=model_for(srv), tools=[add]).run("1+1")
+    assert result.status == "error" and "could not be parsed" in result.error
+    assert kinds(result).count("parse_error") == 2
+    assert "tool_result" in kinds(result)  # the work done before the failure is kept
+    assert isinstance(result.events[-1], ev.RunFinished)
+
+
+def test_parallel_tool_calls_run_concurrently():
+    running = 0
+    peak = 0
+
+    @tool
+    async def probe(name: str) -> str:
+        """Track concurrency.
+
+        Args:
+            name: A label.
+        """
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.2)
+        running -= 1
+        return name.upper()
+
+    calls = {"tool_calls": [{"name": "probe", "arguments": {"name": "a"}},
+                            {"name": "probe", "arguments": {"name": "b"}}]}
+    with ScriptedServer([calls, call("final_answer", answer="AB")]) as srv:
+        result = Agent(model=model_for(srv), tools=[probe]).run("both")
+        tool_messages = [m for m in srv.requests[1]["messages"] if m["role"] == "tool"]
+    assert peak == 2
+    assert [m["content"] for m in tool_messages] == ["A", "B"]  # fed back in call order
+    order = kinds(result)
+    assert order.index("tool_started") < order.index("tool_result")
+    assert order.count("tool_started") == 2 and order[order.index("tool_started") + 1] == "tool_started"
+
+
+def test_invalid_arguments_exceptions_and_timeouts_become_observations():
+    script = [call("add", a="two", b=3), call("explode", reason="test"), call("slow", seconds=5),
+              call("nope"), call("final_answer", answer="survived")]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv), tools=[add, explode, slow]).run("go")
+    outputs = [e for e in result.events if isinstance(e, ev.ToolResult)]
+    assert result.status == "done" and result.answer == "survived"
+    assert [o.ok for o in outputs] == [False, False, False, False]
+    assert "a" in outputs[0].output and "int" in outputs[0].output.lower()
+    assert "boom: test" in outputs[1].output
+    assert "timed out" in outputs[2].output.lower() or "timeout" in outputs[2].output.lower()
+    assert "add" in outputs[3].output  # unknown tool lists the available ones
+
+
+def test_malformed_native_arguments_are_reported_back_to_the_model():
+    bad = {"tool_calls": [{"name": "add", "arguments": '{"a": 1, "b": '}]}
+    with ScriptedServer([bad, call("final_answer", answer="fixed")]) as srv:
+        result = Agent(model=model_for(srv), tools=[add]).run("1+?")
+        follow_up = srv.requests[1]["messages"]
+    assert result.status == "done"
+    assert follow_up[-1]["role"] == "tool" and "Invalid JSON" in follow_up[-1]["content"]
+
+
+def test_429_with_retry_after_is_retried_then_succeeds():
+    script = [{"status": 429, "headers": {"Retry-After": "0.3"}}, {"content": "fine"}]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv)).run("hi")
+    retries = [e for e in result.events if isinstance(e, ev.ModelRetry)]
+    assert result.status == "done" and result.answer == "fine"
+    assert len(retries) == 1 and retries[0].wait == pytest.approx(0.3) and "429" in retries[0].error
+
+
+def test_5xx_past_the_retry_bound_ends_in_error_and_keeps_the_trace():
+    script = [call("add", a=1, b=2)] + [{"status": 503}] * 3
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv, max_attempts=3, max_retry_wait=0.05), tools=[add]).run("x")
+        assert srv.remaining == 0
+    assert result.status == "error" and "503" in result.error
+    assert "tool_result" in kinds(result) and result.steps == 2
+    assert len([e for e in result.events if isinstance(e, ev.ModelRetry)]) == 2
+
+
+def test_other_4xx_is_not_retried():
+    with ScriptedServer([{"status": 400}, {"content": "never reached"}]) as srv:
+        result = Agent(model=model_for(srv)).run("x")
+        assert srv.remaining == 1
+    assert result.status == "error" and "400" in result.error
+
+
+def test_step_budget():
+    script = [call("add", a=i, b=i) for i in range(5)]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv), tools=[add], max_steps=3).run("loop")
+    assert result.status == "max_steps" and result.steps == 3 and kinds(result).count("tool_result") == 3
+
+
+def test_token_budget():
+    script = [{**call("add", a=i, b=1), "usage": {"prompt_tokens": 400, "completion_tokens": 100}}
+              for i in range(5)]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv), tools=[add], max_tokens=1200).run("loop")
+    assert result.status == "budget" and result.usage.total_tokens == 1500 and result.steps == 3
+
+
+def test_time_budget_interrupts_a_slow_model_call():
+    with ScriptedServer([call("add", a=1, b=1), {"delay": 5.0, "content": "late"}]) as srv:
+        result = Agent(model=model_for(srv), tools=[add], max_seconds=1.0).run("x")
+    assert result.status == "budget" and "time" in result.error
+    assert result.duration < 4.0 and "tool_result" in kinds(result)
+
+
+def test_stall_is_nudged_once_then_stopped():
+    with ScriptedServer([call("add", a=1, b=1)] * 3) as srv:
+        result = Agent(model=model_for(srv), tools=[add]).run("x")
+        third = srv.requests[2]["messages"]
+    assert result.status == "stalled"
+    assert kinds(result).count("tool_result") == 1  # the repeat was not executed again
+    assert "already made this exact call" in third[-1]["content"]
+
+
+def test_stream_yields_events_in_order():
+    with ScriptedServer([call("add", a=2, b=2), call("final_answer", answer="4")]) as srv:
+        order = [e.kind for e in Agent(model=model_for(srv), tools=[add]).stream("2+2")]
+    assert order == ["run_started", "model_call", "decision", "tool_started", "tool_result",
+                     "model_call", "decision", "final", "run_finished"]
+
+
+async def test_sync_and_async_give_the_same_result():
+    script = [call("add", a=2, b=3), call("final_answer", answer="5")]
+    async with ScriptedServer(script * 2) as srv:
+        agent = Agent(model=model_for(srv), tools=[add])
+        async_result = await agent.arun("2+3")
+        sync_result = await asyncio.to_thread(agent.run, "2+3")
+    assert (async_result.answer, async_result.status, async_result.steps) == \
+        (sync_result.answer, sync_result.status, sync_result.steps) == ("5", "done", 2)
+    assert [e.kind for e in async_result.events] == [e.kind for e in sync_result.events]
+
+
+def test_trace_is_jsonl_without_secrets(tmp_path, monkeypatch):
+    secret = "sk-test-" + "q" * 40
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    path = tmp_path / "run.jsonl"
+    with ScriptedServer([call("add", a=2, b=3), call("final_answer", answer=f"5 {secret}")]) as srv:
+        model = OpenAIModel(model="scripted", base_url=srv.base_url, api_key=secret)
+        result = Agent(model=model, tools=[add], trace=path).run("2+3")
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["kind"] for line in lines] == kinds(result)
+    assert secret not in path.read_text() and "[redacted]" in path.read_text()
+    assert secret not in repr(model)
+
+
+def test_capabilities_are_probed_once_per_endpoint():
+    with ScriptedServer([{"content": "a"}, {"content": "b"}], native_tools=False, json_schema=True) as srv:
+        model = model_for(srv)
+        Agent(model=model).run("one")
+        Agent(model=model).run("two")
+        assert len(srv.probe_requests) == 2  # one tools probe, one json-schema probe
