@@ -103,6 +103,10 @@ def cmd_tools(args: argparse.Namespace) -> int:
     return 0
 
 
+# More subcommands live in their own modules, each with `add_parser(subparsers)` that sets `handler`.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentlab", description="Tool-using LLM agents.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
     tools = sub.add_parser("tools", help="list built-in tools")
     tools.set_defaults(handler=cmd_tools)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""`agentlab` subcommands beyond `run` and `tools`; each module has `add_parser(subparsers)`."""
