@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar, overload
@@ -49,7 +50,9 @@ class Tool(Generic[P, R]):
         timeout: float | None = DEFAULT_TIMEOUT,
         requires_approval: bool = False,
         max_output_chars: int | None = None,
+        local_names: Mapping[str, Any] | None = None,
     ) -> None:
+        """`local_names` resolves string annotations naming classes local to the defining function."""
         if not callable(func):
             raise TypeError(f"@tool needs a function, got {type(func).__name__}")
         self.func = func
@@ -60,7 +63,7 @@ class Tool(Generic[P, R]):
         self.requires_approval = requires_approval
         # None means "not set for this tool": the registry's (or the global) default applies.
         self.max_output_chars = max_output_chars
-        self.args_model: type[BaseModel] = build_args_model(func, f"{self.name}_arguments", docs)
+        self.args_model: type[BaseModel] = build_args_model(func, f"{self.name}_arguments", docs, local_names)
         self.parameters: dict[str, Any] = parameters_schema(self.args_model)
         self._positional_only = [
             p.name for p in inspect.signature(func).parameters.values() if p.kind is p.POSITIONAL_ONLY
@@ -174,9 +177,7 @@ class Tool(Generic[P, R]):
             f"Parameters: {describe_parameters(self.parameters)}."
         )
 
-    async def _check_approval(
-        self, approve: ApprovalCallback | None, arguments: dict[str, Any]
-    ) -> str | None:
+    async def _check_approval(self, approve: ApprovalCallback | None, arguments: dict[str, Any]) -> str | None:
         """None when the call may go ahead, else the message telling the model it was denied."""
         if approve is None:
             return (
@@ -219,6 +220,10 @@ def tool(
     max_output_chars: int | None = None,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Make a tool from a function, bare (`@tool`) or with options (`@tool(name=..., timeout=...)`)."""
+    # Both forms are called from the scope that defines the function: remember its locals in case
+    # the annotations are strings naming classes defined there (pydantic does the same).
+    caller = sys._getframe(1)
+    local_names = caller.f_locals if caller.f_code.co_name != "<module>" else None
 
     def wrap(target: Callable[P, R]) -> Tool[P, R]:
         if isinstance(target, Tool):
@@ -230,6 +235,7 @@ def tool(
             timeout=timeout,
             requires_approval=requires_approval,
             max_output_chars=max_output_chars,
+            local_names=local_names,
         )
 
     return wrap(func) if func is not None else wrap

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,11 +88,27 @@ def _field_name(param_name: str, position: int) -> str:
     return param_name
 
 
-def build_args_model(func: Callable[..., Any], model_name: str, docs: DocstringInfo) -> type[BaseModel]:
+def _type_hints(func: Callable[..., Any], local_names: Mapping[str, Any] | None) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func, include_extras=True)
+    except NameError:
+        if not local_names:
+            raise
+    # String annotations (`from __future__ import annotations`) naming a class defined inside a
+    # function only resolve with that function's locals, which the decorator captured for us.
+    return typing.get_type_hints(func, localns=dict(local_names), include_extras=True)
+
+
+def build_args_model(
+    func: Callable[..., Any],
+    model_name: str,
+    docs: DocstringInfo,
+    local_names: Mapping[str, Any] | None = None,
+) -> type[BaseModel]:
     """A pydantic model whose fields are `func`'s parameters (aliases are the real parameter names)."""
     try:
-        hints = typing.get_type_hints(func, include_extras=True)
-    except Exception as exc:  # a forward reference to a name that only existed locally
+        hints = _type_hints(func, local_names)
+    except Exception as exc:
         raise TypeError(f"cannot resolve the type hints of tool function {model_name!r}: {exc}") from exc
 
     fields: dict[str, Any] = {}
