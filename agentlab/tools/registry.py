@@ -31,9 +31,7 @@ class ToolRegistry:
     def add(self, item: Tool[..., Any] | Callable[..., Any]) -> Tool[..., Any]:
         wrapped = item if isinstance(item, Tool) else tool(item)
         if wrapped.name in self._tools:
-            raise ValueError(
-                f"duplicate tool name {wrapped.name!r}: each tool in a registry needs a unique name"
-            )
+            raise ValueError(f"duplicate tool name {wrapped.name!r}: each tool in a registry needs a unique name")
         self._tools[wrapped.name] = wrapped
         return wrapped
 

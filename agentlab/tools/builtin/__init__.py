@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentlab.tools.builtin.calculator import calculator
+from agentlab.tools.builtin.arithmetic import calculator
 from agentlab.tools.builtin.corpus import LocalCorpus
 from agentlab.tools.builtin.corpus_files import Passage
 from agentlab.tools.builtin.local_search import default_corpus, search_tools
-from agentlab.tools.builtin.web_search import SearchUnavailable, web_search
+from agentlab.tools.builtin.web import SearchUnavailable, web_search
 from agentlab.tools.function_tool import Tool
 
 
@@ -21,8 +21,12 @@ def builtin_tools(corpus: LocalCorpus | None = None) -> list[Tool[..., Any]]:
 
 
 def builtin_tool_map(corpus: LocalCorpus | None = None) -> dict[str, Tool[..., Any]]:
-    """Name -> tool for the built-ins (what `agentlab tools` lists)."""
-    return {item.name: item for item in builtin_tools(corpus)}
+    """Name -> tool for every built-in, as `agentlab tools` lists them and `--tools` picks them.
+
+    Includes local_search/lookup over `corpus`, by default this project's docs (`default_corpus()`,
+    which only reads a few files; the search index is built on first use).
+    """
+    return {item.name: item for item in builtin_tools(corpus if corpus is not None else default_corpus())}
 
 
 __all__ = [

@@ -1,5 +1,5 @@
-"""Safe arithmetic for the model: the expression is parsed with `ast` and only whitelisted nodes are
-evaluated. Nothing is ever passed to `eval`, so names, attributes and imports simply do not exist."""
+"""The calculator tool: safe arithmetic for the model. The expression is parsed with `ast` and only
+whitelisted nodes are evaluated. Nothing reaches `eval`, so names, attributes and imports do not exist."""
 
 from __future__ import annotations
 

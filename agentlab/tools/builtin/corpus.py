@@ -88,9 +88,7 @@ class LocalCorpus:
         if not query_tokens[0]:
             return []
         index = self._bm25_index()
-        documents, scores = index.retrieve(
-            query_tokens, k=min(k, len(self.passages)), show_progress=False, n_threads=0
-        )
+        documents, scores = index.retrieve(query_tokens, k=min(k, len(self.passages)), show_progress=False, n_threads=0)
         return [
             SearchHit(self.passages[int(doc)], float(score))
             for doc, score in zip(documents[0], scores[0], strict=True)

@@ -41,9 +41,7 @@ def read_jsonl(path: Path) -> list[Passage]:
                 row = json.loads(line)
                 title, text = str(row["title"]), str(row["text"])
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(
-                    f"{path}:{number}: expected a JSON object with 'title' and 'text' ({exc})"
-                ) from exc
+                raise ValueError(f"{path}:{number}: expected a JSON object with 'title' and 'text' ({exc})") from exc
             passages.append(Passage(title=title, text=text, page=title))
     return passages
 

@@ -48,8 +48,7 @@ def search_tools(corpus: LocalCorpus) -> list[Tool[..., Any]]:
         if not hits:
             return f"No passages match {query!r}. Try other keywords."
         return "\n\n".join(
-            f"[{number}] {hit.passage.title}\n{_preview(hit.passage.text)}"
-            for number, hit in enumerate(hits, 1)
+            f"[{number}] {hit.passage.title}\n{_preview(hit.passage.text)}" for number, hit in enumerate(hits, 1)
         )
 
     @tool(

@@ -1,4 +1,4 @@
-"""Web search through DuckDuckGo & co. (`ddgs`), failing fast and clearly when there is no network."""
+"""The web_search tool, through DuckDuckGo & co. (`ddgs`), failing fast and clearly when offline."""
 
 from __future__ import annotations
 
