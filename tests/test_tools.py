@@ -179,6 +179,15 @@ async def test_exception_becomes_short_observation_without_secrets() -> None:
     assert "Traceback" not in out.content
 
 
+async def test_tool_calling_sys_exit_does_not_end_the_caller() -> None:
+    @tool
+    def quitter() -> str:
+        raise SystemExit(3)
+
+    out = await quitter.invoke({})
+    assert out.error == "exception" and out.content == "Error: SystemExit: 3"
+
+
 async def test_tool_raising_timeout_error_is_an_exception_not_a_timeout() -> None:
     @tool(timeout=None)
     def flaky() -> str:

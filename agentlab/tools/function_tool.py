@@ -132,7 +132,7 @@ class Tool(Generic[P, R]):
                 "Try simpler arguments or another approach.",
                 "timeout",
             )
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a tool calling sys.exit() must not end the agent
             return finish(False, describe_exception(exc), "exception")
         return finish(True, render_result(result))
 
