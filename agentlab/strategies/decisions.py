@@ -58,7 +58,8 @@ def json_instructions(tools: ToolRegistry) -> str:
     lines = ["Tools:"]
     for t in tools:
         params = ", ".join(f"{k}: {v.get('type', 'any')}" for k, v in t.parameters.get("properties", {}).items())
-        lines.append(f"- {t.name}({params}): {t.description}")
+        summary = t.description.strip().split("\n", 1)[0]
+        lines.append(f"- {t.name}({params}): {summary}")
     lines.append(f"- {FINAL}(answer: string): Give the final answer.")
     lines.append(
         'Reply with one JSON object only: {"thought": "...", "action": {"name": "<tool>", "arguments": {...}}}'
