@@ -1,0 +1,253 @@
+"""OpenTelemetry spans from a run's events: one span per run, per model call and per tool call.
+
+The recorder consumes the event stream and never drives the loop:
+
+    async for event in otel_traced(agent.astream(task)):
+        ...
+
+Span names and attributes follow the OpenTelemetry GenAI semantic conventions where they apply
+("invoke_agent", "chat {model}", "execute_tool {name}"; gen_ai.operation.name, gen_ai.request.model,
+gen_ai.usage.*, gen_ai.tool.*, error.type). Start and end times come from the events themselves,
+so spans measure the run, not whoever drains the stream. Nothing is exported anywhere unless the
+application configured a tracer provider (or passes one): the API's default provider is a no-op.
+
+Message content (thoughts, tool arguments and results, the answer) is opt-in via ``capture_content``,
+as the conventions recommend: it can hold personal or secret data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from agentlab import events as ev
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, TracerProvider
+
+INSTRUMENTATION_NAME = "agentlab"
+# Attribute values are capped so a huge tool output cannot bloat an exported span.
+MAX_ATTRIBUTE_CHARS = 4000
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1_000_000_000)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ATTRIBUTE_CHARS else text[:MAX_ATTRIBUTE_CHARS] + "…"
+
+
+class OTelRecorder:
+    """Turns the events of one run at a time into spans; call `record` with each event in order.
+
+    One recorder follows one event stream: give concurrent runs a recorder each. After a
+    `RunFinished` it is ready for the next run. `close()` ends spans left open by a stream that
+    stopped early (they are marked as errors), and is safe to call any time.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        *,
+        agent_name: str | None = None,
+        capture_content: bool = False,
+    ) -> None:
+        from opentelemetry import trace
+
+        from agentlab import __version__
+
+        self._trace = trace
+        self._tracer = trace.get_tracer(INSTRUMENTATION_NAME, __version__, tracer_provider=tracer_provider)
+        self.agent_name = agent_name
+        self.capture_content = capture_content
+        self._run: Span | None = None
+        self._model = ""
+        self._chat: Span | None = None  # kept open until the decision (or parse error) that follows it
+        self._chat_end = 0.0
+        self._tools: dict[str, tuple[Span, float]] = {}  # open tool spans by call id, with start time
+        self._retries: list[ev.ModelRetry] = []
+
+    def record(self, event: ev.Event) -> None:
+        handler = getattr(self, f"_on_{event.kind}", None)
+        if handler is not None:
+            handler(event)
+
+    # --- run ---------------------------------------------------------------------------------
+
+    def _on_run_started(self, event: ev.RunStarted) -> None:
+        self.close()  # a stream that never finished its previous run
+        self._model = event.model
+        name = f"invoke_agent {self.agent_name}" if self.agent_name else "invoke_agent"
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.request.model": event.model,
+            "agentlab.strategy": event.strategy,
+            "agentlab.tools": list(event.tools),
+        }
+        if self.agent_name:
+            attributes["gen_ai.agent.name"] = self.agent_name
+        if self.capture_content:
+            attributes["agentlab.task"] = _clip(event.task)
+        self._run = self._tracer.start_span(name, attributes=attributes, start_time=_ns(event.time))
+
+    def _on_run_finished(self, event: ev.RunFinished) -> None:
+        self._end_chat()
+        for span, _ in self._tools.values():  # a tool still running when a budget ran out
+            self._fail(span, "cancelled", "the run ended before the tool finished")
+            span.end(end_time=_ns(event.time))
+        self._tools.clear()
+        run = self._run
+        if run is None:
+            return
+        for retry in self._retries:  # retries of a model call that failed for good
+            self._add_retry(run, retry)
+        self._retries.clear()
+        run.set_attributes(
+            {
+                "gen_ai.usage.input_tokens": event.usage.prompt_tokens,
+                "gen_ai.usage.output_tokens": event.usage.completion_tokens,
+                "agentlab.status": event.status,
+                "agentlab.steps": event.steps,
+            }
+        )
+        if self.capture_content and event.answer is not None:
+            run.set_attribute("agentlab.answer", _clip(event.answer))
+        if event.status != "done":
+            self._fail(run, event.status, event.error or event.status)
+        run.end(end_time=_ns(event.time))
+        self._run = None
+
+    def _on_note(self, event: ev.Note) -> None:
+        if self._run is not None:
+            self._run.add_event("agentlab.note", {"agentlab.step": event.step, "agentlab.note": _clip(event.text)},
+                                timestamp=_ns(event.time))
+
+    # --- model calls -------------------------------------------------------------------------
+
+    def _on_model_retry(self, event: ev.ModelRetry) -> None:
+        self._retries.append(event)
+
+    def _on_model_call(self, event: ev.ModelCall) -> None:
+        self._end_chat()
+        self._chat = self._tracer.start_span(
+            f"chat {self._model}",
+            context=self._parent(),
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": self._model,
+                "gen_ai.usage.input_tokens": event.usage.prompt_tokens,
+                "gen_ai.usage.output_tokens": event.usage.completion_tokens,
+                "agentlab.step": event.step,
+                "agentlab.decision_format": event.decision_format,
+                "agentlab.request.messages": event.messages,
+                "agentlab.request.chars": event.request_chars,
+            },
+            start_time=_ns(event.time - event.duration),
+        )
+        self._chat_end = event.time
+        for retry in self._retries:
+            self._add_retry(self._chat, retry)
+        self._retries.clear()
+
+    def _on_decision(self, event: ev.Decision) -> None:
+        if self._chat is not None:
+            attributes: dict[str, Any] = {"agentlab.tool_calls": [c.name for c in event.tool_calls]}
+            if self.capture_content:
+                attributes["agentlab.thought"] = _clip(event.thought)
+                if event.final_answer is not None:
+                    attributes["agentlab.final_answer"] = _clip(event.final_answer)
+            self._chat.add_event("agentlab.decision", attributes, timestamp=_ns(event.time))
+        self._end_chat()
+
+    def _on_parse_error(self, event: ev.ParseError) -> None:
+        # The call itself succeeded; its reply was unusable and the model is asked again.
+        if self._chat is not None:
+            self._chat.add_event("agentlab.parse_error", {"agentlab.error": _clip(event.error)},
+                                 timestamp=_ns(event.time))
+        self._end_chat()
+
+    # --- tools -------------------------------------------------------------------------------
+
+    def _on_tool_started(self, event: ev.ToolStarted) -> None:
+        self._end_chat()
+        self._tools[event.call.id] = (self._start_tool(event.step, event.call, event.time), event.time)
+
+    def _start_tool(self, step: int, call: ev.ToolCall, start: float) -> Span:
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": call.name,
+            "gen_ai.tool.call.id": call.id,
+            "gen_ai.tool.type": "function",
+            "agentlab.step": step,
+        }
+        if self.capture_content:
+            import json
+
+            attributes["gen_ai.tool.call.arguments"] = _clip(json.dumps(call.arguments, default=str))
+        return self._tracer.start_span(f"execute_tool {call.name}", context=self._parent(),
+                                       attributes=attributes, start_time=_ns(start))
+
+    def _on_tool_result(self, event: ev.ToolResult) -> None:
+        opened = self._tools.pop(event.call.id, None)
+        # Without its ToolStarted (a stream picked up mid-run) the start comes from the duration.
+        span = opened[0] if opened else self._start_tool(event.step, event.call, event.time - event.duration)
+        if self.capture_content:
+            span.set_attribute("gen_ai.tool.call.result", _clip(event.output))
+        if not event.ok:
+            self._fail(span, "tool_error", event.output.splitlines()[0] if event.output else "tool failed")
+        span.end(end_time=_ns(event.time))
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _parent(self) -> Any:
+        return self._trace.set_span_in_context(self._run) if self._run is not None else None
+
+    def _end_chat(self) -> None:
+        if self._chat is not None:
+            self._chat.end(end_time=_ns(self._chat_end))
+            self._chat = None
+
+    def _fail(self, span: Span, error_type: str, description: str) -> None:
+        from opentelemetry.trace import Status, StatusCode
+
+        span.set_attribute("error.type", error_type)
+        span.set_status(Status(StatusCode.ERROR, _clip(description)))
+
+    @staticmethod
+    def _add_retry(span: Span, retry: ev.ModelRetry) -> None:
+        span.add_event(
+            "agentlab.model_retry",
+            {"agentlab.attempt": retry.attempt, "agentlab.error": _clip(retry.error), "agentlab.wait": retry.wait},
+            timestamp=_ns(retry.time),
+        )
+
+    def close(self) -> None:
+        """End whatever is still open, marking it as interrupted."""
+        self._end_chat()
+        for span, _ in self._tools.values():
+            self._fail(span, "interrupted", "the event stream stopped before the tool finished")
+            span.end()
+        self._tools.clear()
+        if self._run is not None:
+            self._fail(self._run, "interrupted", "the event stream stopped before the run finished")
+            self._run.end()
+            self._run = None
+        self._retries.clear()
+
+
+async def otel_traced(
+    events: AsyncIterable[ev.Event],
+    tracer_provider: TracerProvider | None = None,
+    *,
+    agent_name: str | None = None,
+    capture_content: bool = False,
+) -> AsyncIterator[ev.Event]:
+    """Pass `events` through unchanged, recording spans as they go by."""
+    recorder = OTelRecorder(tracer_provider, agent_name=agent_name, capture_content=capture_content)
+    try:
+        async for event in events:
+            recorder.record(event)
+            yield event
+    finally:
+        recorder.close()

@@ -1,0 +1,150 @@
+"""OpenTelemetry spans recorded from real runs against a scripted OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentlab import Agent, OpenAIModel, tool
+from agentlab.testing import ScriptedServer
+
+pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from agentlab.otel import OTelRecorder, otel_traced
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers.
+
+    Args:
+        a: The first number.
+        b: The second number.
+    """
+    return a + b
+
+
+@tool
+def explode(reason: str) -> str:
+    """Always fails.
+
+    Args:
+        reason: Why.
+    """
+    raise RuntimeError(f"boom: {reason}")
+
+
+def call(name: str, **arguments: object) -> dict:
+    return {"tool_calls": [{"name": name, "arguments": arguments}]}
+
+
+@pytest.fixture
+def exporter() -> tuple[TracerProvider, InMemorySpanExporter]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return provider, memory
+
+
+def model_for(srv: ScriptedServer) -> OpenAIModel:
+    return OpenAIModel(model="scripted-7b", base_url=srv.base_url, api_key="test-key")
+
+
+def by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.name == name]
+
+
+SCRIPT = [
+    {**call("add", a=2, b=3), "usage": {"prompt_tokens": 50, "completion_tokens": 7}},
+    {"tool_calls": [{"name": "add", "arguments": "{not json"}], "usage": {"prompt_tokens": 60, "completion_tokens": 4}},
+    {**call("explode", reason="test"), "usage": {"prompt_tokens": 70, "completion_tokens": 6}},
+    {**call("final_answer", answer="5"), "usage": {"prompt_tokens": 80, "completion_tokens": 5}},
+]
+
+
+async def test_spans_of_a_run_follow_the_genai_conventions(exporter):
+    provider, memory = exporter
+    with ScriptedServer(SCRIPT) as srv:
+        agent = Agent(model=model_for(srv), tools=[add, explode], max_parse_failures=3)
+        seen = [e async for e in otel_traced(agent.astream("What is 2 + 3?"), provider)]
+    assert seen[-1].kind == "run_finished" and seen[-1].status == "done"
+    spans = memory.get_finished_spans()
+    assert sorted(s.name for s in spans) == sorted(
+        ["invoke_agent", *["chat scripted-7b"] * 4, "execute_tool add", "execute_tool explode"]
+    )
+    (run,) = by_name(spans, "invoke_agent")
+    assert run.parent is None
+    assert run.attributes["gen_ai.operation.name"] == "invoke_agent"
+    assert run.attributes["gen_ai.request.model"] == "scripted-7b"
+    assert run.attributes["gen_ai.usage.input_tokens"] == 50 + 60 + 70 + 80
+    assert run.attributes["gen_ai.usage.output_tokens"] == 7 + 4 + 6 + 5
+    assert run.attributes["agentlab.status"] == "done" and run.status.status_code != StatusCode.ERROR
+    for child in spans:
+        if child is not run:
+            assert child.parent is not None and child.parent.span_id == run.context.span_id
+            assert child.context.trace_id == run.context.trace_id
+            assert run.start_time <= child.start_time <= child.end_time <= run.end_time
+
+    chats = sorted(by_name(spans, "chat scripted-7b"), key=lambda s: s.start_time)
+    assert [c.attributes["gen_ai.usage.input_tokens"] for c in chats] == [50, 60, 70, 80]
+    assert [c.attributes["gen_ai.usage.output_tokens"] for c in chats] == [7, 4, 6, 5]
+    assert all(c.attributes["gen_ai.operation.name"] == "chat" for c in chats)
+    assert [e.name for e in chats[1].events] == ["agentlab.parse_error"]
+    assert [e.name for e in chats[0].events] == ["agentlab.decision"]
+
+    (good,) = by_name(spans, "execute_tool add")
+    assert good.attributes["gen_ai.operation.name"] == "execute_tool"
+    assert good.attributes["gen_ai.tool.name"] == "add"
+    assert good.attributes["gen_ai.tool.call.id"] == seen[3].call.id
+    assert good.status.status_code == StatusCode.UNSET and "error.type" not in good.attributes
+    (bad,) = by_name(spans, "execute_tool explode")
+    assert bad.status.status_code == StatusCode.ERROR
+    assert bad.attributes["error.type"] == "tool_error"
+    assert "boom: test" in bad.status.description
+    # Content stays out of spans unless asked for.
+    assert not any(k.startswith("gen_ai.tool.call.arguments") for s in spans for k in s.attributes)
+
+
+async def test_failed_run_marks_the_run_span_and_content_is_opt_in(exporter):
+    provider, memory = exporter
+    with ScriptedServer([call("add", a=1, b=1), call("add", a=2, b=2)]) as srv:
+        agent = Agent(model=model_for(srv), tools=[add], max_steps=2)
+        recorder = OTelRecorder(provider, agent_name="adder", capture_content=True)
+        async for event in agent.astream("Add things"):
+            recorder.record(event)
+    spans = memory.get_finished_spans()
+    (run,) = by_name(spans, "invoke_agent adder")
+    assert run.attributes["gen_ai.agent.name"] == "adder"
+    assert run.status.status_code == StatusCode.ERROR and run.attributes["error.type"] == "max_steps"
+    assert run.attributes["agentlab.task"] == "Add things"
+    tools = sorted(by_name(spans, "execute_tool add"), key=lambda s: s.start_time)
+    assert [t.attributes["gen_ai.tool.call.result"] for t in tools] == ["2", "4"]
+    assert '"a": 2' in tools[1].attributes["gen_ai.tool.call.arguments"]
+
+
+async def test_an_abandoned_stream_ends_its_spans_as_interrupted(exporter):
+    provider, memory = exporter
+    with ScriptedServer([call("add", a=2, b=3), call("final_answer", answer="5")]) as srv:
+        agent = Agent(model=model_for(srv), tools=[add])
+        stream = otel_traced(agent.astream("What is 2 + 3?"), provider)
+        async for event in stream:
+            if event.kind == "decision":
+                break
+        await stream.aclose()
+    spans = memory.get_finished_spans()
+    (run,) = by_name(spans, "invoke_agent")
+    assert run.status.status_code == StatusCode.ERROR and run.attributes["error.type"] == "interrupted"
+    assert len(by_name(spans, "chat scripted-7b")) == 1
+
+
+def test_default_provider_records_nothing_and_needs_no_setup():
+    with ScriptedServer([call("final_answer", answer="ok")]) as srv:
+        agent = Agent(model=model_for(srv), tools=[add])
+        recorder = OTelRecorder()  # the global provider: a no-op unless the application set one
+        for event in agent.stream("Say ok"):
+            recorder.record(event)
+    assert event.kind == "run_finished" and event.status == "done"
