@@ -23,8 +23,20 @@ def _react(**options: Any) -> Strategy:
     return ReAct(**options)
 
 
+def _critic(**options: Any) -> Strategy:
+    from agentlab.strategies.critic import Critic
+
+    return Critic(**options)
+
+
+def _camel(**options: Any) -> Strategy:
+    from agentlab.strategies.camel import Camel
+
+    return Camel(**options)
+
+
 # Factories import their module on use, so `import agentlab` stays light.
-STRATEGIES: dict[str, StrategyFactory] = {"react": _react}
+STRATEGIES: dict[str, StrategyFactory] = {"react": _react, "critic": _critic, "camel": _camel}
 
 
 def create(name: str, **options: Any) -> Strategy:

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentlab.events import ToolCall
-from agentlab.models.base import DecisionFormat, ModelResponse
+from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
 from agentlab.strategies.base import DecisionError, ModelDecision
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from agentlab.tools import ToolRegistry
+
+    ShapeT = TypeVar("ShapeT", bound=BaseModel)
 
 FINAL = "final_answer"
 _FINAL_PARAMETERS = {
@@ -125,3 +130,55 @@ def _loads_object(text: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DecisionError(f"{what} must be a JSON object.")
     return value
+
+
+# --- one JSON object of a given pydantic shape (a critique, an instruction, ...) ---------------------
+
+
+def structured_request(
+    messages: Sequence[dict[str, Any]], shape: type[BaseModel], fmt: DecisionFormat, *, name: str
+) -> ModelRequest:
+    """Ask for one JSON object of `shape`: a forced call of a tool named `name` (native), a
+    `response_format` schema (json_schema), or the shape spelled out after the last message (json)."""
+    schema = shape.model_json_schema()
+    if fmt == "tools":
+        tool = {
+            "type": "function",
+            "function": {"name": name, "description": (shape.__doc__ or name).strip(), "parameters": schema},
+        }
+        forced = {"type": "function", "function": {"name": name}}
+        return ModelRequest(messages=list(messages), tools=[tool], tool_choice=forced, schema_name=name)
+    if fmt == "json_schema":
+        return ModelRequest(messages=list(messages), response_schema=schema, schema_name=name)
+    hint = "Reply with one JSON object only: " + json_shape(schema)
+    return ModelRequest(messages=[*messages, {"role": "user", "content": hint}], schema_name=name)
+
+
+def json_shape(schema: dict[str, Any]) -> str:
+    """A one-line example of an object schema, e.g. {"critique": "<string>", "correct": <true|false>}."""
+    placeholders = {"string": '"<string>"', "boolean": "<true|false>", "integer": "<integer>", "number": "<number>"}
+    fields = [
+        f'"{key}": {placeholders.get(spec.get("type", ""), "<value>")}'
+        for key, spec in schema.get("properties", {}).items()
+    ]
+    return "{" + ", ".join(fields) + "}"
+
+
+def read_structured(response: ModelResponse, shape: type[ShapeT]) -> ShapeT:
+    """The reply to a `structured_request` as an instance of `shape`; DecisionError says what to fix."""
+    from pydantic import ValidationError
+
+    if response.tool_calls:
+        data = _loads_object(response.tool_calls[0].arguments or "{}", "your reply")
+    else:
+        text = (response.content or "").strip()
+        if response.finish_reason == "length":
+            raise DecisionError("Your reply was cut off. Be shorter.")
+        if not text:
+            raise DecisionError("Empty reply. Reply with one JSON object.")
+        data = _loads_object(_json_span(text), "your reply")
+    try:
+        return shape.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in error.errors()[:3])
+        raise DecisionError(f"Reply does not match {json_shape(shape.model_json_schema())}: {problems}.") from error

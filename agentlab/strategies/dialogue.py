@@ -1,0 +1,68 @@
+"""Conversations that a multi-part strategy (CRITIC, CAMEL) keeps for one of its roles.
+
+`ToolDialogue` is a ReAct conversation that outlives its answer: the answer is kept as a plain assistant
+turn and the conversation goes on with a new user message (CRITIC's verifier across revisions, CAMEL's
+assistant across instructions). `Dialogue` is a conversation whose every reply is one JSON object of a
+pydantic shape (CRITIC's critique, CAMEL's AI user and task specifier). Both stay valid in all three
+decision formats: no tool call is ever left without its answer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
+from agentlab.strategies import decisions
+from agentlab.strategies.base import DecisionError
+from agentlab.strategies.react import ReAct, _assistant_turn
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from agentlab.strategies.decisions import ShapeT
+
+
+class ToolDialogue(ReAct):
+    """A tool-using role: ReAct steps until it answers, then `settle` the answer and `say` what comes next."""
+
+    name = "tool_dialogue"
+
+    def settle(self, answer: str) -> None:
+        """Keep the answer as plain assistant text; it may have come as a final_answer tool call, which
+        would otherwise need a tool reply before the next user message."""
+        self._pending = []
+        self.messages.append({"role": "assistant", "content": answer})
+
+    def say(self, text: str) -> None:
+        self.messages.append({"role": "user", "content": text})
+
+
+class Dialogue:
+    """A role whose replies are single JSON objects; it keeps its own message list."""
+
+    def __init__(self, system: str, fmt: DecisionFormat) -> None:
+        self.format = fmt
+        self.messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+
+    def say(self, text: str) -> None:
+        self.messages.append({"role": "user", "content": text})
+
+    def record(self, text: str) -> None:
+        """The role's own accepted reply, as plain text (whatever format it arrived in)."""
+        self.messages.append({"role": "assistant", "content": text})
+
+    def request(self, shape: type[BaseModel], name: str) -> ModelRequest:
+        return decisions.structured_request(self.messages, shape, self.format, name=name)
+
+    def read(self, response: ModelResponse, shape: type[ShapeT]) -> ShapeT:
+        return decisions.read_structured(response, shape)
+
+    def reject(self, response: ModelResponse, error: DecisionError) -> None:
+        """Show the model its unusable reply and why, so the next request can repair it."""
+        self.messages.append(_assistant_turn(response))
+        if response.tool_calls:
+            self.messages += [
+                {"role": "tool", "tool_call_id": c.id, "content": f"Error: {error}"} for c in response.tool_calls
+            ]
+        else:
+            self.messages.append({"role": "user", "content": f"Error: {error}"})
