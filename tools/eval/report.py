@@ -1,0 +1,102 @@
+"""A run's summary, its JSON and markdown files, and the one-line summary printed last."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tools.eval.scoring import wilson_interval
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(results)
+    correct = sum(bool(r["correct"]) for r in results)
+    low, high = wilson_interval(correct, n)
+    decisions = sum(r["decisions"] for r in results)
+    attempts = decisions + sum(r["parse_errors"] for r in results)
+    f1s = [r["f1"] for r in results if r.get("f1") is not None]
+
+    def mean(key: str) -> float:
+        return statistics.fmean(r[key] for r in results) if results else 0.0
+
+    return {
+        "n": n,
+        "correct": correct,
+        "accuracy": correct / n if n else 0.0,
+        "ci95": [low, high],
+        "f1": statistics.fmean(f1s) if f1s else None,
+        "parse_rate": decisions / attempts if attempts else None,
+        "mean_steps": mean("steps"),
+        "mean_tokens": statistics.fmean(r["prompt_tokens"] + r["completion_tokens"] for r in results) if n else 0.0,
+        "mean_seconds": mean("seconds"),
+        "statuses": dict(Counter(r["status"] for r in results)),
+        "cached": sum(bool(r.get("cached")) for r in results),
+    }
+
+
+def summary_line(suite: str, strategy: str, model: str, summary: dict[str, Any]) -> str:
+    low, high = summary["ci95"]
+    parse = summary["parse_rate"]
+    return (
+        f"summary: suite={suite} strategy={strategy} model={model} n={summary['n']} "
+        f"accuracy={summary['accuracy']:.3f} (95% CI {low:.3f}-{high:.3f}) "
+        f"parse_rate={'n/a' if parse is None else f'{parse:.3f}'}"
+    )
+
+
+TABLE_HEADER = (
+    "| suite | strategy | model | n | accuracy (95% CI) | F1 | parse rate | mean steps | mean tokens | mean s |\n"
+    "|---|---|---|---:|---|---:|---:|---:|---:|---:|"
+)
+
+
+def table_row(suite: str, strategy: str, model: str, s: dict[str, Any]) -> str:
+    low, high = s["ci95"]
+    f1 = "–" if s["f1"] is None else f"{s['f1']:.2f}"
+    parse = "–" if s["parse_rate"] is None else f"{s['parse_rate']:.2f}"
+    return (
+        f"| {suite} | {strategy} | {model} | {s['n']} | {s['accuracy']:.2f} ({low:.2f}–{high:.2f}) | {f1} | "
+        f"{parse} | {s['mean_steps']:.1f} | {s['mean_tokens']:.0f} | {s['mean_seconds']:.1f} |"
+    )
+
+
+def write_run(
+    out: Path, stamp: str, config: dict[str, Any], model: str, summary: dict[str, Any], results: list[dict[str, Any]]
+) -> tuple[Path, Path]:
+    """`<suite>-<strategy>-<model>-<stamp>.json` (everything) and `.md` (summary and per-item table)."""
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / _slug(f"{config['suite']}-{config['strategy']}-{model}-{stamp}")
+    json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
+    json_path.write_text(
+        json.dumps({"config": config, "model_name": model, "summary": summary, "items": results}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    lines = [
+        f"# {config['suite']} · {config['strategy']} · {model}",
+        "",
+        TABLE_HEADER,
+        table_row(config["suite"], config["strategy"], model, summary),
+        "",
+        "| item | gold | prediction | correct | status | steps |",
+        "|---|---|---|---|---|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['id']} | {_cell(r['gold'])} | {_cell(r['prediction'])} | {'yes' if r['correct'] else 'no'} "
+            f"| {r['status']} | {r['steps']} |"
+        )
+    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return json_path, md_path
+
+
+def _cell(text: str | None, limit: int = 60) -> str:
+    text = " ".join((text or "").split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text)

@@ -1,0 +1,249 @@
+"""Running a strategy over suite items: one agent run per item, cached per item, on asyncio or Ray."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.eval.baselines import BASELINES
+from tools.eval.suites import SUITES, Item, suite_tools
+
+ResultCallback = Callable[[Item, dict[str, Any]], None]
+
+
+class UnknownStrategy(ValueError):
+    """The strategy name is neither a baseline nor in agentlab.strategies.STRATEGIES at run time."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to build, in a form that pickles to Ray workers; API keys come from the environment
+    (AGENTLAB_API_KEY, else OPENAI_API_KEY) where the model is built, never from this object."""
+
+    base_url: str | None = None
+    model: str | None = None
+
+    def build(self) -> Any:
+        if self.base_url:
+            from agentlab.models import OpenAIModel
+
+            if not self.model:
+                raise ValueError("--base-url needs --model")
+            key = os.environ.get("AGENTLAB_API_KEY") or os.environ.get("OPENAI_API_KEY")
+            return OpenAIModel(model=self.model, base_url=self.base_url, api_key=key)
+        from agentlab.models import default_model
+
+        return default_model()
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """`name` or `name:key=value,...` (values read as JSON when they parse, else as text)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> StrategySpec:
+        name, _, rest = text.strip().partition(":")
+        options: dict[str, Any] = {}
+        for pair in filter(None, (p.strip() for p in rest.split(","))):
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise ValueError(f"strategy option {pair!r} is not key=value")
+            try:
+                options[key.strip()] = json.loads(value)
+            except ValueError:
+                options[key.strip()] = value.strip()
+        return cls(name, options)
+
+    @property
+    def label(self) -> str:
+        if not self.options:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+
+    def factory(self) -> Callable[[], Any]:
+        """A zero-argument strategy factory for `Agent`; raises UnknownStrategy naming what exists now."""
+        if self.name in BASELINES:
+            baseline = BASELINES[self.name]
+            return lambda: baseline(**self.options)
+        from agentlab.strategies import STRATEGIES
+
+        factory = STRATEGIES.get(self.name)
+        if factory is None:
+            available = ", ".join([*BASELINES, *sorted(STRATEGIES)])
+            raise UnknownStrategy(f"strategy {self.name!r} is not available in this checkout; available: {available}")
+        return lambda: factory(**self.options)
+
+    @property
+    def uses_tools(self) -> bool:
+        return self.name not in BASELINES
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    suite: str
+    strategy: StrategySpec
+    model: ModelSpec
+    corpus: str | None = None
+    max_steps: int = 8
+    max_seconds: float | None = 300.0
+
+
+async def run_item(config: EvalConfig, item: Item, model: Any) -> dict[str, Any]:
+    """One agent run on one item, scored; the record that is cached and reported."""
+    from agentlab import Agent
+    from agentlab import events as ev
+
+    suite = SUITES[config.suite]
+    agent = Agent(
+        model=model,
+        tools=suite_tools(config.suite, config.corpus) if config.strategy.uses_tools else (),
+        strategy=config.strategy.factory(),
+        max_steps=config.max_steps,
+        max_seconds=config.max_seconds,
+        instructions=suite.instructions,
+    )
+    result = await agent.arun(item.question)
+    score = suite.score(result.answer, item.gold)
+    return {
+        "id": item.id,
+        "question": item.question,
+        "gold": item.gold,
+        "prediction": result.answer,
+        "correct": score.correct,
+        "f1": score.f1,
+        "status": result.status,
+        "error": result.error,
+        "steps": result.steps,
+        "decisions": sum(isinstance(e, ev.Decision) for e in result.events),
+        "parse_errors": sum(isinstance(e, ev.ParseError) for e in result.events),
+        "prompt_tokens": result.usage.prompt_tokens,
+        "completion_tokens": result.usage.completion_tokens,
+        "seconds": round(result.duration, 3),
+    }
+
+
+def run_item_blocking(config: EvalConfig, item: Item) -> dict[str, Any]:
+    """`run_item` in a fresh event loop with a model built here: the body of a Ray task."""
+
+    async def main() -> dict[str, Any]:
+        return await run_item(config, item, config.model.build())
+
+    return asyncio.run(main())
+
+
+class ItemCache:
+    """Finished items as JSONL, one `{"key", "result"}` line each, appended as they finish, so an interrupted
+    run continues where it stopped. Keys are suite/strategy/model/item id. Runs that ended in `error` (an
+    endpoint failure, a crash) are not cached: the next run tries them again."""
+
+    def __init__(self, path: Path, *, read: bool = True) -> None:
+        self.path = path
+        self._results: dict[str, dict[str, Any]] = {}
+        if read and path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                    self._results[record["key"]] = record["result"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by an interruption
+
+    @staticmethod
+    def key(config: EvalConfig, model_name: str, item_id: str) -> str:
+        return f"{config.suite}/{config.strategy.label}/{model_name}/{item_id}"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._results.get(key)
+
+    def put(self, key: str, result: dict[str, Any]) -> None:
+        if result.get("status") == "error":
+            return
+        self._results[key] = result
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"key": key, "result": result}) + "\n")
+
+
+def evaluate(
+    config: EvalConfig,
+    items: Sequence[Item],
+    cache: ItemCache,
+    *,
+    model: Any,
+    executor: str = "local",
+    concurrency: int = 4,
+    on_result: ResultCallback | None = None,
+) -> list[dict[str, Any]]:
+    """Results for `items` in their order: cached ones as stored (marked `cached`), the rest run now."""
+    results: dict[str, dict[str, Any]] = {}
+    pending: list[Item] = []
+    for item in items:
+        cached = cache.get(ItemCache.key(config, model.name, item.id))
+        if cached is not None:
+            results[item.id] = {**cached, "cached": True}
+            if on_result:
+                on_result(item, results[item.id])
+        else:
+            pending.append(item)
+
+    def finished(item: Item, result: dict[str, Any]) -> None:
+        cache.put(ItemCache.key(config, model.name, item.id), result)
+        results[item.id] = {**result, "cached": False}
+        if on_result:
+            on_result(item, results[item.id])
+
+    if pending:
+        # An unknown strategy or a missing corpus fails here, before any item runs.
+        config.strategy.factory()
+        suite_tools(config.suite, config.corpus)
+        if executor == "ray":
+            _run_on_ray(config, pending, finished)
+        elif executor == "local":
+            asyncio.run(_run_local(config, pending, model, concurrency, finished))
+        else:
+            raise ValueError(f"unknown executor {executor!r}; use local or ray")
+    return [results[item.id] for item in items]
+
+
+async def _run_local(
+    config: EvalConfig, items: Sequence[Item], model: Any, concurrency: int, finished: ResultCallback
+) -> None:
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(item: Item) -> None:
+        async with gate:
+            result = await run_item(config, item, model)
+        finished(item, result)
+
+    await asyncio.gather(*(one(item) for item in items))
+
+
+def _run_on_ray(config: EvalConfig, items: Sequence[Item], finished: ResultCallback) -> None:
+    """Each item is a Ray task. Uses the Ray instance already initialised by the caller, else starts a local
+    one; the repository root goes on the workers' PYTHONPATH so they can import `tools`."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--executor ray needs Ray: pip install -e '.[scale]'") from None
+    if not ray.is_initialized():
+        root = str(Path(__file__).resolve().parents[2])
+        ray.init(include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": root}})
+    task = ray.remote(run_item_blocking)
+    waiting = {task.remote(config, item): item for item in items}
+    while waiting:
+        done, _ = ray.wait(list(waiting), num_returns=1)
+        for ref in done:
+            finished(waiting.pop(ref), ray.get(ref))
+
+
+def config_dict(config: EvalConfig) -> dict[str, Any]:
+    data = asdict(config)
+    data["strategy"] = config.strategy.label
+    return data
