@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -171,6 +175,25 @@ def test_native_tools_format_keeps_both_conversations_valid():
         for message in request["messages"]:
             for tool_call in message.get("tool_calls") or ():
                 assert tool_call["id"] in answered
+
+
+def test_example_plays_the_roles_against_a_scripted_server():
+    script = [
+        specified("Total 3 books at 12 dollars and 2 pens at 1.5 dollars."),
+        instruct("Instruction: add up the prices."),
+        decide("calculator", expression="3*12 + 2*1.5"),
+        solve("Solution: 39 dollars"),
+        instruct(DONE_TOKEN),
+    ]
+    example = Path(__file__).resolve().parents[1] / "examples" / "camel_roleplay.py"
+    with ScriptedServer(script, native_tools=False) as srv:
+        env = {**os.environ, "AGENTLAB_BASE_URL": srv.base_url, "AGENTLAB_MODEL": "scripted",
+               "AGENTLAB_API_KEY": "test-key", "COLUMNS": "200"}
+        completed = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, env=env,
+                                   timeout=120)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "Shopper: Instruction: add up the prices." in completed.stdout
+    assert "Answer: 39 dollars" in completed.stdout
 
 
 @pytest.mark.integration

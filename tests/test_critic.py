@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -166,6 +167,23 @@ def test_cli_runs_critic_against_a_scripted_server():
     assert completed.returncode == 0, completed.stderr
     summary = json.loads(completed.stdout)
     assert summary["status"] == "done" and summary["answer"] == "15" and summary["steps"] == 4
+
+
+def test_example_renders_a_verified_answer_against_a_scripted_server():
+    script = [
+        decide("final_answer", answer="395"),
+        decide("calculator", expression="17 * 23 + 4"),
+        decide("final_answer", answer="395 is right."),
+        critique("Confirmed.", True, "395"),
+    ]
+    example = Path(__file__).resolve().parents[1] / "examples" / "critic_qa.py"
+    with ScriptedServer(script, native_tools=False) as srv:
+        env = {**os.environ, "AGENTLAB_BASE_URL": srv.base_url, "AGENTLAB_MODEL": "scripted",
+               "AGENTLAB_API_KEY": "test-key", "COLUMNS": "200"}
+        completed = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, env=env,
+                                   timeout=120)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "Answer: 395" in completed.stdout and "Verified: yes" in completed.stdout
 
 
 @pytest.mark.integration
