@@ -1,0 +1,320 @@
+"""A JSONL trace as one self-contained HTML page: each run as a timeline of steps.
+
+The page works offline (inline CSS and a few lines of inline JS, no external resources). Every value
+from the trace is HTML-escaped, and a Content-Security-Policy admits only the page's own script,
+so a tool output carrying markup renders as text and can never run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+# Outputs longer than this start collapsed; the whole text is still in the page.
+LONG_OUTPUT_CHARS = 600
+
+
+@dataclass
+class LoadedTrace:
+    events: list[dict[str, Any]]
+    problems: list[str] = field(default_factory=list)  # lines that could not be read, said plainly
+
+
+def load_trace(path: str | Path) -> LoadedTrace:
+    """Read a JSONL trace, keeping every readable event and naming the lines that are not."""
+    events: list[dict[str, Any]] = []
+    problems: list[str] = []
+    with Path(path).open(encoding="utf-8", errors="replace") as file:
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                problems.append(f"line {number}: not JSON ({error.msg}); a truncated write?")
+                continue
+            if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
+                problems.append(f"line {number}: not an event object")
+                continue
+            events.append(value)
+    return LoadedTrace(events, problems)
+
+
+def split_runs(events: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Events grouped by run: each `run_started` opens a new group (a trace file may hold many)."""
+    runs: list[list[dict[str, Any]]] = []
+    for event in events:
+        if event.get("kind") == "run_started" or not runs:
+            runs.append([])
+        runs[-1].append(event)
+    return runs
+
+
+def write_html(trace_path: str | Path, out_path: str | Path, *, title: str | None = None) -> LoadedTrace:
+    """Render `trace_path` into `out_path`; returns what was read (with any unreadable lines)."""
+    loaded = load_trace(trace_path)
+    page = render_html(loaded.events, title=title or Path(trace_path).name, problems=loaded.problems)
+    Path(out_path).write_text(page, encoding="utf-8")
+    return loaded
+
+
+def render_html(events: Iterable[dict[str, Any]], *, title: str = "agentlab trace",
+                problems: Sequence[str] = ()) -> str:
+    runs = split_runs(events)
+    body = [f"<h1>{_e(title)}</h1>"]
+    if problems:
+        items = "".join(f"<li>{_e(p)}</li>" for p in problems)
+        body.append(
+            f'<section class="problems"><strong>Some lines could not be read:</strong><ul>{items}</ul></section>'
+        )
+    if not runs:
+        body.append('<p class="empty">This trace holds no events.</p>')
+    if len(runs) > 1:
+        links = "".join(
+            f'<li><a href="#run-{n}">Run {n}</a>: {_e(_short(_task(run), 90))} '
+            f'<span class="badge {_status_class(run)}">{_e(_status(run))}</span></li>'
+            for n, run in enumerate(runs, 1)
+        )
+        body.append(f'<nav><ol class="runs-index">{links}</ol></nav>')
+    body.append('<div class="controls"><button type="button" id="toggle-details">Expand all</button> '
+                '<label><input type="checkbox" id="hide-model"> hide model calls</label></div>')
+    body += [_RunView(run, n).render() for n, run in enumerate(runs, 1)]
+    script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+    policy = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + f"\n<script>{_SCRIPT}</script>\n</body></html>\n"
+    )
+
+
+class _RunView:
+    """One run's events laid out by step."""
+
+    def __init__(self, events: list[dict[str, Any]], number: int) -> None:
+        self.events, self.number = events, number
+        first = events[0]
+        self.start = float(first.get("time") or 0.0)
+        finished = next((e for e in reversed(events) if e.get("kind") == "run_finished"), None)
+        self.finished = finished
+        last_time = float(events[-1].get("time") or self.start)
+        self.span = max(last_time - self.start, 1e-6)
+
+    def render(self) -> str:
+        steps: dict[int, list[str]] = {}
+        open_tools: dict[str, dict[str, Any]] = {}
+        retries: list[str] = []
+        trailing: list[str] = []
+        for event in self.events:
+            kind = event.get("kind")
+            if kind in ("run_started", "run_finished"):
+                continue
+            if kind == "model_retry":
+                retries.append(self._retry(event))
+                continue
+            if kind == "tool_started":
+                call = event.get("call") or {}
+                open_tools[str(call.get("id"))] = event
+                continue
+            if kind == "tool_result":
+                open_tools.pop(str((event.get("call") or {}).get("id")), None)
+            html = self._event(event)
+            step = event.get("step")
+            if not isinstance(step, int):
+                trailing.append(html)
+                continue
+            steps.setdefault(step, []).extend(retries)
+            retries.clear()
+            steps[step].append(html)
+        for started in open_tools.values():  # the trace ends while these tools were running
+            call = started.get("call") or {}
+            steps.setdefault(int(started.get("step") or 0), []).append(
+                f'<div class="ev tool_result failed"><span class="label">no result</span> '
+                f'<code>{_e(call.get("name"))}</code> was still running when the trace ends</div>'
+            )
+        trailing = retries + trailing
+        items = [
+            f'<li class="step" data-step="{step}"><h3>Step {step}</h3>{"".join(parts)}</li>'
+            for step, parts in sorted(steps.items())
+        ]
+        if trailing:
+            items.append(f'<li class="step after"><h3>After the last step</h3>{"".join(trailing)}</li>')
+        return (
+            f'<article class="run" id="run-{self.number}">{self._header()}'
+            f'<ol class="timeline">{"".join(items)}</ol>{self._summary()}</article>'
+        )
+
+    def _header(self) -> str:
+        first = self.events[0]
+        if first.get("kind") != "run_started":
+            return (f'<header><h2>Run {self.number}</h2><p class="warn">This part of the trace has no '
+                    "run_started event; it begins mid-run.</p></header>")
+        tools = ", ".join(str(t) for t in first.get("tools") or []) or "none"
+        return (
+            f'<header><h2>Run {self.number}</h2><p class="task">{_e(first.get("task"))}</p>'
+            f'<dl><dt>strategy</dt><dd>{_e(first.get("strategy"))}</dd><dt>model</dt><dd>{_e(first.get("model"))}</dd>'
+            f"<dt>tools</dt><dd>{_e(tools)}</dd><dt>started</dt><dd>{_e(_clock(self.start))}</dd></dl></header>"
+        )
+
+    def _summary(self) -> str:
+        end = self.finished
+        if end is None:
+            return ('<footer class="summary status-unfinished"><strong>Unfinished:</strong> the trace ends '
+                    "before the run did (still running, or interrupted).</footer>")
+        usage = end.get("usage") or {}
+        prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        parts = [
+            f'<span class="badge {_status_class(self.events)}">{_e(end.get("status"))}</span>',
+            f'<span>{_e(end.get("steps"))} steps</span>',
+            f"<span>{prompt + completion} tokens ({prompt} in, {completion} out)</span>",
+            f'<span>{float(end.get("duration") or 0):.2f}s</span>',
+        ]
+        answer = end.get("answer")
+        answer_html = f'<div class="answer"><span class="label">answer</span>{_pre(answer)}</div>' if answer else ""
+        error = end.get("error")
+        error_html = f'<div class="error-text">{_e(error)}</div>' if error else ""
+        return f'<footer class="summary">{" ".join(parts)}{answer_html}{error_html}</footer>'
+
+    def _event(self, event: dict[str, Any]) -> str:
+        kind = event.get("kind")
+        if kind == "model_call":
+            usage = event.get("usage") or {}
+            duration = float(event.get("duration") or 0)
+            return (
+                f'<div class="ev model_call">{self._timing(event, duration)}<span class="label">model</span> '
+                f'{int(usage.get("prompt_tokens") or 0)} in · {int(usage.get("completion_tokens") or 0)} out · '
+                f'{duration:.2f}s · {_e(event.get("messages"))} messages · {_e(event.get("decision_format"))}</div>'
+            )
+        if kind == "decision":
+            parts = []
+            if event.get("thought"):
+                parts.append(f'<div class="ev thought"><span class="label">thought</span>{_e(event["thought"])}</div>')
+            for call in event.get("tool_calls") or []:
+                arguments = json.dumps(call.get("arguments"), indent=2, ensure_ascii=False, default=str)
+                parts.append(
+                    f'<div class="ev tool_call"><span class="label">action</span><code>{_e(call.get("name"))}</code>'
+                    f'<span class="muted"> id {_e(call.get("id"))}</span>{_pre(arguments)}</div>'
+                )
+            return "".join(parts)
+        if kind == "tool_result":
+            call = event.get("call") or {}
+            ok = bool(event.get("ok"))
+            duration = float(event.get("duration") or 0)
+            return (
+                f'<div class="ev tool_result {"ok" if ok else "failed"}">{self._timing(event, duration)}'
+                f'<span class="label">{"result" if ok else "tool error"}</span><code>{_e(call.get("name"))}</code>'
+                f'<span class="muted"> {duration:.2f}s</span>{_pre(event.get("output"))}</div>'
+            )
+        if kind == "parse_error":
+            return (f'<div class="ev parse_error"><span class="label">parse error</span>{_e(event.get("error"))}'
+                    f'{_pre(event.get("raw"), "raw reply")}</div>')
+        if kind == "note":
+            data = event.get("data")
+            extra = _pre(json.dumps(data, indent=2, ensure_ascii=False, default=str), "data") if data else ""
+            return f'<div class="ev note"><span class="label">note</span>{_e(event.get("text"))}{extra}</div>'
+        if kind == "final":
+            return f'<div class="ev final"><span class="label">final answer</span>{_pre(event.get("answer"))}</div>'
+        payload = json.dumps(event, indent=2, ensure_ascii=False, default=str)
+        return f'<div class="ev other"><span class="label">{_e(kind)}</span>{_pre(payload)}</div>'
+
+    def _retry(self, event: dict[str, Any]) -> str:
+        return (f'<div class="ev retry"><span class="label">retry</span>attempt {_e(event.get("attempt"))} '
+                f'after {_e(event.get("error"))}; waiting {float(event.get("wait") or 0):.1f}s</div>')
+
+    def _timing(self, event: dict[str, Any], duration: float) -> str:
+        """A bar placing the call within the run (only computed numbers reach the style attribute)."""
+        end = float(event.get("time") or self.start) - self.start
+        begin = max(0.0, end - duration)
+        left = min(100.0, 100 * begin / self.span)
+        width = max(0.5, min(100.0 - left, 100 * duration / self.span))
+        return (f'<span class="when" title="starts {begin:.2f}s into the run">+{begin:.2f}s</span>'
+                f'<span class="bar"><span style="margin-left:{left:.2f}%;width:{width:.2f}%"></span></span>')
+
+
+def _e(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _pre(text: Any, summary: str = "") -> str:
+    body = "" if text is None else str(text)
+    if len(body) <= LONG_OUTPUT_CHARS and not summary:
+        return f"<pre>{_e(body)}</pre>"
+    label = summary or f"{len(body)} characters"
+    return f"<details><summary>{_e(label)}</summary><pre>{_e(body)}</pre></details>"
+
+
+def _task(run: list[dict[str, Any]]) -> str:
+    return str(run[0].get("task") or "(no task recorded)") if run else ""
+
+
+def _status(run: list[dict[str, Any]]) -> str:
+    end = next((e for e in reversed(run) if e.get("kind") == "run_finished"), None)
+    return str(end.get("status")) if end else "unfinished"
+
+
+def _status_class(run: list[dict[str, Any]]) -> str:
+    status = _status(run)
+    return "status-done" if status == "done" else "status-error" if status == "error" else "status-other"
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clock(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if seconds else "?"
+
+
+_CSS = """
+:root{--fg:#1d232a;--muted:#6b7480;--line:#dfe3e8;--bg:#f6f7f9;--card:#fff;--accent:#3b6fd8;
+--ok:#1f8a4c;--bad:#c2372f;--warn:#b7791f}
+*{box-sizing:border-box}body{margin:0 auto;max-width:1100px;padding:24px;font:14px/1.45 system-ui,sans-serif;
+color:var(--fg);background:var(--bg)}h1{font-size:20px;margin:0 0 12px}h2{font-size:17px;margin:0 0 4px}
+h3{font-size:12px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);margin:0 0 6px}
+.run{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:16px;margin:16px 0}
+.task{font-size:15px;margin:4px 0 8px;white-space:pre-wrap}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:0;color:var(--muted);font-size:12px}
+dd{margin:0;color:var(--fg)}.timeline{list-style:none;margin:12px 0;padding:0;border-left:2px solid var(--line)}
+.step{margin:0 0 10px;padding:4px 0 4px 14px;position:relative}
+.step:before{content:"";position:absolute;left:-6px;top:8px;width:10px;height:10px;border-radius:50%;
+background:var(--accent)}
+.ev{margin:4px 0;padding:6px 8px;border-radius:6px;background:var(--bg);overflow-wrap:anywhere}
+.label{display:inline-block;min-width:84px;margin-right:8px;font-size:11px;font-weight:600;text-transform:uppercase;color:var(--muted)}
+.thought{background:#eef3fd;white-space:pre-wrap}.tool_call{background:#f3f0fb}.tool_result.ok{background:#edf7f0}
+.tool_result.failed,.parse_error{background:#fbeeed}.tool_result.failed .label,.parse_error .label{color:var(--bad)}
+.note,.retry{background:#fdf6e8}.final{background:#e8f5ee}.muted{color:var(--muted);font-size:12px}
+pre{margin:6px 0 0;padding:6px 8px;background:#fff;border:1px solid var(--line);border-radius:4px;max-height:320px;
+overflow:auto;white-space:pre-wrap;font:12px/1.4 ui-monospace,monospace}
+details summary{cursor:pointer;color:var(--accent);font-size:12px;margin-top:4px}
+.when{float:right;font-size:11px;color:var(--muted);margin-left:8px}
+.bar{float:right;width:160px;height:8px;margin-top:5px;background:#e6e9ee;border-radius:4px;overflow:hidden}
+.bar span{display:block;height:100%;background:var(--accent)}.tool_result .bar span{background:#8a63d2}
+.summary{border-top:1px solid var(--line);padding-top:10px;display:flex;flex-wrap:wrap;gap:6px 14px;
+align-items:center}.summary .answer,.summary .error-text{flex-basis:100%}.error-text{color:var(--bad)}
+.badge{padding:2px 8px;border-radius:10px;font-weight:600;font-size:12px;color:#fff;background:var(--warn)}
+.status-done{background:var(--ok)}.status-error{background:var(--bad)}.status-unfinished{color:var(--warn)}
+.problems{background:#fbeeed;border:1px solid #f0c4c0;border-radius:6px;padding:8px 12px}
+.warn{color:var(--warn)}.controls{margin:8px 0;font-size:13px}body.hide-model .model_call{display:none}
+""".strip()
+
+# No data from the trace ever goes into the script; it only toggles what is shown.
+_SCRIPT = """
+document.getElementById("toggle-details").addEventListener("click", function (e) {
+  var open = e.target.textContent === "Expand all";
+  document.querySelectorAll("details").forEach(function (d) { d.open = open; });
+  e.target.textContent = open ? "Collapse all" : "Expand all";
+});
+document.getElementById("hide-model").addEventListener("change", function (e) {
+  document.body.classList.toggle("hide-model", e.target.checked);
+});
+""".strip()
