@@ -14,7 +14,16 @@ from typing import Any
 from agentlab import events as ev
 from agentlab.events import Status, ToolCall, Usage
 from agentlab.models.base import Model, ModelError
-from agentlab.strategies import Conclusion, DecisionError, Observation, Strategy, StrategyContext, create
+from agentlab.strategies import (
+    Conclusion,
+    DecisionError,
+    Observation,
+    Strategy,
+    StrategyContext,
+    StrategyFailed,
+    create,
+    extra_tools,
+)
 from agentlab.tools import ApprovalCallback, ToolOutput, ToolRegistry
 
 STALL_NUDGE = (
@@ -104,12 +113,18 @@ class Agent:
         retries: list[ev.Event] = []  # filled while a model call is retried, drained right after it
         status: Status = "error"
         error: str | None = None
-        yield ev.RunStarted(task, getattr(strategy, "name", "custom"), self.model.name, self.tools.names())
+        yield ev.RunStarted(
+            task, getattr(strategy, "name", "custom"), self.model.name, self.tools.names(), self.tools.schemas()
+        )
         try:
             fmt = (await self.model.capabilities()).best_format()
-            strategy.start(StrategyContext(task, self.tools, fmt, self.instructions))
+            extra = extra_tools(strategy)
+            tools = ToolRegistry([*self.tools, *extra]) if extra else self.tools
+            strategy.start(StrategyContext(task, tools, fmt, self.instructions))
             while True:
                 request = strategy.next_step()
+                for text, data in strategy.notes():
+                    yield ev.Note(step, text, data)
                 if isinstance(request, Conclusion):
                     answer, status = request.answer, "done"
                     yield ev.Final(step, answer)
@@ -156,12 +171,12 @@ class Agent:
                     continue
                 seen_calls.add(signature)
                 observations: list[Observation] = []
-                async for event in self._run_tools(step, decision.tool_calls, deadline, observations):
+                async for event in self._run_tools(tools, step, decision.tool_calls, deadline, observations):
                     yield event
                 strategy.observe(observations)
         except BudgetExceeded as stop:
             status, error = stop.status, str(stop)
-        except (ModelError, TimeoutError) as failure:
+        except (ModelError, StrategyFailed, TimeoutError) as failure:
             if isinstance(failure, TimeoutError):
                 status, error = "budget", f"time budget of {self.max_seconds}s exhausted"
             else:
@@ -190,12 +205,17 @@ class Agent:
             return await awaitable
 
     async def _run_tools(
-        self, step: int, calls: list[ToolCall], deadline: float | None, observations: list[Observation]
+        self,
+        tools: ToolRegistry,
+        step: int,
+        calls: list[ToolCall],
+        deadline: float | None,
+        observations: list[Observation],
     ) -> AsyncIterator[ev.Event]:
         """Run the step's tool calls concurrently, reporting each as it finishes."""
 
         async def invoke(call: ToolCall) -> tuple[ToolCall, ToolOutput]:
-            output = await self._within(deadline, self.tools.invoke(call.name, call.arguments, approve=self.approve))
+            output = await self._within(deadline, tools.invoke(call.name, call.arguments, approve=self.approve))
             return call, output
 
         for call in calls:

@@ -20,6 +20,10 @@ class DecisionError(ValueError):
     """The model's reply is not a usable decision; the message is written for the model to fix it."""
 
 
+class StrategyFailed(RuntimeError):
+    """The strategy cannot make progress (e.g. repairs exhausted); the run ends with status `error`."""
+
+
 @dataclass
 class StrategyContext:
     task: str
@@ -72,3 +76,9 @@ class Strategy(Protocol):
     def notes(self) -> list[tuple[str, dict[str, Any]]]:
         """Phase changes and other facts worth a trace line since the last call (drained by the loop)."""
         ...
+
+
+def extra_tools(strategy: Strategy) -> list[Any]:
+    """Tools a strategy brings to its own runs (e.g. PAL's sandbox runner); optional `extra_tools()`."""
+    provide = getattr(strategy, "extra_tools", None)
+    return list(provide()) if provide is not None else []

@@ -1,0 +1,174 @@
+"""PAL (program-aided language models): the model writes `solution()`, the sandbox runs it, and the
+returned value is the answer. Errors go back to the model for a bounded number of repairs; with
+`samples > 1`, several programs vote (self-consistency)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from agentlab.events import ToolCall
+from agentlab.models.base import ModelRequest, ModelResponse
+from agentlab.strategies.base import (
+    Conclusion,
+    DecisionError,
+    ModelDecision,
+    Observation,
+    StrategyContext,
+    StrategyFailed,
+)
+
+if TYPE_CHECKING:
+    from agentlab.sandbox import Sandbox
+    from agentlab.tools import Tool
+
+SYSTEM = (
+    "Solve the problem by writing a Python program. Define solution() that computes the answer step by "
+    "step with named variables and returns it as a number or a short string. Standard library only."
+)
+EXAMPLE_QUESTION = "Olivia has $23. She bought five bagels for $3 each. How much money does she have left?"
+EXAMPLE_PROGRAM = (
+    "def solution():\n    money_initial = 23\n    bagels = 5\n    bagel_cost = 3\n"
+    "    money_spent = bagels * bagel_cost\n    return money_initial - money_spent\n"
+)
+PROGRAM_SCHEMA = {
+    "type": "object",
+    "properties": {"program": {"type": "string", "maxLength": 2000}},
+    "required": ["program"],
+}
+RUNNER = "run_solution"
+
+
+class PAL:
+    name = "pal"
+
+    def __init__(
+        self,
+        samples: int = 1,
+        max_repairs: int = 2,
+        temperature: float = 0.7,
+        sandbox: Sandbox | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.samples = max(1, samples)
+        self.max_repairs = max_repairs
+        self.temperature = temperature
+        self.sandbox = sandbox
+        self.timeout = timeout
+        self.messages: list[dict[str, Any]] = []
+        self.votes: list[str] = []
+        self._results: dict[str, str] = {}  # program text -> value, so a repeated program is not re-run
+        self._program = ""
+        self._repairs = 0
+        self._step = 0
+        self._notes: list[tuple[str, dict[str, Any]]] = []
+
+    def extra_tools(self) -> list[Tool[..., Any]]:
+        """The sandbox runner PAL's decisions call; the loop adds it to this run's tools."""
+        from agentlab.tools.builtin.python import CodeError, describe_failure
+        from agentlab.tools.function_tool import tool
+
+        strategy = self
+
+        @tool(name=RUNNER, timeout=self.timeout + 10)
+        async def run_solution(program: str) -> str:
+            """Run a PAL program in the sandbox and return the value of solution().
+
+            Args:
+                program: Python source that defines solution().
+            """
+            result = await strategy._sandbox().arun(program, timeout=strategy.timeout, call="solution")
+            if not result.ok:
+                raise CodeError(describe_failure(result))
+            return json.dumps(result.value, ensure_ascii=False) if not isinstance(result.value, str) else result.value
+
+        return [run_solution]
+
+    def _sandbox(self) -> Sandbox:
+        if self.sandbox is None:
+            from agentlab.sandbox import Sandbox
+
+            self.sandbox = Sandbox(timeout=self.timeout)
+        return self.sandbox
+
+    def start(self, context: StrategyContext) -> None:
+        self.format = context.decision_format
+        as_json = self.format == "json_schema"
+        example = json.dumps({"program": EXAMPLE_PROGRAM}) if as_json else f"```python\n{EXAMPLE_PROGRAM}```"
+        system = SYSTEM + (" Reply with JSON {\"program\": \"...\"}." if as_json else " Reply with one code block.")
+        if context.instructions:
+            system += "\n" + context.instructions
+        self.messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": EXAMPLE_QUESTION},
+            {"role": "assistant", "content": example},
+            {"role": "user", "content": context.task},
+        ]
+
+    def next_step(self) -> ModelRequest | Conclusion:
+        if len(self.votes) >= self.samples:
+            answer, _ = Counter(self.votes).most_common(1)[0]
+            if self.samples > 1:
+                self._notes.append(("self-consistency vote", {"votes": dict(Counter(self.votes)), "answer": answer}))
+            return Conclusion(answer)
+        if self._repairs > self.max_repairs:
+            raise StrategyFailed(f"the program still failed after {self.max_repairs} repairs")
+        self._step += 1
+        return ModelRequest(
+            messages=list(self.messages),
+            response_schema=PROGRAM_SCHEMA if self.format == "json_schema" else None,
+            temperature=self.temperature if self.samples > 1 else None,
+        )
+
+    def interpret(self, response: ModelResponse) -> ModelDecision:
+        program = self._program_of(response)
+        self._program = program
+        if program in self._results:
+            self.votes.append(self._results[program])
+            return ModelDecision(thought="(same program as before; reusing its result)")
+        return ModelDecision(thought="", tool_calls=[ToolCall(f"pal{self._step}", RUNNER, {"program": program})])
+
+    def _program_of(self, response: ModelResponse) -> str:
+        text = (response.content or "").strip()
+        if self.format == "json_schema":
+            try:
+                text = str(json.loads(text)["program"])
+            except (ValueError, KeyError, TypeError) as error:
+                raise DecisionError('Reply with JSON {"program": "def solution(): ..."}.') from error
+        fenced = re.search(r"```(?:python|py)?\s*\n(.*?)```", text, re.DOTALL)
+        program = fenced.group(1) if fenced else text
+        if "def solution" not in program:
+            raise DecisionError("Write a Python function named solution() that returns the answer.")
+        return program
+
+    def observe(self, observations: list[Observation]) -> None:
+        for observation in observations:
+            if observation.output.ok:
+                self._results[self._program] = observation.output.content
+                self.votes.append(observation.output.content)
+                continue
+            # Repairs continue the conversation; a fresh sample starts from the original prompt.
+            self._repairs += 1
+            self._notes.append(("program failed", {"error": observation.output.content[:500]}))
+            self.messages += [
+                {"role": "assistant", "content": self._as_reply(self._program)},
+                {"role": "user", "content": f"{observation.output.content}\nFix the program."},
+            ]
+
+    def _as_reply(self, program: str) -> str:
+        return json.dumps({"program": program}) if self.format == "json_schema" else f"```python\n{program}```"
+
+    def reject(self, response: ModelResponse, error: DecisionError) -> None:
+        self.messages += [
+            {"role": "assistant", "content": response.content or ""},
+            {"role": "user", "content": f"Error: {error}"},
+        ]
+
+    def best_answer(self) -> str | None:
+        return Counter(self.votes).most_common(1)[0][0] if self.votes else None
+
+    def notes(self) -> list[tuple[str, dict[str, Any]]]:
+        drained, self._notes = self._notes, []
+        return drained

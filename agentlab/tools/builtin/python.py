@@ -1,0 +1,51 @@
+"""The `python` tool: run model-written code in the sandbox (never in this process)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from agentlab.tools.function_tool import Tool, tool
+
+if TYPE_CHECKING:
+    from agentlab.sandbox import Sandbox, SandboxResult
+
+
+class CodeError(RuntimeError):
+    """The code failed inside the sandbox; the message is what the model needs to fix it."""
+
+
+def describe_failure(result: SandboxResult) -> str:
+    if result.timed_out:
+        return f"timed out after {result.duration:.1f}s"
+    detail = result.error or "failed"
+    tail = result.stderr.strip()[-600:]
+    return f"{detail}\n{tail}" if tail and tail not in detail else detail
+
+
+def python_tool(sandbox: Sandbox | None = None, *, timeout: float = 10.0, name: str = "python") -> Tool[..., Any]:
+    """A tool that runs code in `sandbox` (created on first use) and returns what it printed."""
+    holder: dict[str, Sandbox] = {}
+
+    def get_sandbox() -> Sandbox:
+        if sandbox is not None:
+            return sandbox
+        if "sandbox" not in holder:
+            from agentlab.sandbox import Sandbox
+
+            holder["sandbox"] = Sandbox(timeout=timeout)
+        return holder["sandbox"]
+
+    # The tool's own timeout is looser than the sandbox's, which kills the code first and says so.
+    @tool(name=name, timeout=timeout + 10)
+    async def run_python(code: str) -> str:
+        """Run Python code in a sandbox and return what it prints. Print the values you need.
+
+        Args:
+            code: A Python program (standard library maths modules only; no files, network or processes).
+        """
+        result = await get_sandbox().arun(code, timeout=timeout)
+        if not result.ok:
+            raise CodeError(describe_failure(result))
+        return result.stdout or "(no output: print the result)"
+
+    return run_python
