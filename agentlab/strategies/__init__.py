@@ -12,6 +12,8 @@ from agentlab.strategies.base import (
     Observation,
     Strategy,
     StrategyContext,
+    StrategyFailed,
+    extra_tools,
 )
 
 StrategyFactory = Callable[..., Strategy]
@@ -35,8 +37,26 @@ def _camel(**options: Any) -> Strategy:
     return Camel(**options)
 
 
+def _babyagi(**options: Any) -> Strategy:
+    from agentlab.strategies.babyagi import BabyAGI
+
+    return BabyAGI(**options)
+
+
+def _pal(**options: Any) -> Strategy:
+    from agentlab.strategies.pal import PAL
+
+    return PAL(**options)
+
+
 # Factories import their module on use, so `import agentlab` stays light.
-STRATEGIES: dict[str, StrategyFactory] = {"react": _react, "critic": _critic, "camel": _camel}
+STRATEGIES: dict[str, StrategyFactory] = {
+    "react": _react,
+    "pal": _pal,
+    "critic": _critic,
+    "camel": _camel,
+    "babyagi": _babyagi,
+}
 
 
 def create(name: str, **options: Any) -> Strategy:
@@ -55,5 +75,7 @@ __all__ = [
     "Observation",
     "Strategy",
     "StrategyContext",
+    "StrategyFailed",
     "create",
+    "extra_tools",
 ]
