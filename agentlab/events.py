@@ -54,6 +54,8 @@ class RunStarted(Event):
     strategy: str
     model: str
     tools: list[str]
+    # The tools' OpenAI schemas, so a trace alone can become fine-tuning data (agentlab.export).
+    tool_schemas: list[dict[str, Any]] = field(default_factory=list)
     kind: str = field(init=False, default="run_started")
 
 

@@ -1,0 +1,89 @@
+"""PAL over the scripted server: programs written by the "model" run in the real sandbox."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentlab import Agent, OpenAIModel
+from agentlab import events as ev
+from agentlab.testing import ScriptedServer
+
+PROGRAM = "def solution():\n    apples = 7\n    eaten = 3\n    return apples - eaten\n"
+BROKEN = "def solution():\n    return undefined_name * 2\n"
+
+
+def model_for(srv: ScriptedServer) -> OpenAIModel:
+    return OpenAIModel(model="scripted", base_url=srv.base_url, api_key="k")
+
+
+def fenced(program: str) -> dict:
+    return {"content": f"Here is the program:\n```python\n{program}```"}
+
+
+def test_program_computes_the_answer_in_the_sandbox():
+    with ScriptedServer([fenced(PROGRAM)]) as srv:
+        result = Agent(model=model_for(srv), strategy="pal").run("Tom has 7 apples and eats 3. How many are left?")
+        first = srv.requests[0]
+    assert (result.status, result.answer) == ("done", "4")
+    assert first["messages"][-1]["content"].startswith("Tom has 7 apples")
+    assert "def solution" in first["messages"][2]["content"]  # the few-shot example
+    run = next(e for e in result.events if isinstance(e, ev.ToolResult))
+    assert run.call.name == "run_solution" and run.ok
+
+
+def test_failing_program_is_repaired():
+    with ScriptedServer([fenced(BROKEN), fenced(PROGRAM)]) as srv:
+        result = Agent(model=model_for(srv), strategy="pal").run("7 - 3?")
+        repair = srv.requests[1]["messages"]
+    assert (result.status, result.answer) == ("done", "4")
+    assert "NameError" in repair[-1]["content"] and "Fix the program" in repair[-1]["content"]
+    assert [e.ok for e in result.events if isinstance(e, ev.ToolResult)] == [False, True]
+
+
+def test_repairs_are_bounded():
+    with ScriptedServer([fenced(BROKEN.replace("2", str(i))) for i in range(3, 6)]) as srv:
+        result = Agent(model=model_for(srv), strategy="pal", max_repairs=1).run("x")
+    assert result.status == "error" and "repairs" in result.error and result.answer is None
+
+
+def test_self_consistency_majority_vote():
+    other = PROGRAM.replace("eaten = 3", "eaten = 2")
+    script = [fenced(PROGRAM), fenced(other), fenced(PROGRAM)]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv), strategy="pal", samples=3).run("7 - 3?")
+        temperatures = [r.get("temperature") for r in srv.requests]
+    assert (result.status, result.answer) == ("done", "4")
+    vote = next(e for e in result.events if isinstance(e, ev.Note) and e.text == "self-consistency vote")
+    assert vote.data["votes"] == {"4": 2, "5": 1}
+    assert all(t and t > 0 for t in temperatures)
+    # The repeated program is not run twice in the sandbox.
+    assert len([e for e in result.events if isinstance(e, ev.ToolResult)]) == 2
+
+
+def test_json_schema_programs_when_endpoint_constrains_output():
+    script = [{"content": json.dumps({"program": PROGRAM})}]
+    with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+        result = Agent(model=model_for(srv), strategy="pal").run("7 - 3?")
+        schema = srv.requests[0]["response_format"]["json_schema"]["schema"]
+    assert (result.status, result.answer) == ("done", "4") and "program" in schema["properties"]
+
+
+def test_model_written_code_cannot_read_host_secrets(monkeypatch):
+    monkeypatch.setenv("AGENTLAB_TEST_SECRET", "hunter2-do-not-leak")
+    leak = "import os\ndef solution():\n    return os.environ.get('AGENTLAB_TEST_SECRET', 'none')\n"
+    with ScriptedServer([fenced(leak), fenced(PROGRAM)]) as srv:
+        result = Agent(model=model_for(srv), strategy="pal").run("x")
+    assert "hunter2" not in json.dumps(result.trace)
+    assert result.status == "done"
+
+
+@pytest.mark.parametrize("code", ["print(6 * 7)"])
+async def test_python_tool_runs_code_in_the_sandbox(code):
+    from agentlab.tools.builtin.python import python_tool
+
+    out = await python_tool().invoke({"code": code})
+    assert out.ok and out.content.strip() == "42"
+    failed = await python_tool().invoke({"code": "open('/etc/shadow').read()"})
+    assert not failed.ok and "root:" not in failed.content
