@@ -1,0 +1,25 @@
+"""Long-term memory for agents: a SQLite memory stream with recency/importance/relevance retrieval,
+reflection into higher-level insights, and `remember`/`recall` tools for any strategy.
+
+Names load on first use, so importing this package costs nothing until a store is made.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentlab.memory.store import DEFAULT_IMPORTANCE, Memory, MemoryStore, RetrievalWeights, ScoredMemory
+    from agentlab.memory.tools import memory_tools
+
+__all__ = ["DEFAULT_IMPORTANCE", "Memory", "MemoryStore", "RetrievalWeights", "ScoredMemory", "memory_tools"]
+
+_LAZY = {name: "agentlab.memory.store" for name in __all__} | {"memory_tools": "agentlab.memory.tools"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module), name)
