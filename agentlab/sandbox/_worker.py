@@ -1,0 +1,379 @@
+"""The program that runs inside the sandbox.
+
+It is passed to ``python -I -S -B -c`` as source text (so neither the project directory nor
+site-packages have to be visible inside the sandbox) and uses only the standard library.
+
+Life cycle of one worker process (it is never reused):
+
+1. trusted start-up: close stray fds, drop the bounding set and switch to the unprivileged uid
+   (when started as root), set PR_SET_NO_NEW_PRIVS, set resource limits, install the seccomp
+   filter built by the parent;
+2. block on stdin until the parent sends exactly one job (this is where pre-spawned workers of
+   the warm pool wait);
+3. run the model's code with a guarded ``__import__`` and capped stdout/stderr, stream output to
+   the parent as JSON lines, send one final ``{"done": ...}`` line and ``_exit``.
+
+Nothing here is a security boundary against the code it runs (that code shares this process);
+the boundary is the namespaces, uid, rlimits and seccomp set up before the code starts.
+"""
+
+import builtins
+import io
+import os
+import resource
+import sys
+import time
+from _json import encode_basestring_ascii as _quote  # the json package would pull in re (slow)
+
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_CAPBSET_DROP = 24
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+
+
+def _encode(value, depth=0):
+    """Minimal JSON encoder (str, int, float, bool, None, list/tuple, dict); ValueError otherwise.
+
+    Base-type methods are called explicitly so that subclasses cannot inject invalid JSON.
+    """
+    if depth > 100:
+        raise ValueError("nested too deeply")
+    if isinstance(value, str):
+        return _quote(value)
+    if value is None or value is True or value is False:
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        text = float.__repr__(value)
+        return {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}.get(text, text)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join([_encode(item, depth + 1) for item in value]) + "]"
+    if isinstance(value, dict):
+        parts = []
+        for key, item in dict.items(value):
+            if not isinstance(key, str):
+                if key is None or key is True or key is False or isinstance(key, int | float):
+                    key = _encode(key).strip('"')
+                else:
+                    raise ValueError("non-string key")
+            parts.append(_quote(key) + ":" + _encode(item, depth + 1))
+        return "{" + ",".join(parts) + "}"
+    raise ValueError(f"{type(value).__name__} is not JSON serializable")
+
+
+class _Channel:
+    """Line-delimited JSON to the parent, with output chunks batched to limit syscalls."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.pending = []
+        self.pending_chars = 0
+        self.chunks = 0
+        self.last_flush = time.monotonic()
+
+    def send(self, obj):
+        view = memoryview((_encode(obj) + "\n").encode("ascii"))
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def chunk(self, key, text):
+        self.pending.append((key, text))
+        self.pending_chars += len(text)
+        self.chunks += 1
+        # The first writes go out at once (so the output printed before a hang survives the
+        # wall-clock kill); after that, batch to keep print-heavy loops cheap.
+        if self.chunks <= 64 or self.pending_chars >= 4096 or time.monotonic() - self.last_flush >= 0.05:
+            self.flush()
+
+    def flush(self):
+        if not self.pending:
+            return
+        merged = []
+        for key, text in self.pending:
+            if merged and merged[-1][0] == key:
+                merged[-1][1].append(text)
+            else:
+                merged.append((key, [text]))
+        self.pending, self.pending_chars = [], 0
+        self.last_flush = time.monotonic()
+        for key, parts in merged:
+            self.send({key: "".join(parts)})
+
+
+class _CappedStream(io.TextIOBase):
+    """stdout/stderr replacement: keeps the first ``limit`` characters, counts the rest."""
+
+    def __init__(self, key, channel, limit):
+        super().__init__()
+        self._key, self._channel, self._limit = key, channel, limit
+        self.kept = 0
+        self.dropped = 0
+
+    def writable(self):
+        return True
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        room = self._limit - self.kept
+        if room > 0 and s:
+            part = s[:room]
+            self.kept += len(part)
+            self._channel.chunk(self._key, part)
+        self.dropped += max(0, len(s) - max(room, 0))
+        return len(s)
+
+    def flush(self):
+        self._channel.flush()
+
+
+def _harden(cfg):
+    """Trusted start-up: uid drop, no_new_privs, rlimits, seccomp.  Returns the libc handle."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+    if cfg["drop_uid"] and os.getuid() == 0:
+        # Empty the capability bounding set first (needs CAP_SETPCAP, granted to us by bwrap only
+        # for this), then switch all uids/gids; the kernel clears permitted/effective caps then.
+        for cap in range(64):
+            if prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+                break
+        os.setgroups([])
+        os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
+        os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
+        if os.getuid() == 0 or os.geteuid() == 0:
+            raise RuntimeError("failed to drop root")
+
+    if prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+
+    limits = {
+        resource.RLIMIT_AS: cfg["mem"],
+        resource.RLIMIT_FSIZE: cfg["fsize"],
+        resource.RLIMIT_NOFILE: cfg["nofile"],
+        resource.RLIMIT_NPROC: cfg["nproc"],
+        resource.RLIMIT_CORE: 0,
+        resource.RLIMIT_MEMLOCK: 0,
+    }
+    for which, value in limits.items():
+        resource.setrlimit(which, (value, value))
+
+    if cfg["seccomp"]:
+        program = bytes.fromhex(cfg["seccomp"])
+
+        class SockFprog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        buf = ctypes.create_string_buffer(program, len(program))
+        fprog = SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+        if prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "installing the seccomp filter failed")
+
+
+def _self_report(cfg):
+    """What this process can observe about its own confinement (sent back with every result)."""
+    status = {}
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in ("NoNewPrivs", "Seccomp", "CapEff", "CapPrm", "CapBnd"):
+                    status[key] = value.strip()
+    except OSError:
+        pass
+    namespaces = {}
+    for ns in ("net", "pid", "mnt"):
+        try:
+            namespaces[ns] = os.readlink(f"/proc/self/ns/{ns}")
+        except OSError:
+            namespaces[ns] = None
+    return {
+        "uid": os.getuid(),
+        "euid": os.geteuid(),
+        "status": status,
+        "ns": namespaces,
+        "env": sorted(os.environ),
+        "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[0],
+        "rlimit_nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0],
+    }
+
+
+def _read_job(fd):
+    """Job format (from the trusted parent): ``<cpu seconds|probe>\n<call or empty>\n<code>``."""
+    chunks = []
+    while True:
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        chunks.append(data)
+    cpu, call, code = b"".join(chunks).decode("utf-8", "surrogatepass").split("\n", 2)
+    return {"probe": cpu == "probe", "cpu": 0.0 if cpu == "probe" else float(cpu), "call": call, "code": code}
+
+
+def _parse_config(text):
+    """``key=value`` lines; list values are separated by \x1f; numbers are ints."""
+    cfg = {}
+    for line in text.split("\n"):
+        key, _, value = line.partition("=")
+        if key in ("allowed", "paths"):
+            cfg[key] = [v for v in value.split("\x1f") if v]
+        elif key in ("seccomp", "workdir"):
+            cfg[key] = value
+        else:
+            cfg[key] = int(value)
+    return cfg
+
+
+def _exc_line(exc):
+    name = type(exc).__name__
+    try:
+        text = str(exc)
+    except BaseException:
+        text = "<unprintable exception>"
+    return f"{name}: {text}" if text else name
+
+
+def _format_traceback(exc, source_lines):
+    if isinstance(exc, SyntaxError):
+        return f"  line {exc.lineno}: {exc.text.strip() if exc.text else ''}\n{_exc_line(exc)}\n"
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<sandbox>":
+            frames.append((tb.tb_lineno, tb.tb_frame.f_code.co_name))
+        tb = tb.tb_next
+    if len(frames) > 20:  # deep recursion: keep both ends, like CPython's "[Previous line ...]"
+        frames = [*frames[:10], (None, f"[... {len(frames) - 20} more frames ...]"), *frames[-10:]]
+    lines = ["Traceback (most recent call last):"]
+    for lineno, name in frames:
+        if lineno is None:
+            lines.append(f"  {name}")
+            continue
+        lines.append(f'  File "<sandbox>", line {lineno}, in {name}')
+        if 0 < lineno <= len(source_lines):
+            lines.append("    " + source_lines[lineno - 1].strip())
+    lines.append(_exc_line(exc))
+    return "\n".join(lines) + "\n"
+
+
+def _make_builtins(allowed):
+    real_import = builtins.__import__
+    shown = ", ".join(sorted(allowed))
+
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if level:
+            raise ImportError("relative imports are not available in the sandbox")
+        top = name.partition(".")[0]
+        if top not in allowed:
+            raise ImportError(f"import of {name!r} is blocked in the sandbox; allowed modules: {shown}", name=name)
+        return real_import(name, globals, locals, fromlist, level)
+
+    def _exit(code=None):
+        raise SystemExit(code)
+
+    ns = dict(builtins.__dict__)
+    ns["__import__"] = guarded_import
+    ns["exit"] = ns["quit"] = _exit
+    for name in ("breakpoint", "input"):
+        ns.pop(name, None)
+    return ns
+
+
+def _encode_value(value, limit):
+    """JSON text of ``value``; a (capped) repr string when it is not JSON-able."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        try:  # noqa: SIM105 - contextlib is deliberately not imported (start-up time)
+            value = value.tolist()
+        except BaseException:
+            pass
+    try:
+        text = _encode(value)
+    except (ValueError, RecursionError):
+        text = None
+    if text is None or len(text) > limit:
+        try:
+            shown = repr(value)
+        except BaseException:
+            shown = f"<unrepresentable {type(value).__name__}>"
+        if len(shown) > limit:
+            shown = shown[:limit] + f"…[truncated {len(shown) - limit} chars]"
+        text = _quote(shown)
+    return text
+
+
+def _run(job, cfg, channel):
+    code, call = job["code"], job.get("call")
+    # CPU limit for this job on top of what start-up has already used.
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = int(usage.ru_utime + usage.ru_stime + job["cpu"]) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+
+    limit = cfg["output_limit"]
+    out = _CappedStream("o", channel, limit)
+    err = _CappedStream("e", channel, limit)
+    sys.stdout, sys.stderr = out, err
+    namespace = {"__name__": "__main__", "__builtins__": _make_builtins(frozenset(cfg["allowed"]))}
+    reserve = bytearray(1 << 20)  # released on MemoryError so reporting it cannot fail too
+    done = {"ok": True, "error": None}
+    try:
+        compiled = compile(code, "<sandbox>", "exec", dont_inherit=True)
+        exec(compiled, namespace)
+        if call:
+            func = namespace.get(call)
+            if not callable(func):
+                raise NameError(f"the code did not define a function {call}()")
+            done["value"] = _encode_value(func(), max(limit, 65536))
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            done.update(ok=False, error=f"SystemExit: {exc.code!r}")
+    except MemoryError as exc:
+        del reserve
+        namespace.clear()
+        exc.__traceback__ = None
+        done.update(ok=False, error=f"MemoryError: memory limit of {cfg['mem'] >> 20} MB exceeded")
+    except BaseException as exc:
+        done.update(ok=False, error=_exc_line(exc))
+        err.write(_format_traceback(exc, code.splitlines()))
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    channel.flush()
+    done["dropped"] = {"o": out.dropped, "e": err.dropped}
+    return done
+
+
+def main():
+    cfg = _parse_config(sys.argv[2])
+    os.closerange(3, 4096)
+    result_fd = os.dup(1)
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 1)
+    if cfg.get("workdir"):
+        os.chdir(cfg["workdir"])
+    sys.path.extend(cfg["paths"])
+    if cfg["preimport"]:
+        # Direct mode as root: after the uid drop the interpreter's stdlib may be unreadable
+        # (e.g. under /root), so load the allowed modules while we still can.
+        for name in cfg["allowed"]:
+            try:  # noqa: SIM105 - contextlib is deliberately not imported (start-up time)
+                __import__(name)
+            except Exception:
+                pass
+    _harden(cfg)
+    os.dup2(devnull, 2)  # from here on nothing may write to the parent except the channel
+    report = _self_report(cfg)
+    channel = _Channel(result_fd)
+
+    job = _read_job(0)
+    os.dup2(devnull, 0)
+    probe = job.get("probe")
+    done = {"ok": True, "error": None, "dropped": {"o": 0, "e": 0}} if probe else _run(job, cfg, channel)
+    done["iso"] = report
+    channel.send({"done": done})
+    os._exit(0)
+
+
+main()
