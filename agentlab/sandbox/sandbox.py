@@ -117,7 +117,8 @@ class Sandbox:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Sandbox(timeout={self.timeout}, memory_mb={self.memory_mb}, mode={self._cfg().mode})"
+        mode = self._config.mode if self._config else "not probed yet"  # repr must not spawn
+        return f"Sandbox(timeout={self.timeout}, memory_mb={self.memory_mb}, mode={mode})"
 
     # -- internals --------------------------------------------------------------------------------
 
