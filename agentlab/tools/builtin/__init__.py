@@ -8,6 +8,7 @@ from agentlab.tools.builtin.arithmetic import calculator
 from agentlab.tools.builtin.corpus import LocalCorpus
 from agentlab.tools.builtin.corpus_files import Passage
 from agentlab.tools.builtin.local_search import default_corpus, search_tools
+from agentlab.tools.builtin.python import python_tool
 from agentlab.tools.builtin.web import SearchUnavailable, web_search
 from agentlab.tools.function_tool import Tool
 
@@ -21,12 +22,13 @@ def builtin_tools(corpus: LocalCorpus | None = None) -> list[Tool[..., Any]]:
 
 
 def builtin_tool_map(corpus: LocalCorpus | None = None) -> dict[str, Tool[..., Any]]:
-    """Name -> tool for every built-in, as `agentlab tools` lists them and `--tools` picks them.
+    """Name -> tool for every built-in (python included), as `agentlab tools` lists them and `--tools` picks them.
 
     Includes local_search/lookup over `corpus`, by default this project's docs (`default_corpus()`,
     which only reads a few files; the search index is built on first use).
     """
-    return {item.name: item for item in builtin_tools(corpus if corpus is not None else default_corpus())}
+    tools = builtin_tools(corpus if corpus is not None else default_corpus())
+    return {item.name: item for item in [*tools, python_tool()]}
 
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "builtin_tools",
     "calculator",
     "default_corpus",
+    "python_tool",
     "search_tools",
     "web_search",
 ]

@@ -1,0 +1,74 @@
+"""The `agentlab` command line, run as a real subprocess against a scripted server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from agentlab.testing import ScriptedServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def agentlab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTLAB_", "OPENAI_"))}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "agentlab.cli", *args],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=full_env,
+    )
+
+
+def test_run_json_with_a_tool_from_a_file(tmp_path):
+    tools_file = tmp_path / "mytools.py"
+    tools_file.write_text(
+        "from agentlab import tool\n\n"
+        "@tool\ndef shout(text: str) -> str:\n"
+        "    \"\"\"Upper-case text.\n\n    Args:\n        text: Input.\n    \"\"\"\n"
+        "    return text.upper()\n"
+    )
+    script = [{"tool_calls": [{"name": "shout", "arguments": {"text": "hi"}}]},
+              {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "HI"}}]}]
+    trace = tmp_path / "trace.jsonl"
+    with ScriptedServer(script) as srv:
+        proc = agentlab("run", "shout hi", "--tools", f"{tools_file}:shout,calculator", "--base-url", srv.base_url,
+                        "--model", "scripted", "--json", "--trace", str(trace))
+        sent_tools = {t["function"]["name"] for t in srv.requests[0]["tools"]}
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "done" and result["answer"] == "HI" and result["steps"] == 2
+    assert sent_tools == {"shout", "calculator", "final_answer"}
+    assert [json.loads(line)["kind"] for line in trace.read_text().splitlines()][-1] == "run_finished"
+
+
+def test_run_json_exit_code_is_nonzero_unless_done():
+    with ScriptedServer([{"tool_calls": [{"name": "calculator", "arguments": {"expression": f"{i}+1"}}]}
+                         for i in range(3)]) as srv:
+        proc = agentlab("run", "loop", "--max-steps", "2", "--json",
+                        env={"AGENTLAB_BASE_URL": srv.base_url, "AGENTLAB_MODEL": "scripted"})
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["status"] == "max_steps"
+
+
+def test_run_renders_events_for_people():
+    script = [{"tool_calls": [{"name": "calculator", "arguments": {"expression": "17*23"}}]},
+              {"content": "391"}]
+    with ScriptedServer(script) as srv:
+        proc = agentlab("run", "17*23?", "--base-url", srv.base_url, "--model", "scripted")
+    assert proc.returncode == 0, proc.stderr
+    assert "calculator" in proc.stdout and "391" in proc.stdout and "done" in proc.stdout
+
+
+def test_tools_lists_builtins():
+    proc = agentlab("tools")
+    assert proc.returncode == 0
+    names = {line.split(":")[0] for line in proc.stdout.splitlines() if ":" in line}
+    assert {"calculator", "web_search", "local_search", "lookup", "python"} <= names
+
+
+def test_unknown_tool_is_a_clear_error():
+    proc = agentlab("run", "x", "--tools", "nope", "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
+    assert proc.returncode != 0 and "unknown built-in tool 'nope'" in proc.stderr
