@@ -62,12 +62,20 @@ def _model(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from agentlab.agent import Agent
     from agentlab.models import ModelUnavailable
+    from agentlab.strategies import create
+
+    options = {key: value for key, value in (("resume", args.resume), ("store", args.store)) if value is not None}
+    made: list[Any] = []  # the run's strategy, kept to report its run_id
+
+    def new_strategy() -> Any:
+        made.append(create(args.strategy, **options))
+        return made[-1]
 
     try:
         agent = Agent(
             model=_model(args),
             tools=load_tools(args.tools),
-            strategy=args.strategy,
+            strategy=new_strategy,
             max_steps=args.max_steps,
             max_tokens=args.max_tokens,
             max_seconds=args.max_seconds,
@@ -87,6 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             "duration": round(result.duration, 3),
             "error": result.error,
         }
+        run_id = getattr(made[-1], "run_id", None) if made else None
+        if run_id is not None:
+            summary["run_id"] = run_id
         print(json.dumps(summary, ensure_ascii=False))
         return 0 if result.status == "done" else 1
     from agentlab.render.console import render_events
@@ -121,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-seconds", type=float)
     run.add_argument("--trace", help="append the run's events to this JSONL file")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (strategies with a store: babyagi)")
+    run.add_argument("--store", metavar="PATH", help="the strategy's SQLite store (babyagi)")
     run.set_defaults(handler=cmd_run)
     tools = sub.add_parser("tools", help="list built-in tools")
     tools.set_defaults(handler=cmd_tools)

@@ -1,0 +1,6 @@
+"""Persistent state on SQLite (stdlib `sqlite3`, WAL mode). Knows nothing of agents: a run here is a named
+queue of text tasks with results, which a strategy (BabyAGI) drives."""
+
+from agentlab.store.tasks import RunRecord, StoreError, TaskRecord, TaskStore, normalise_task
+
+__all__ = ["RunRecord", "StoreError", "TaskRecord", "TaskStore", "normalise_task"]

@@ -1,0 +1,373 @@
+"""BabyAGI: work through a prioritised task queue towards an objective, with explicit stop conditions.
+
+Each round: take the first task of the queue → execute it with an inner strategy (ReAct over the agent's
+tools by default) → store its result → ask whether the objective is complete → ask for new tasks (dropping
+any equal to a finished or queued one) → ask for the queue's order → repeat. The inner strategy runs *inside*
+this one: its requests go through the same loop, so the agent's budgets, events and traces cover every model
+call, and the step budget bounds the whole run.
+
+The queue, the results and the run's state live in SQLite (`agentlab.store.TaskStore`): a result is stored
+in the same transaction that marks its task done, so a run killed at any moment resumes with
+`resume=RUN_ID` without losing or repeating a finished task; a task that was in progress runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agentlab.models.base import ModelRequest, ModelResponse
+from agentlab.store import TaskRecord, TaskStore
+from agentlab.strategies import decisions
+from agentlab.strategies.base import (
+    Conclusion,
+    DecisionError,
+    ModelDecision,
+    Observation,
+    Strategy,
+    StrategyContext,
+)
+
+DEFAULT_STORE = Path(".agentlab") / "babyagi.sqlite3"
+DEFAULT_FIRST_TASK = "Make a short plan of the steps needed to reach the objective."
+DEFAULT_MAX_TASKS = 10
+# Prompt sizes stay small and stable whatever the run's length: results are clipped, context is a top-k.
+RESULT_CHARS_IN_PROMPT = 300
+RELATED_RESULTS = 3
+RESULTS_IN_PROMPT = 10
+
+Phase = Literal["pick", "execute", "check", "create", "prioritise", "finished"]
+
+PLANNER_SYSTEM = "You plan and track the work towards an objective. Reply with one JSON object only."
+
+
+class Progress(BaseModel):
+    """Whether the objective is complete, with a short answer to it drawn from the results."""
+
+    complete: bool
+    summary: str = Field(json_schema_extra={"maxLength": 400})
+
+
+class NewTasks(BaseModel):
+    """New tasks still needed to reach the objective; an empty list when none is."""
+
+    tasks: list[Annotated[str, Field(json_schema_extra={"maxLength": 120})]] = Field(json_schema_extra={"maxItems": 5})
+
+
+class Priorities(BaseModel):
+    """The ids of the pending tasks, most important first."""
+
+    order: list[int]
+
+
+class BabyAGI:
+    """A persistent task-queue strategy. Options: `store` (SQLite path), `run_id` (a new uuid by default),
+    `resume` (the RUN_ID of a stopped or killed run), `max_tasks` (tasks to finish, counted over the whole
+    run), `first_task`, `max_new_tasks` (per round) and `executor` (the inner strategy: a name in
+    STRATEGIES or a factory)."""
+
+    name = "babyagi"
+
+    def __init__(
+        self,
+        *,
+        store: str | Path = DEFAULT_STORE,
+        run_id: str | None = None,
+        resume: str | None = None,
+        max_tasks: int | None = None,
+        first_task: str | None = None,
+        max_new_tasks: int = 3,
+        executor: str | Callable[[], Strategy] = "react",
+    ) -> None:
+        if resume and run_id and resume != run_id:
+            raise ValueError(f"run_id {run_id!r} and resume {resume!r} disagree; give one of them")
+        if max_tasks is not None and max_tasks < 0:
+            raise ValueError("max_tasks must be >= 0")
+        self.store_path = Path(store)
+        self.run_id = resume or run_id or uuid.uuid4().hex
+        self.resuming = resume is not None
+        self.max_tasks = max_tasks
+        self.first_task = first_task or DEFAULT_FIRST_TASK
+        self.max_new_tasks = max(0, max_new_tasks)
+        self.executor = executor
+        self._phase: Phase = "pick"
+        self._task: TaskRecord | None = None  # the task being executed, or just finished
+        self._inner: Strategy | None = None
+        self._inner_decided = False  # the last decision was the inner strategy's, so observations are its
+        self._retry: list[dict[str, Any]] = []  # rejected replies of the current planning decision
+        self._answer: str | None = None
+        self._notes: list[tuple[str, dict[str, Any]]] = []
+
+    # --- the Strategy protocol ---------------------------------------------------------------------
+
+    def start(self, context: StrategyContext) -> None:
+        self.context = context
+        self.store = TaskStore(self.store_path)
+        if self.resuming:
+            run = self.store.run(self.run_id)
+            self.objective = run.objective
+            if self.max_tasks is None:
+                self.max_tasks = run.options.get("max_tasks", DEFAULT_MAX_TASKS)
+            requeued = self.store.requeue_running(self.run_id)
+            self._answer = run.answer
+            if run.status == "done":
+                self._phase = "finished"
+            else:
+                self.store.update_run(self.run_id, status="running")
+                # A run killed between a task's end and the planning after it picks up that planning.
+                if run.state.get("phase") in ("check", "create", "prioritise"):
+                    self._phase = run.state["phase"]
+                    self._task = self.store.task(self.run_id, run.state["task_id"])
+            self._note(
+                f"resumed run {self.run_id}: {run.tasks_done} tasks done"
+                + (f", re-running unfinished task {', '.join(str(t.task_id) for t in requeued)}" if requeued else ""),
+                requeued=[t.task_id for t in requeued],
+                status=run.status,
+                phase=self._phase,
+            )
+        else:
+            self.objective = context.task
+            self.max_tasks = DEFAULT_MAX_TASKS if self.max_tasks is None else self.max_tasks
+            self.store.create_run(self.run_id, self.objective, {"max_tasks": self.max_tasks})
+            self.store.add_tasks(self.run_id, [self.first_task])
+            self._note(f"started run {self.run_id} (resume it with resume={self.run_id!r})", store=str(self.store_path))
+
+    def next_step(self) -> ModelRequest | Conclusion:
+        if self._phase in ("pick", "prioritise"):
+            stopped = self._advance()
+            if stopped is not None:
+                return Conclusion(stopped)
+        if self._phase == "finished":
+            return Conclusion(self._answer or self._digest())
+        if self._phase == "execute":
+            assert self._inner is not None
+            step = self._inner.next_step()
+            if not isinstance(step, Conclusion):
+                return step
+            self._finish_task(step.answer)  # an executor that answers without asking the model
+        return self._planning_request()
+
+    def interpret(self, response: ModelResponse) -> ModelDecision:
+        if self._phase == "execute":
+            assert self._inner is not None
+            decision = self._inner.interpret(response)
+            if decision.final_answer is None:
+                self._inner_decided = True  # the loop runs the task's tool calls; their observations go back in
+                return decision
+            self._finish_task(decision.final_answer)
+            return ModelDecision(thought=decision.thought)
+        if self._phase == "check":
+            return self._read_progress(response)
+        if self._phase == "create":
+            return self._read_new_tasks(response)
+        if self._phase == "prioritise":
+            return self._read_priorities(response)
+        raise DecisionError(f"no model reply was expected in phase {self._phase}")
+
+    def observe(self, observations: list[Observation]) -> None:
+        # After a planning decision the loop hands back an empty list, which the next task must not see.
+        if self._inner_decided and self._inner is not None:
+            self._inner.observe(observations)
+        self._inner_decided = False
+
+    def reject(self, response: ModelResponse, error: DecisionError) -> None:
+        if self._phase == "execute" and self._inner is not None:
+            self._inner.reject(response, error)
+            return
+        said = response.content or "".join(c.arguments for c in response.tool_calls)
+        self._retry += [{"role": "assistant", "content": said}, {"role": "user", "content": f"Error: {error}"}]
+
+    def best_answer(self) -> str | None:
+        return self._answer or (self._digest() if self._done_tasks() else None)
+
+    def notes(self) -> list[tuple[str, dict[str, Any]]]:
+        drained, self._notes = self._notes, []
+        if self._inner is not None:
+            drained += self._inner.notes()
+        return drained
+
+    # --- phases ------------------------------------------------------------------------------------
+
+    def _advance(self) -> str | None:
+        """Go through the steps that need no model call: skip ordering a queue of one, take the next task
+        and start executing it. Returns the final answer when a stop condition holds."""
+        if self._phase == "prioritise" and len(self.store.tasks(self.run_id, "pending")) <= 1:
+            self._enter("pick")
+        if self._phase != "pick":
+            return None
+        assert self.max_tasks is not None
+        if self.store.run(self.run_id).tasks_done >= self.max_tasks:
+            return self._stop("max_tasks", f"{self.max_tasks} tasks finished (max_tasks)")
+        task = self.store.claim_next(self.run_id)
+        if task is None:
+            return self._stop("queue_empty", "no task left in the queue")
+        self._task, self._phase = task, "execute"
+        self._inner = self._new_executor()
+        self._inner.start(
+            StrategyContext(self._task_prompt(task), self.context.tools, self.context.decision_format,
+                            self.context.instructions)
+        )
+        self._note(f"task {task.task_id} started: {task.text}", task_id=task.task_id, task=task.text,
+                   attempt=task.attempts)
+        return None
+
+    def _finish_task(self, result: str) -> None:
+        assert self._task is not None
+        state = {"phase": "check", "task_id": self._task.task_id}
+        task = self.store.finish_task(self.run_id, self._task.task_id, result, run_state=state)
+        if self._inner is not None:
+            self._notes += self._inner.notes()
+        self._task, self._inner, self._phase = task, None, "check"
+        self._note(f"task {task.task_id} finished: {task.text}", task_id=task.task_id, task=task.text,
+                   result=result)
+
+    def _read_progress(self, response: ModelResponse) -> ModelDecision:
+        progress = decisions.read_structured(response, Progress)
+        summary = progress.summary.strip()
+        if summary:
+            self._answer = summary
+            self.store.update_run(self.run_id, answer=summary)
+        self._retry = []
+        if progress.complete:
+            return ModelDecision(thought=summary, final_answer=self._stop("done", "the objective is complete"))
+        assert self.max_tasks is not None
+        at_limit = self.store.run(self.run_id).tasks_done >= self.max_tasks
+        self._enter("pick" if at_limit else "create")  # no new tasks when none may run
+        return ModelDecision(thought="The objective is not complete yet.", final_answer=self._advance())
+
+    def _read_new_tasks(self, response: ModelResponse) -> ModelDecision:
+        proposed = [t.strip() for t in decisions.read_structured(response, NewTasks).tasks if t.strip()]
+        added, dropped = self.store.add_tasks(self.run_id, proposed[: self.max_new_tasks])
+        self._retry = []
+        self._note(
+            f"created {len(added)} tasks" + (f", dropped {len(dropped)} duplicates" if dropped else ""),
+            created=[{"task_id": t.task_id, "task": t.text} for t in added],
+            dropped=dropped,
+            ignored=proposed[self.max_new_tasks :],
+        )
+        self._enter("prioritise")
+        thought = "New tasks: " + "; ".join(t.text for t in added) if added else "No new tasks."
+        return ModelDecision(thought=thought, final_answer=self._advance())
+
+    def _read_priorities(self, response: ModelResponse) -> ModelDecision:
+        order = decisions.read_structured(response, Priorities).order
+        pending_ids = {t.task_id for t in self.store.tasks(self.run_id, "pending")}
+        if not pending_ids & set(order):
+            raise DecisionError(f"Order the pending task ids {sorted(pending_ids)}, most important first.")
+        queue = self.store.reorder(self.run_id, order)
+        self._retry = []
+        self._note("prioritised tasks " + ", ".join(str(t.task_id) for t in queue),
+                   order=[t.task_id for t in queue])
+        self._enter("pick")
+        return ModelDecision(thought="Queue: " + "; ".join(t.text for t in queue), final_answer=self._advance())
+
+    def _enter(self, phase: Phase) -> None:
+        """Move to a planning phase and record it, so a resumed run carries on from there."""
+        assert self._task is not None
+        self._phase = phase
+        self.store.update_run(self.run_id, state={"phase": phase, "task_id": self._task.task_id})
+
+    def _stop(self, status: str, why: str) -> str:
+        answer = self._answer or self._digest()
+        self.store.update_run(self.run_id, status=status, answer=answer)
+        self._phase = "finished"
+        self._note(f"run {self.run_id} stopped: {why}", status=status)
+        return answer
+
+    # --- prompts -----------------------------------------------------------------------------------
+
+    def _planning_request(self) -> ModelRequest:
+        prompts = {"check": self._check_prompt, "create": self._create_prompt, "prioritise": self._prioritise_prompt}
+        shape, name, prompt = prompts[self._phase]()
+        messages = [{"role": "system", "content": PLANNER_SYSTEM}, {"role": "user", "content": prompt}, *self._retry]
+        return decisions.structured_request(messages, shape, self.context.decision_format, name=name)
+
+    def _check_prompt(self) -> tuple[type[BaseModel], str, str]:
+        return Progress, "progress", (
+            f"Objective: {self.objective}\n\nResults of the finished tasks:\n{self._digest()}\n\n"
+            "Do these results achieve the objective? Set complete to true only if they do. In summary, answer "
+            'the objective from the results, briefly. Example: {"complete": false, "summary": "..."}'
+        )
+
+    def _create_prompt(self) -> tuple[type[BaseModel], str, str]:
+        assert self._task is not None
+        pending = self.store.tasks(self.run_id, "pending")
+        return NewTasks, "new_tasks", (
+            f"Objective: {self.objective}\n\nLast finished task: {self._task.text}\n"
+            f"Its result: {_clip(self._task.result or '')}\n\n"
+            f"Finished tasks:\n{_listing(self._done_tasks())}\nPending tasks:\n{_listing(pending)}\n\n"
+            f"List at most {self.max_new_tasks} new short tasks still needed to reach the objective, none that "
+            'is finished or pending; an empty list if none is needed. Example: {"tasks": ["Find ...", "Compute ..."]}'
+        )
+
+    def _prioritise_prompt(self) -> tuple[type[BaseModel], str, str]:
+        pending = self.store.tasks(self.run_id, "pending")
+        example = json.dumps({"order": [t.task_id for t in reversed(pending)]})
+        return Priorities, "priorities", (
+            f"Objective: {self.objective}\n\nPending tasks (id. task):\n{_listing(pending, ids=True)}\n\n"
+            f"Order all pending task ids by priority, most important first. Example: {example}"
+        )
+
+    def _task_prompt(self, task: TaskRecord) -> str:
+        related = self._related_results(task.text)
+        context = (
+            "Results of related earlier tasks:\n"
+            + "\n".join(f"- {t.text}: {_clip(t.result or '')}" for t in related)
+            + "\n\n"
+            if related
+            else ""
+        )
+        return (
+            f"Objective: {self.objective}\n\n{context}Your task: {task.text}\n"
+            "Do only this task; give its result as the final answer."
+        )
+
+    def _related_results(self, query: str) -> list[TaskRecord]:
+        """The finished tasks most relevant to `query`, by BM25 over their text and result."""
+        done = self._done_tasks()
+        if not done:
+            return []
+        from agentlab.tools import LocalCorpus, Passage  # lazy: bm25s loads only when a run has results
+
+        by_title = {f"{t.task_id}": t for t in done}
+        corpus = LocalCorpus(passages=[Passage(title=key, text=f"{t.text}\n{t.result or ''}")
+                                       for key, t in by_title.items()])
+        return [by_title[hit.passage.title] for hit in corpus.search(query, RELATED_RESULTS)]
+
+    def _digest(self) -> str:
+        done = self._done_tasks()[-RESULTS_IN_PROMPT:]
+        if not done:
+            return "(no task finished yet)"
+        return "\n".join(f"- {t.text}: {_clip(t.result or '')}" for t in done)
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    def _done_tasks(self) -> list[TaskRecord]:
+        # No store when start() failed to open it; the loop still asks for a best answer.
+        return self.store.tasks(self.run_id, "done") if hasattr(self, "store") else []
+
+    def _new_executor(self) -> Strategy:
+        if callable(self.executor):
+            return self.executor()
+        from agentlab.strategies import create
+
+        return create(self.executor)
+
+    def _note(self, text: str, **data: Any) -> None:
+        self._notes.append((text, {"run_id": self.run_id, **data}))
+
+
+def _clip(text: str, limit: int = RESULT_CHARS_IN_PROMPT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def _listing(tasks: list[TaskRecord], *, ids: bool = False) -> str:
+    if not tasks:
+        return "(none)"
+    return "\n".join(f"{t.task_id}. {t.text}" if ids else f"- {t.text}" for t in tasks)
