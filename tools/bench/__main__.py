@@ -1,0 +1,80 @@
+"""`python -m tools.bench <name>`: overhead, imports, concurrency, sandbox or local.
+
+Each prints a markdown table for docs/benchmarks.md; the last line is a one-line summary. Timings on a
+shared machine are noisy: compare the ratios, not bare times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="name", required=True)
+    overhead = sub.add_parser("overhead", help="agentlab vs the raw openai client, per step")
+    overhead.add_argument("--steps", type=int, default=10)
+    overhead.add_argument("--rounds", type=int, default=10)
+    overhead.add_argument("--episodes", type=int, default=20, help="episodes per contender per round")
+    overhead.add_argument("--profile", action="store_true", help="also print a cProfile of agentlab episodes")
+    imports = sub.add_parser("imports", help="import time in fresh interpreters")
+    imports.add_argument("--n", type=int, default=15)
+    concurrency = sub.add_parser("concurrency", help="N agents at once against a server with latency")
+    concurrency.add_argument("--agents", type=int, nargs="+", default=[10, 100, 500])
+    concurrency.add_argument("--steps", type=int, default=10)
+    concurrency.add_argument("--latency", type=float, default=0.05)
+    concurrency.add_argument("--raw-up-to", type=int, default=100, help="also time the raw client up to this N")
+    sandbox = sub.add_parser("sandbox", help="sandbox run latency per isolation level")
+    sandbox.add_argument("--runs", type=int, default=10)
+    local = sub.add_parser("local", help="the embedded model: tokens/s and time to first decision")
+    local.add_argument("--runs", type=int, default=3)
+    local.add_argument("--max-tokens", type=int, default=96)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    lines: list[str]
+    if args.name == "overhead":
+        from tools.bench import overhead
+
+        result = overhead.measure(args.steps, args.rounds, args.episodes)
+        lines = overhead.table(result)
+        if args.profile:
+            lines += ["", "```", overhead.profile(args.steps).rstrip(), "```"]
+        lines += ["", overhead.summary(result)]
+    elif args.name == "imports":
+        from tools.bench import imports
+
+        samples = imports.measure(args.n)
+        lines = [*imports.table(samples), "", imports.summary(samples)]
+    elif args.name == "concurrency":
+        from tools.bench import concurrency
+
+        rows = concurrency.measure(tuple(args.agents), args.steps, args.latency, args.raw_up_to)
+        lines = [*concurrency.table(rows, args.steps, args.latency), "", concurrency.summary(rows)]
+    elif args.name == "sandbox":
+        from tools.bench import sandbox
+
+        try:
+            rows = sandbox.measure(args.runs)
+        except sandbox.SandboxMissing as missing:
+            print(f"sandbox: skipped: {missing}")
+            return 0
+        lines = [*sandbox.table(rows), "", sandbox.summary(rows)]
+    else:
+        from tools.bench import local_model
+
+        try:
+            result = local_model.measure(args.runs, args.max_tokens)
+        except local_model.LocalModelMissing as missing:
+            print(f"local model: skipped: {missing}")
+            return 0
+        lines = [*local_model.table(result), "", local_model.summary(result)]
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
