@@ -74,7 +74,6 @@ class MCPTool(Tool[..., Any]):
         self.max_output_chars = max_output_chars
         self.parameters = _object_schema(server_tool.input_schema)
         self.func = self._call_server
-        self._positional_only = []
         self.closed = False
 
     def __repr__(self) -> str:
