@@ -223,8 +223,8 @@ class BabyAGI:
         if self._inner is not None:
             self._notes += self._inner.notes()
         self._task, self._inner, self._phase = task, None, "check"
-        self._note(f"task {task.task_id} finished: {task.text}", task_id=task.task_id, task=task.text,
-                   result=result)
+        self._note(f"task {task.task_id} finished: {task.text} → {_clip(result, 200)}", task_id=task.task_id,
+                   task=task.text, result=result)
 
     def _read_progress(self, response: ModelResponse) -> ModelDecision:
         progress = decisions.read_structured(response, Progress)
