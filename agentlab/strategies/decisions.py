@@ -124,7 +124,8 @@ def _json_span(text: str) -> str:
 
 def _loads_object(text: str, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
+        # strict=False: grammar-constrained small models put raw newlines and tabs inside strings.
+        value = json.loads(text, strict=False)
     except json.JSONDecodeError as error:
         raise DecisionError(f"Invalid JSON in {what}: {error.msg} at char {error.pos}.") from error
     if not isinstance(value, dict):
