@@ -5,7 +5,7 @@ Runs on the embedded model by default (no key, no network), or on the endpoint n
 and AGENTLAB_MODEL.
 
     python examples/camel_roleplay.py
-    python examples/camel_roleplay.py "Plan a budget for a school trip" --user "Teacher" --assistant "Accountant"
+    python examples/camel_roleplay.py "Total 3 books at 12 dollars and 2 pens at 1.5" --user Shopper --assistant Cashier
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from agentlab import Agent
 from agentlab.render.console import render_events
 from agentlab.tools.builtin import calculator
 
-DEFAULT_IDEA = "Work out the total cost of 3 books at 12 dollars each and 2 pens at 1.5 dollars each."
+DEFAULT_IDEA = "Write a short slogan for a bakery."
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("idea", nargs="?", default=DEFAULT_IDEA)
-    parser.add_argument("--user", default="Shopper", help="the instructing role's name")
-    parser.add_argument("--assistant", default="Cashier", help="the solving role's name")
-    parser.add_argument("--max-turns", type=int, default=3, help="solutions at most")
+    parser.add_argument("--user", default="Baker", help="the instructing role's name")
+    parser.add_argument("--assistant", default="Copywriter", help="the solving role's name")
+    parser.add_argument("--max-turns", type=int, default=2, help="solutions at most")
     parser.add_argument("--max-steps", type=int, default=10)
     parser.add_argument("--trace", help="append the run's events to this JSONL file")
     args = parser.parse_args(argv)

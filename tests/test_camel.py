@@ -197,10 +197,12 @@ def test_example_plays_the_roles_against_a_scripted_server():
     with ScriptedServer(script, native_tools=False) as srv:
         env = {**os.environ, "AGENTLAB_BASE_URL": srv.base_url, "AGENTLAB_MODEL": "scripted",
                "AGENTLAB_API_KEY": "test-key", "COLUMNS": "200"}
-        completed = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, env=env,
-                                   timeout=120)
+        command = [sys.executable, str(example), "3 books at 12, 2 pens at 1.5", "--user", "Shopper",
+                   "--assistant", "Cashier"]
+        completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "Shopper: Instruction: add up the prices." in completed.stdout
+    assert "Cashier: Solution: 39 dollars" in completed.stdout
     assert "Answer: 39 dollars" in completed.stdout
 
 

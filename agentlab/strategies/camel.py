@@ -200,7 +200,8 @@ class Camel:
         return ModelDecision(thought=thought)
 
     def _assistant_turn(self, reasoning: str, text: str) -> ModelDecision:
-        thought = "\n".join(filter(None, [reasoning.strip(), f"{self.assistant_role}: {text}"]))
+        reasoning = "" if reasoning.strip() == text else reasoning.strip()
+        thought = "\n".join(filter(None, [reasoning, f"{self.assistant_role}: {text}"]))
         self.assistant.settle(text)
         if self._looping("assistant", text):
             return self._stop_or_nudge("assistant", text, thought)
