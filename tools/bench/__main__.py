@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     concurrency.add_argument("--steps", type=int, default=10)
     concurrency.add_argument("--latency", type=float, default=0.05)
     concurrency.add_argument("--raw-up-to", type=int, default=100, help="also time the raw client up to this N")
+    concurrency.add_argument("--memory-up-to", type=int, default=100, help="measure memory up to this N")
     sandbox = sub.add_parser("sandbox", help="sandbox run latency per isolation level")
     sandbox.add_argument("--runs", type=int, default=10)
     local = sub.add_parser("local", help="the embedded model: tokens/s and time to first decision")
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.name == "concurrency":
         from tools.bench import concurrency
 
-        rows = concurrency.measure(tuple(args.agents), args.steps, args.latency, args.raw_up_to)
+        rows = concurrency.measure(tuple(args.agents), args.steps, args.latency, args.raw_up_to, args.memory_up_to)
         lines = [*concurrency.table(rows, args.steps, args.latency), "", concurrency.summary(rows)]
     elif args.name == "sandbox":
         from tools.bench import sandbox

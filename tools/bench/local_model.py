@@ -1,4 +1,5 @@
-"""The embedded model (`agentlab.models.LocalModel`): decode speed free and JSON-schema-constrained, and
+"""The embedded model (`agentlab.models.LocalModel`): completion tokens per second of request time (prompt
+processing included, as a caller sees it), free and JSON-schema-constrained, and
 time to the first decision of an agent run, cold (model load included) and warm."""
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ def table(result: LocalModelResult) -> list[str]:
         "",
         "| measure | median | p10–p90 |",
         "|---|---:|---|",
-        f"| decode tokens/s, free text | {free[0]:.0f} | {free[1]:.0f}–{free[2]:.0f} |",
-        f"| decode tokens/s, JSON-schema constrained decision | {constrained[0]:.0f} | "
+        f"| completion tokens per request second, free text | {free[0]:.0f} | {free[1]:.0f}–{free[2]:.0f} |",
+        f"| completion tokens per request second, JSON-schema-constrained decision | {constrained[0]:.0f} | "
         f"{constrained[1]:.0f}–{constrained[2]:.0f} |",
         f"| time to first decision, cold (includes loading the model) | {result.first_decision_cold:.2f} s | |",
         f"| time to first decision, warm | {warm[0]:.2f} s | {warm[1]:.2f}–{warm[2]:.2f} s |",

@@ -21,11 +21,3 @@ def spread(samples: Sequence[float]) -> tuple[float, float, float]:
     """(median, p10, p90)."""
     return statistics.median(samples), percentile(samples, 10), percentile(samples, 90)
 
-
-def rss_bytes() -> int:
-    """This process's resident set size, from /proc (Linux)."""
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    import os
-
-    return pages * os.sysconf("SC_PAGE_SIZE")

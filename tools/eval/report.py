@@ -69,8 +69,8 @@ def write_run(
 ) -> tuple[Path, Path]:
     """`<suite>-<strategy>-<model>-<stamp>.json` (everything) and `.md` (summary and per-item table)."""
     out.mkdir(parents=True, exist_ok=True)
-    base = out / _slug(f"{config['suite']}-{config['strategy']}-{model}-{stamp}")
-    json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
+    base = _slug(f"{config['suite']}-{config['strategy']}-{model}-{stamp}")
+    json_path, md_path = out / f"{base}.json", out / f"{base}.md"  # not with_suffix: names contain dots
     json_path.write_text(
         json.dumps({"config": config, "model_name": model, "summary": summary, "items": results}, indent=2) + "\n",
         encoding="utf-8",
