@@ -121,3 +121,15 @@ def test_hotpotqa_over_a_small_corpus(tmp_path, scripted_server, strategy):
     else:  # "the city of Paris": not an exact match, partial F1
         assert not result["correct"] and result["f1"] == pytest.approx(2 / 4)
     assert not srv.failures
+
+
+def test_run_files_keep_dotted_model_names(tmp_path):
+    from tools.eval.report import summarize, write_run
+
+    result = {"id": "1", "gold": "2", "prediction": "2", "correct": True, "status": "done", "steps": 1,
+              "decisions": 1, "parse_errors": 0, "prompt_tokens": 5, "completion_tokens": 1, "seconds": 0.1}
+    config = {"suite": "arith", "strategy": "react"}
+    first = write_run(tmp_path, "20260101-000000", config, "SmolLM2.Q4_1", summarize([result]), [result])
+    second = write_run(tmp_path, "20260101-000001", config, "SmolLM2.Q4_1", summarize([result]), [result])
+    assert first[0].name == "arith-react-SmolLM2.Q4_1-20260101-000000.json"
+    assert len({*first, *second}) == 4 and all(p.is_file() for p in (*first, *second))
