@@ -120,14 +120,15 @@ class Agent:
             fmt = (await self.model.capabilities()).best_format()
             extra = extra_tools(strategy)
             tools = ToolRegistry([*self.tools, *extra]) if extra else self.tools
-            strategy.start(StrategyContext(task, tools, fmt, self.instructions))
+            strategy.start(StrategyContext(task, tools, fmt, self.instructions, self.max_steps))
             while True:
                 request = strategy.next_step()
                 for text, data in strategy.notes():
                     yield ev.Note(step, text, data)
                 if isinstance(request, Conclusion):
-                    answer, status = request.answer, "done"
-                    yield ev.Final(step, answer)
+                    answer, status = request.answer, request.status
+                    if status == "done":
+                        yield ev.Final(step, answer or "")
                     break
                 self._check_budgets(step, usage, deadline)
                 step += 1
@@ -159,7 +160,9 @@ class Agent:
                     answer, status = decision.final_answer, "done"
                     yield ev.Final(step, answer)
                     break
-                signature = json.dumps([[c.name, c.arguments] for c in decision.tool_calls], sort_keys=True)
+                episode = getattr(strategy, "episode", None)
+                actions = [[c.name, c.arguments] for c in decision.tool_calls]
+                signature = json.dumps([episode, actions], sort_keys=True, default=str)
                 if decision.tool_calls and signature in seen_calls:
                     if nudged:
                         status, error = "stalled", f"repeated the same action: {signature[:200]}"

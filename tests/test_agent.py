@@ -202,7 +202,21 @@ def test_step_budget():
     script = [call("add", a=i, b=i) for i in range(5)]
     with ScriptedServer(script) as srv:
         result = Agent(model=model_for(srv), tools=[add], max_steps=3).run("loop")
+        last_request = srv.requests[2]
     assert result.status == "max_steps" and result.steps == 3 and kinds(result).count("tool_result") == 3
+    # The last step the budget allows asks for a final answer (a server that ignores that still ends the run).
+    assert last_request["tool_choice"] == {"type": "function", "function": {"name": "final_answer"}}
+    assert "last step" in last_request["messages"][-1]["content"]
+
+
+def test_last_step_is_constrained_to_a_final_answer_in_json_schema_mode():
+    script = [decide("add", a=1, b=2), decide("add", a=3, b=3), decide("final_answer", answer="3")]
+    with ScriptedServer(script, native_tools=False) as srv:
+        result = Agent(model=model_for(srv), tools=[add], max_steps=3).run("1+2")
+        schemas = [r["response_format"]["json_schema"]["schema"] for r in srv.requests]
+    assert (result.status, result.answer) == ("done", "3")
+    assert "add" in json.dumps(schemas[1]) and "add" not in json.dumps(schemas[2])
+    assert "final_answer" in json.dumps(schemas[2])
 
 
 def test_token_budget():

@@ -129,7 +129,7 @@ def test_repeated_messages_are_nudged_once_then_stopped():
         instruct("Instruction: list a prime."),  # and again: the loop is stopped
         solve("never requested"),
     ], specify=False)
-    assert (result.status, result.answer) == ("done", "2")
+    assert (result.status, result.answer) == ("stalled", "2")
     assert len(requests) == 4
     assert [n["role"] for n in notes(result, "loop_nudge")] == ["user"]
     assert "repeated" in requests[3]["messages"][-1]["content"]
@@ -139,7 +139,7 @@ def test_repeated_messages_are_nudged_once_then_stopped():
 
 def test_empty_messages_stop_the_loop_even_before_any_solution():
     result, _ = run([instruct(""), instruct("  ")], specify=False)
-    assert (result.status, result.answer) == ("done", "")
+    assert (result.status, result.answer) == ("stalled", None)
     assert notes(result, "empty_loop")[0]["answer"] is None
 
 

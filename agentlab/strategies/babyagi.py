@@ -182,6 +182,11 @@ class BabyAGI:
         said = response.content or "".join(c.arguments for c in response.tool_calls)
         self._retry += [{"role": "assistant", "content": said}, {"role": "user", "content": f"Error: {error}"}]
 
+    @property
+    def episode(self) -> int | None:
+        """The task being executed: the loop's stall check compares actions only within one task."""
+        return self._task.task_id if self._task is not None else None
+
     def best_answer(self) -> str | None:
         return self._answer or (self._digest() if self._done_tasks() else None)
 

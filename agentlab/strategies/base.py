@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from agentlab.events import ToolCall
+from agentlab.events import Status, ToolCall
 from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ class StrategyContext:
     tools: ToolRegistry
     decision_format: DecisionFormat
     instructions: str | None = None  # extra system guidance from the user
+    max_steps: int | None = None  # the run's step budget, so a strategy can plan its last step
 
 
 @dataclass
@@ -49,9 +50,11 @@ class Observation:
 
 @dataclass
 class Conclusion:
-    """Returned by `next_step` when the strategy can answer without asking the model again."""
+    """Returned by `next_step` when the strategy ends the run without asking the model again:
+    with its answer (`done`), or with the best answer it has when it had to stop (e.g. `stalled`)."""
 
-    answer: str
+    answer: str | None
+    status: Status = "done"
 
 
 class Strategy(Protocol):
@@ -72,6 +75,9 @@ class Strategy(Protocol):
         ...
 
     def best_answer(self) -> str | None: ...
+
+    # Optional: `episode`, a hashable naming the sub-task a strategy is on (e.g. BabyAGI's task id); the
+    # loop's stall check only compares actions within one episode.
 
     def notes(self) -> list[tuple[str, dict[str, Any]]]:
         """Phase changes and other facts worth a trace line since the last call (drained by the loop)."""

@@ -138,6 +138,8 @@ class Camel:
             return self.user.request(Instruction, "instruct")
         if self.phase == "assistant":
             return self.assistant.next_step()
+        if self.phase == "stalled":
+            return Conclusion(self.solution, status="stalled")
         return Conclusion(self.solution or "")
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
@@ -235,10 +237,10 @@ class Camel:
         if self._loop_strikes < 2:
             self._correct(role, CORRECT_LOOP.replace("{what}", what), "loop_nudge", text)
             return ModelDecision(thought=thought)
-        self.phase = "done"
+        self.phase = "stalled"
         self._note(f"empty loop: {role} sent {what} messages; stopping with the last solution",
                    {"event": "empty_loop", "role": role, "message": text, "answer": self.solution})
-        return ModelDecision(thought=thought, final_answer=self.solution or "")
+        return ModelDecision(thought=thought)
 
     def _correct(self, role: str, template: str, event: str, text: str) -> None:
         """Tell the offending role what went wrong, in its own conversation; its next request carries it."""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 FINAL = "final_answer"
 _FINAL_PARAMETERS = {
     "type": "object",
-    "properties": {"answer": {"type": "string", "description": "The final answer, short and direct."}},
+    "properties": {"answer": {"type": "string", "minLength": 1, "description": "The final answer, short and direct."}},
     "required": ["answer"],
 }
 MAX_THOUGHT_CHARS = 400
@@ -35,11 +35,11 @@ def final_answer_tool() -> dict[str, Any]:
     }
 
 
-def decision_schema(tools: ToolRegistry, *, allow_final: bool = True) -> dict[str, Any]:
+def decision_schema(tools: ToolRegistry, *, allow_final: bool = True, final_only: bool = False) -> dict[str, Any]:
     """One JSON object per step: a thought and one action whose arguments match the chosen tool, so a
     grammar-constrained model can only produce calls that validate."""
-    variants = [_action(t.name, t.parameters) for t in tools]
-    if allow_final:
+    variants = [] if final_only else [_action(t.name, t.parameters) for t in tools]
+    if allow_final or final_only:
         variants.append(_action(FINAL, _FINAL_PARAMETERS))
     return {
         "type": "object",

@@ -26,11 +26,20 @@ SYSTEM = (
 )
 
 
+LAST_STEP = "This is the last step: call final_answer now with your best answer from the observations."
+
+
 class ReAct:
+    """Options: `system_prompt`; `answer_on_last_step` (default on) constrains the last step the budget
+    allows to a final answer, so a run that gathered observations ends with the model's own answer
+    instead of `max_steps` (as smolagents and the OpenAI Agents SDK do)."""
+
     name = "react"
 
-    def __init__(self, system_prompt: str = SYSTEM) -> None:
+    def __init__(self, system_prompt: str = SYSTEM, answer_on_last_step: bool = True) -> None:
         self.system_prompt = system_prompt
+        self.answer_on_last_step = answer_on_last_step
+        self._observed = False
         self.messages: list[dict[str, Any]] = []
         self._pending: list[dict[str, Any]] = []  # the last assistant turn, kept until observed
         self._step = 0
@@ -53,16 +62,28 @@ class ReAct:
 
     def next_step(self) -> ModelRequest | Conclusion:
         self._step += 1
+        last = self.context.max_steps is not None and self._step >= self.context.max_steps
+        if last and self.answer_on_last_step and self._observed:
+            return self._final_request()
         if self.format == "tools":
             return ModelRequest(messages=list(self.messages), tools=self._tools)
         schema = self._schema if self.format == "json_schema" else None
         return ModelRequest(messages=list(self.messages), response_schema=schema)
+
+    def _final_request(self) -> ModelRequest:
+        messages = [*self.messages, {"role": "user", "content": LAST_STEP}]
+        if self.format == "tools":
+            forced = {"type": "function", "function": {"name": decisions.FINAL}}
+            return ModelRequest(messages=messages, tools=self._tools, tool_choice=forced)
+        final_only = decisions.decision_schema(self.context.tools, final_only=True)
+        return ModelRequest(messages=messages, response_schema=final_only if self.format == "json_schema" else None)
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
         self._pending = [_assistant_turn(response)]
         return decisions.read_decision(response, self.format, self._step)
 
     def observe(self, observations: list[Observation]) -> None:
+        self._observed = self._observed or bool(observations)
         self.messages += self._pending
         self._pending = []
         if self.format == "tools":
