@@ -133,3 +133,12 @@ def test_run_files_keep_dotted_model_names(tmp_path):
     second = write_run(tmp_path, "20260101-000001", config, "SmolLM2.Q4_1", summarize([result]), [result])
     assert first[0].name == "arith-react-SmolLM2.Q4_1-20260101-000000.json"
     assert len({*first, *second}) == 4 and all(p.is_file() for p in (*first, *second))
+
+
+def test_cache_survives_a_line_cut_short(tmp_path):
+    path = tmp_path / "cache.jsonl"
+    record = {"key": "arith/react/m/s0-0", "result": {"id": "s0-0", "status": "done"}}
+    path.write_text(json.dumps(record) + "\n" + json.dumps(record)[:25])  # killed mid-write
+    cache = ItemCache(path)
+    assert cache.get("arith/react/m/s0-0") == record["result"]
+    assert ItemCache(path, read=False).get("arith/react/m/s0-0") is None
