@@ -142,3 +142,5 @@ def test_cache_survives_a_line_cut_short(tmp_path):
     cache = ItemCache(path)
     assert cache.get("arith/react/m/s0-0") == record["result"]
     assert ItemCache(path, read=False).get("arith/react/m/s0-0") is None
+    cache.put("arith/react/m/s0-1", {"id": "s0-1", "status": "done"})  # appended after the fragment
+    assert ItemCache(path).get("arith/react/m/s0-1") == {"id": "s0-1", "status": "done"}

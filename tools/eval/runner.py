@@ -147,8 +147,10 @@ class ItemCache:
     def __init__(self, path: Path, *, read: bool = True) -> None:
         self.path = path
         self._results: dict[str, dict[str, Any]] = {}
-        if read and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        self._cut_short = bool(text) and not text.endswith("\n")  # the next record must start on a new line
+        if read:
+            for line in text.splitlines():
                 try:
                     record = json.loads(line)
                     self._results[record["key"]] = record["result"]
@@ -168,7 +170,8 @@ class ItemCache:
         self._results[key] = result
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps({"key": key, "result": result}) + "\n")
+            out.write(("\n" if self._cut_short else "") + json.dumps({"key": key, "result": result}) + "\n")
+        self._cut_short = False
 
 
 def evaluate(
