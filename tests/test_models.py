@@ -30,3 +30,18 @@ def test_no_configuration_falls_back_to_the_embedded_model():
             default_model({})
     else:
         assert isinstance(default_model({}), LocalModel)
+
+
+def test_long_string_bounds_are_dropped_for_the_local_grammar():
+    from agentlab.models.local import grammar_safe
+
+    schema = {"type": "object", "properties": {
+        "thought": {"type": "string", "maxLength": 200},
+        "program": {"type": "string", "maxLength": 5000},
+        "items": {"type": "array", "items": {"type": "string", "maxLength": 9000}},
+    }}
+    safe = grammar_safe(schema)
+    assert safe["properties"]["thought"]["maxLength"] == 200
+    assert "maxLength" not in safe["properties"]["program"]
+    assert "maxLength" not in safe["properties"]["items"]["items"]
+    assert schema["properties"]["program"]["maxLength"] == 5000  # the caller's schema is untouched

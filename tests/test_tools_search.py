@@ -168,7 +168,7 @@ async def test_default_corpus_never_crashes(tmp_path: Path, monkeypatch: pytest.
 
 def test_builtin_tool_lists() -> None:
     assert [t.name for t in builtin_tools()] == ["calculator", "web_search"]
-    assert set(builtin_tool_map()) == {"calculator", "web_search", "local_search", "lookup"}
+    assert set(builtin_tool_map()) == {"calculator", "web_search", "local_search", "lookup", "python"}
     ToolRegistry(builtin_tools(LocalCorpus(passages=[Passage("a", "b")])))  # names do not collide
 
 

@@ -56,6 +56,24 @@ def _load(path: str, n_ctx: int, n_threads: int | None, seed: int) -> Any:
     return Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
 
 
+# llama.cpp expands a bounded string into one nested optional rule per character; a few thousand levels
+# overflow its grammar parser's stack and kill the process, so long bounds are left to max_tokens.
+MAX_GRAMMAR_STRING_BOUND = 500
+
+
+def grammar_safe(schema: Any) -> Any:
+    """A copy of `schema` without string length bounds too large for a llama.cpp grammar."""
+    if isinstance(schema, dict):
+        return {
+            key: grammar_safe(value)
+            for key, value in schema.items()
+            if not (key == "maxLength" and isinstance(value, int) and value > MAX_GRAMMAR_STRING_BOUND)
+        }
+    if isinstance(schema, list):
+        return [grammar_safe(item) for item in schema]
+    return schema
+
+
 class LocalModel:
     """An in-process GGUF chat model. Calls run in a worker thread, one at a time (llama.cpp contexts are
     not thread-safe), so the event loop stays free."""
@@ -68,6 +86,7 @@ class LocalModel:
         n_threads: int | None = None,
         temperature: float = 0.0,
         max_tokens: int = 384,
+        repeat_penalty: float = 1.1,
         seed: int = 0,
     ) -> None:
         self.model_path = Path(model_path) if model_path else embedded_model_path()
@@ -76,6 +95,7 @@ class LocalModel:
         self.n_threads = n_threads
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.repeat_penalty = repeat_penalty  # small models fall into "000000…" loops without it
         self.seed = seed
         self._lock = threading.Lock()
 
@@ -96,9 +116,10 @@ class LocalModel:
             "messages": request.messages,
             "temperature": request.temperature if request.temperature is not None else self.temperature,
             "max_tokens": request.max_tokens or self.max_tokens,
+            "repeat_penalty": self.repeat_penalty,
         }
         if request.response_schema is not None:
-            params["response_format"] = {"type": "json_object", "schema": request.response_schema}
+            params["response_format"] = {"type": "json_object", "schema": grammar_safe(request.response_schema)}
         try:
             with self._lock:
                 completion = llm.create_chat_completion(**params)

@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 FINAL = "final_answer"
 _FINAL_PARAMETERS = {
     "type": "object",
-    "properties": {"answer": {"type": "string", "minLength": 1, "description": "The final answer, short and direct."}},
+    "properties": {
+        "answer": {"type": "string", "minLength": 1, "maxLength": 200, "description": "The final answer, short."}
+    },
     "required": ["answer"],
 }
-MAX_THOUGHT_CHARS = 400
+MAX_THOUGHT_CHARS = 200  # a step needs a sentence; long thoughts cost a small local model seconds
 
 
 def final_answer_tool() -> dict[str, Any]:

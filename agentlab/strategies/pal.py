@@ -35,7 +35,7 @@ EXAMPLE_PROGRAM = (
 )
 PROGRAM_SCHEMA = {
     "type": "object",
-    "properties": {"program": {"type": "string", "maxLength": 2000}},
+    "properties": {"program": {"type": "string"}},
     "required": ["program"],
 }
 RUNNER = "run_solution"

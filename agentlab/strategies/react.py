@@ -26,13 +26,14 @@ SYSTEM = (
 )
 
 
-LAST_STEP = "This is the last step: call final_answer now with your best answer from the observations."
+ANSWER_NOW = "Call final_answer now with your best answer from the observations."
 
 
 class ReAct:
     """Options: `system_prompt`; `answer_on_last_step` (default on) constrains the last step the budget
-    allows to a final answer, so a run that gathered observations ends with the model's own answer
-    instead of `max_steps` (as smolagents and the OpenAI Agents SDK do)."""
+    allows, and the step after the loop refused a repeated call, to a final answer: a run that gathered
+    observations then ends with the model's own answer instead of `max_steps` or `stalled` (smolagents
+    also asks for a final answer when steps run out)."""
 
     name = "react"
 
@@ -40,6 +41,7 @@ class ReAct:
         self.system_prompt = system_prompt
         self.answer_on_last_step = answer_on_last_step
         self._observed = False
+        self._answer_now = False
         self.messages: list[dict[str, Any]] = []
         self._pending: list[dict[str, Any]] = []  # the last assistant turn, kept until observed
         self._step = 0
@@ -63,7 +65,7 @@ class ReAct:
     def next_step(self) -> ModelRequest | Conclusion:
         self._step += 1
         last = self.context.max_steps is not None and self._step >= self.context.max_steps
-        if last and self.answer_on_last_step and self._observed:
+        if (last or self._answer_now) and self.answer_on_last_step and self._observed:
             return self._final_request()
         if self.format == "tools":
             return ModelRequest(messages=list(self.messages), tools=self._tools)
@@ -71,7 +73,7 @@ class ReAct:
         return ModelRequest(messages=list(self.messages), response_schema=schema)
 
     def _final_request(self) -> ModelRequest:
-        messages = [*self.messages, {"role": "user", "content": LAST_STEP}]
+        messages = [*self.messages, {"role": "user", "content": ANSWER_NOW}]
         if self.format == "tools":
             forced = {"type": "function", "function": {"name": decisions.FINAL}}
             return ModelRequest(messages=messages, tools=self._tools, tool_choice=forced)
@@ -84,6 +86,7 @@ class ReAct:
 
     def observe(self, observations: list[Observation]) -> None:
         self._observed = self._observed or bool(observations)
+        self._answer_now = any(o.output.error == "repeated" for o in observations)
         self.messages += self._pending
         self._pending = []
         if self.format == "tools":

@@ -10,7 +10,8 @@ from typing import Any, Literal
 import pydantic_core
 from pydantic import BaseModel
 
-ToolErrorKind = Literal["invalid_arguments", "exception", "timeout", "denied", "unknown_tool"]
+# "repeated": the loop refused to run an exact repeat of an earlier call (see Agent's stall check).
+ToolErrorKind = Literal["invalid_arguments", "exception", "timeout", "denied", "unknown_tool", "repeated"]
 
 DEFAULT_MAX_OUTPUT_CHARS = 4000
 # Exception messages go to the model verbatim, so keep them short: a traceback-sized message
