@@ -18,10 +18,16 @@ RetryCallback = Callable[[int, str, float], None]
 """Called as (attempt, error, wait_seconds) before a transient failure is retried."""
 
 
+SchemaDialect = Literal["json_schema", "json_object"]
+"""How `response_format` carries a schema: OpenAI's `json_schema`, or `json_object` + `schema`
+(llama-cpp-python's server, which rejects the former)."""
+
+
 @dataclass(frozen=True)
 class Capabilities:
-    native_tools: bool
+    native_tools: bool  # tool calls are emitted AND tool results reach the model
     json_schema: bool
+    schema_dialect: SchemaDialect = "json_schema"
 
     def best_format(self) -> DecisionFormat:
         if self.native_tools:

@@ -16,9 +16,12 @@ from agentlab.models.base import (
     ModelResponse,
     RawToolCall,
     RetryCallback,
+    SchemaDialect,
 )
 
 PROBE_NAME = "agentlab_probe"
+# Servers answer an unsupported request field with a 500 as often as with a 400; a probe retries once only.
+PROBE_ATTEMPTS = 2
 _PROBE_SCHEMA = {
     "type": "object",
     "properties": {"ok": {"type": "boolean"}},
@@ -61,6 +64,7 @@ class OpenAIModel:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.extra_body = extra_body or {}
+        self.schema_dialect: SchemaDialect = "json_schema"  # set by probing
         # httpx connection pools belong to one event loop; sync wrappers create fresh loops.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
@@ -82,7 +86,14 @@ class OpenAIModel:
             self._clients[loop] = client
         return client
 
-    async def complete(self, request: ModelRequest, on_retry: RetryCallback | None = None) -> ModelResponse:
+    async def complete(
+        self,
+        request: ModelRequest,
+        on_retry: RetryCallback | None = None,
+        *,
+        dialect: SchemaDialect | None = None,
+        max_attempts: int | None = None,
+    ) -> ModelResponse:
         from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
         from agentlab.models.retry import BackoffWait, is_transient
@@ -92,10 +103,10 @@ class OpenAIModel:
                 wait = state.next_action.sleep if state.next_action else 0.0
                 on_retry(state.attempt_number, _describe(state.outcome.exception()), wait)
 
-        params = self._params(request)
+        params = self._params(request, dialect or self.schema_dialect)
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.max_attempts),
+                stop=stop_after_attempt(max_attempts or self.max_attempts),
                 wait=BackoffWait(maximum=self.max_retry_wait),
                 retry=retry_if_exception(is_transient),
                 before_sleep=before_sleep,
@@ -107,7 +118,7 @@ class OpenAIModel:
             raise ModelError(f"{self.name}: {_describe(error)}") from error
         return _to_response(completion)
 
-    def _params(self, request: ModelRequest) -> dict[str, Any]:
+    def _params(self, request: ModelRequest, dialect: SchemaDialect) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.name, "messages": [_portable(m) for m in request.messages]}
         temperature = request.temperature if request.temperature is not None else self.temperature
         if temperature is not None:
@@ -121,10 +132,7 @@ class OpenAIModel:
             # Some servers (llama.cpp) silently drop `tools` unless a tool_choice is given.
             params["tool_choice"] = request.tool_choice or "auto"
         if request.response_schema is not None:
-            params["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": request.schema_name, "schema": request.response_schema, "strict": False},
-            }
+            params["response_format"] = _response_format(request, dialect)
         if self.extra_body:
             params["extra_body"] = self.extra_body
         return params
@@ -138,49 +146,92 @@ class OpenAIModel:
         key = (self.base_url or "https://api.openai.com/v1", self.name)
         cached = self._capability_cache.get(key)
         if cached is None:
-            native_tools, json_schema = await asyncio.gather(self._probe_tools(), self._probe_json_schema())
-            cached = self._capability_cache[key] = Capabilities(native_tools, json_schema)
+            native_tools, dialect = await asyncio.gather(self._probe_tools(), self._probe_json_schema())
+            cached = Capabilities(native_tools, dialect is not None, dialect or "json_schema")
+            self._capability_cache[key] = cached
+        self.schema_dialect = cached.schema_dialect
         return cached
 
     async def _probe_tools(self) -> bool:
+        """Native tools are worth using only if the model also sees tool results: some servers render
+        no `tool` messages into the prompt (llama.cpp's chatml-function-calling). So the probe replays a
+        call whose result holds a code and asks for a call that repeats it."""
+        code = "7431"
+        parameters = {
+            "type": "object",
+            "properties": {"ok": {"type": "boolean"}, "code": {"type": "string"}},
+            "required": ["ok", "code"],
+        }
         tool = {
             "type": "function",
-            "function": {"name": PROBE_NAME, "description": "Report ok.", "parameters": _PROBE_SCHEMA},
+            "function": {"name": PROBE_NAME, "description": "Report a code.", "parameters": parameters},
         }
+        earlier_call = {"id": "probe_1", "type": "function",
+                        "function": {"name": PROBE_NAME, "arguments": '{"ok": true, "code": ""}'}}
         request = ModelRequest(
-            messages=[{"role": "user", "content": f"Call {PROBE_NAME} with ok=true."}],
+            messages=[
+                {"role": "user", "content": f"Call {PROBE_NAME}, then call it again with the code it returned."},
+                {"role": "assistant", "content": "", "tool_calls": [earlier_call]},
+                {"role": "tool", "tool_call_id": "probe_1", "content": f"code: {code}"},
+            ],
             tools=[tool],
             tool_choice={"type": "function", "function": {"name": PROBE_NAME}},
-            max_tokens=32,
+            max_tokens=48,
         )
         response = await self._probe(request)
-        return response is not None and any(call.name == PROBE_NAME for call in response.tool_calls)
+        return response is not None and any(
+            call.name == PROBE_NAME and code in call.arguments for call in response.tool_calls
+        )
 
-    async def _probe_json_schema(self) -> bool:
+    async def _probe_json_schema(self) -> SchemaDialect | None:
+        """Which `response_format` dialect constrains output here, if any: OpenAI's first, then
+        llama.cpp's, tried only when the server rejected OpenAI's."""
         request = ModelRequest(
             messages=[{"role": "user", "content": 'Reply with the JSON object {"ok": true}.'}],
             response_schema=_PROBE_SCHEMA,
             schema_name=PROBE_NAME,
             max_tokens=32,
         )
-        response = await self._probe(request)
-        if response is None or not response.content:
-            return False
-        try:
-            return isinstance(json.loads(response.content).get("ok"), bool)
-        except (ValueError, AttributeError):
-            return False
+        for dialect in ("json_schema", "json_object"):
+            try:
+                response = await self.complete(request, dialect=dialect, max_attempts=PROBE_ATTEMPTS)
+            except ModelError as error:
+                if _is_unsupported(error):
+                    continue
+                raise
+            return dialect if _is_probe_json(response) else None
+        return None
 
     async def _probe(self, request: ModelRequest) -> ModelResponse | None:
-        """A probe that the server rejects (400, 422, 500 on an unknown field) means "not supported"."""
         try:
-            return await self.complete(request)
+            return await self.complete(request, max_attempts=PROBE_ATTEMPTS)
         except ModelError as error:
-            cause = error.__cause__
-            status = getattr(cause, "status_code", None)
-            if status is not None and ((400 <= status < 500 and status not in (401, 403, 429)) or status >= 500):
+            if _is_unsupported(error):
                 return None
             raise
+
+
+def _is_unsupported(error: ModelError) -> bool:
+    """A probe that the server rejects (400, 422, or a 500 on an unknown field) means "not supported";
+    auth and rate-limit failures do not."""
+    status = getattr(error.__cause__, "status_code", None)
+    return status is not None and ((400 <= status < 500 and status not in (401, 403, 429)) or status >= 500)
+
+
+def _is_probe_json(response: ModelResponse) -> bool:
+    try:
+        return isinstance(json.loads(response.content or "").get("ok"), bool)
+    except (ValueError, AttributeError):
+        return False
+
+
+def _response_format(request: ModelRequest, dialect: SchemaDialect) -> dict[str, Any]:
+    if dialect == "json_object":
+        return {"type": "json_object", "schema": request.response_schema}
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": request.schema_name, "schema": request.response_schema, "strict": False},
+    }
 
 
 def _portable(message: dict[str, Any]) -> dict[str, Any]:

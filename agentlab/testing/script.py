@@ -98,14 +98,19 @@ def probe_kind(body: dict[str, Any]) -> str | None:
     return None
 
 
-def probe_item(kind: str, *, native_tools: bool, json_schema: bool) -> ScriptItem:
+def probe_item(kind: str, *, native_tools: bool, json_schema: bool, body: dict[str, Any] | None = None) -> ScriptItem:
     """The reply a real endpoint with (or without) the capability would give to a probe.
 
     An endpoint lacking the capability typically ignores the unknown request field and just
-    chats, hence plain text.
+    chats, hence plain text. A capable model repeats what an earlier `tool` message said (the
+    client probes that tool results reach the model), so the reply echoes the last tool message.
     """
     if kind == "tools" and native_tools:
-        return {"tool_calls": [{"name": PROBE_NAME, "arguments": {"ok": True}}]}
+        arguments: dict[str, Any] = {"ok": True}
+        seen = [m.get("content") for m in (body or {}).get("messages", []) if m.get("role") == "tool"]
+        if seen and isinstance(seen[-1], str):
+            arguments["code"] = seen[-1].rsplit(" ", 1)[-1]
+        return {"tool_calls": [{"name": PROBE_NAME, "arguments": arguments}]}
     if kind == "json_schema" and json_schema:
         return {"content": '{"ok": true}'}
     return {"content": "pong"}

@@ -249,7 +249,7 @@ class ScriptedServer:
         kind = probe_kind(body)
         if kind is not None:
             self.probe_requests.append(body)
-            item = probe_item(kind, native_tools=self.native_tools, json_schema=self.json_schema)
+            item = probe_item(kind, native_tools=self.native_tools, json_schema=self.json_schema, body=body)
         else:
             try:
                 next_item = self._next_item(body)
