@@ -42,6 +42,14 @@ def test_failing_program_is_repaired():
     assert [e.ok for e in result.events if isinstance(e, ev.ToolResult)] == [False, True]
 
 
+def test_a_program_that_returns_nothing_is_sent_back():
+    no_return = "def solution():\n    apples = 7 - 3\n"
+    with ScriptedServer([fenced(no_return), fenced(PROGRAM)]) as srv:
+        result = Agent(model=model_for(srv), strategy="pal").run("7 - 3?")
+        repair = srv.requests[1]["messages"][-1]["content"]
+    assert (result.status, result.answer) == ("done", "4") and "returned None" in repair
+
+
 def test_repairs_are_bounded():
     with ScriptedServer([fenced(BROKEN.replace("2", str(i))) for i in range(3, 6)]) as srv:
         result = Agent(model=model_for(srv), strategy="pal", max_repairs=1).run("x")
@@ -87,3 +95,21 @@ async def test_python_tool_runs_code_in_the_sandbox(code):
     assert out.ok and out.content.strip() == "42"
     failed = await python_tool().invoke({"code": "open('/etc/shadow').read()"})
     assert not failed.ok and "root:" not in failed.content
+
+
+def test_pal_math_example_runs_against_an_endpoint(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text(json.dumps({"question": "Tom has 7 apples and eats 3. How many are left?",
+                                "answer": "7 - 3 = 4\n#### 4"}) + "\n")
+    root = Path(__file__).resolve().parents[1]
+    with ScriptedServer([fenced(PROGRAM)]) as srv:
+        env = {**os.environ, "AGENTLAB_BASE_URL": srv.base_url, "AGENTLAB_MODEL": "scripted"}
+        proc = subprocess.run([sys.executable, "examples/pal_math.py", "--n", "1", "--data", str(data)],
+                              cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "1/1 correct" in proc.stdout

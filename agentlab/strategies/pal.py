@@ -82,6 +82,8 @@ class PAL:
             result = await strategy._sandbox().arun(program, timeout=strategy.timeout, call="solution")
             if not result.ok:
                 raise CodeError(describe_failure(result))
+            if result.value is None:
+                raise CodeError("solution() returned None: end it with `return <the answer>`.")
             return json.dumps(result.value, ensure_ascii=False) if not isinstance(result.value, str) else result.value
 
         return [run_solution]
