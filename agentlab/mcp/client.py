@@ -8,22 +8,15 @@ the event loop that opened it: run agents that use these tools with `arun`/`astr
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentlab.tools.function_tool import DEFAULT_TIMEOUT, ApprovalCallback, Tool
+from agentlab.tools.function_tool import DEFAULT_TIMEOUT, Tool
 from agentlab.tools.output import (
-    DEFAULT_MAX_OUTPUT_CHARS,
-    ToolErrorKind,
-    ToolOutput,
-    describe_exception,
     render_result,
-    truncate,
 )
-from agentlab.tools.running import DeadlineExceeded, call_with_timeout
 from agentlab.tools.schema import clean_json_schema, describe_parameters
 
 if TYPE_CHECKING:
@@ -88,44 +81,16 @@ class MCPTool(Tool[..., Any]):
             raise RuntimeError(f"the MCP connection for tool '{self.name}' is closed")
         return await self.client.call_tool(self.server_name, arguments)
 
-    async def invoke(
-        self,
-        arguments: Mapping[str, Any] | str | None,
-        approve: ApprovalCallback | None = None,
-        *,
-        max_output_chars: int | None = None,
-    ) -> ToolOutput:
-        started = time.perf_counter()
-        limit = self.max_output_chars or max_output_chars or DEFAULT_MAX_OUTPUT_CHARS
-
-        def finish(ok: bool, content: str, error: ToolErrorKind | None = None) -> ToolOutput:
-            return ToolOutput(ok, truncate(content, limit), error, time.perf_counter() - started)
-
-        parsed = self._parse_arguments(arguments)
-        if isinstance(parsed, str):
-            return finish(False, parsed, "invalid_arguments")
+    def _prepare(self, parsed: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]] | str:
+        """The server owns the schema: check the arguments against it (jsonschema), pass them on as they are."""
         problem = self._schema_problem(parsed)
-        if problem is not None:
-            return finish(False, problem, "invalid_arguments")
-        if self.requires_approval:
-            denial = await self._check_approval(approve, parsed)
-            if denial is not None:
-                return finish(False, denial, "denied")
-        try:
-            result = await call_with_timeout(self._call_server, (), parsed, self.timeout)
-        except DeadlineExceeded:
-            return finish(
-                False,
-                f"Error: tool '{self.name}' timed out after {self.timeout or 0:g} s and was stopped. "
-                "Try simpler arguments or another approach.",
-                "timeout",
-            )
-        except Exception as exc:  # the server died, refused the call, or broke the protocol
-            return finish(False, describe_exception(exc), "exception")
+        return problem if problem is not None else ((), parsed, parsed)
+
+    def _render(self, result: Any) -> tuple[bool, str]:
         text = result_text(result)
         if result.is_error:
-            return finish(False, text if text.startswith("Error") else f"Error: {text}", "exception")
-        return finish(True, text)
+            return False, text if text.startswith("Error") else f"Error: {text}"
+        return True, text
 
     def _schema_problem(self, arguments: dict[str, Any]) -> str | None:
         """An explanation for the model when the arguments break the server's schema, else None."""

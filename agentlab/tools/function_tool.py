@@ -104,27 +104,18 @@ class Tool(Generic[P, R]):
             return ToolOutput(ok, truncate(content, limit), error, time.perf_counter() - started)
 
         parsed = self._parse_arguments(arguments)
-        if isinstance(parsed, str):
-            return finish(False, parsed, "invalid_arguments")
-        try:
-            validated = self.args_model.model_validate(parsed)
-        except ValidationError as exc:
-            return finish(False, self._explain_validation_error(exc), "invalid_arguments")
-        call_arguments = validated.model_dump(by_alias=True, exclude_unset=False)
+        prepared = parsed if isinstance(parsed, str) else self._prepare(parsed)
+        if isinstance(prepared, str):
+            return finish(False, prepared, "invalid_arguments")
+        args, kwargs, shown = prepared
 
         if self.requires_approval:
-            denial = await self._check_approval(approve, call_arguments)
+            denial = await self._check_approval(approve, shown)
             if denial is not None:
                 return finish(False, denial, "denied")
 
-        # Pass validated objects (not dumped dicts) so nested pydantic models arrive as models.
-        values = {
-            info.alias or field_name: getattr(validated, field_name)
-            for field_name, info in type(validated).model_fields.items()
-        }
-        args = tuple(values.pop(name) for name in self._positional_only)
         try:
-            result = await call_with_timeout(self.func, args, values, self.timeout)
+            result = await call_with_timeout(self.func, args, kwargs, self.timeout)
         except DeadlineExceeded:
             return finish(
                 False,
@@ -134,7 +125,28 @@ class Tool(Generic[P, R]):
             )
         except (Exception, SystemExit) as exc:  # a tool calling sys.exit() must not end the agent
             return finish(False, describe_exception(exc), "exception")
-        return finish(True, render_result(result))
+        ok, text = self._render(result)
+        return finish(ok, text, None if ok else "exception")
+
+    def _prepare(self, parsed: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]] | str:
+        """Validated call arguments `(args, kwargs, shown)` (`shown` is what an approver sees), or an
+        error message for the model. Subclasses with a foreign schema (MCP) override this."""
+        try:
+            validated = self.args_model.model_validate(parsed)
+        except ValidationError as exc:
+            return self._explain_validation_error(exc)
+        shown = validated.model_dump(by_alias=True, exclude_unset=False)
+        # Pass validated objects (not dumped dicts) so nested pydantic models arrive as models.
+        values = {
+            info.alias or field_name: getattr(validated, field_name)
+            for field_name, info in type(validated).model_fields.items()
+        }
+        args = tuple(values.pop(name) for name in self._positional_only)
+        return args, values, shown
+
+    def _render(self, result: Any) -> tuple[bool, str]:
+        """Whether the call succeeded, and its result as text for the model."""
+        return True, render_result(result)
 
     def _parse_arguments(self, arguments: Mapping[str, Any] | str | None) -> dict[str, Any] | str:
         """The arguments as a dict, or an error message for the model."""
