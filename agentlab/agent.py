@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlab import events as ev
+from agentlab._sync import run_sync
 from agentlab.events import Status, ToolCall, Usage
 from agentlab.models.base import Model, ModelError
 from agentlab.strategies import (
@@ -239,7 +239,7 @@ class Agent:
         return RunResult(end.answer, end.status, end.steps, end.usage, end.duration, collected, end.error)
 
     def run(self, task: str) -> RunResult:
-        return _run_sync(self.arun(task))
+        return run_sync(self.arun(task))
 
     def stream(self, task: str) -> Iterator[ev.Event]:
         """Blocking iteration over `astream`, on a private event loop."""
@@ -254,25 +254,3 @@ class Agent:
         finally:
             loop.run_until_complete(events.aclose())
             loop.close()
-
-
-def _run_sync(coroutine: Any) -> Any:
-    """asyncio.run, also from code that already runs an event loop (Jupyter, async apps)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coroutine)
-        except BaseException as error:
-            box["error"] = error
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]

@@ -105,40 +105,13 @@ class Worker:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
-    # -- the exchange, sync and async -------------------------------------------------------------
+    # -- the exchange -----------------------------------------------------------------------------
 
     def exchange(self, job: bytes, deadline: float, byte_cap: int) -> Exchange:
-        import selectors
+        """Blocking :meth:`aexchange` (used by the isolation probe)."""
+        from agentlab._sync import run_sync
 
-        pending = memoryview(job)
-        raw = bytearray()
-        timed_out = overflow = False
-        with selectors.DefaultSelector() as sel:
-            sel.register(self._out, selectors.EVENT_READ)
-            sel.register(self._in, selectors.EVENT_WRITE)
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
-                    break
-                for key, _ in sel.select(remaining):
-                    if key.fd == self._in:
-                        pending = self._write_some(pending)
-                        if not pending:
-                            sel.unregister(self._in)
-                            self._close_stdin()
-                    else:
-                        data = self._read_some()
-                        if data is None:
-                            continue
-                        if not data:
-                            return self._finish(raw, False, False)
-                        raw += data
-                        if len(raw) > byte_cap:
-                            overflow = True
-                if overflow:
-                    break
-        return self._finish(raw, timed_out, overflow)
+        return run_sync(self.aexchange(job, deadline, byte_cap))
 
     async def aexchange(self, job: bytes, deadline: float, byte_cap: int) -> Exchange:
         import asyncio

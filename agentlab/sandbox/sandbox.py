@@ -74,19 +74,10 @@ class Sandbox:
         return detect()[2]
 
     def run(self, code: str, timeout: float | None = None, call: str | None = None) -> SandboxResult:
-        """Execute ``code``; with ``call="solution"`` also return ``solution()``'s value."""
-        started = time.monotonic()
-        timeout = self._timeout(timeout)
-        rejected = self._prepare(code, started)
-        if rejected is not None:
-            return rejected
-        for attempt in (0, 1):
-            worker, warm = self._take()
-            ex = worker.exchange(self._job(code, call, timeout), time.monotonic() + timeout, self._byte_cap)
-            if warm and attempt == 0 and not ex.raw and not ex.timed_out:
-                continue  # a pre-spawned worker died while idle (e.g. its parent thread ended)
-            break
-        return self._decode(ex, timeout, started)
+        """Execute ``code``; with ``call="solution"`` also return ``solution()``'s value (blocking :meth:`arun`)."""
+        from agentlab._sync import run_sync
+
+        return run_sync(self.arun(code, timeout, call))
 
     async def arun(self, code: str, timeout: float | None = None, call: str | None = None) -> SandboxResult:
         """Async :meth:`run`: waits on the worker's pipe without blocking the event loop."""
@@ -100,7 +91,7 @@ class Sandbox:
             job = self._job(code, call, timeout)
             ex = await worker.aexchange(job, time.monotonic() + timeout, self._byte_cap)
             if warm and attempt == 0 and not ex.raw and not ex.timed_out:
-                continue
+                continue  # a pre-spawned worker died while idle (e.g. its parent thread ended)
             break
         return self._decode(ex, timeout, started)
 
