@@ -288,3 +288,17 @@ def test_capabilities_are_probed_once_per_endpoint():
         Agent(model=model).run("one")
         Agent(model=model).run("two")
         assert len(srv.probe_requests) == 2  # one tools probe, one json-schema probe
+
+
+@pytest.mark.parametrize("native_tools", [True, False])
+def test_first_request_is_short_and_its_prefix_is_stable(native_tools):
+    script = [call("add", a=1, b=2), call("final_answer", answer="3")] if native_tools else \
+        [decide("add", a=1, b=2), decide("final_answer", answer="3")]
+    with ScriptedServer(script, native_tools=native_tools) as srv:
+        Agent(model=model_for(srv), tools=[add]).run("What is 1 + 2?")
+        first, second = srv.requests
+    prompt_chars = sum(len(m["content"]) for m in first["messages"])
+    assert prompt_chars <= 700  # the brief's budget: ~600 characters plus the tool schema
+    # Every request repeats the previous one's messages unchanged, so prefix caches hit.
+    assert second["messages"][: len(first["messages"])] == first["messages"]
+    assert second.get("tools") == first.get("tools") and second.get("response_format") == first.get("response_format")
