@@ -55,6 +55,28 @@ class BudgetExceeded(Exception):
         self.status = status
 
 
+class RepeatGuard:
+    """Stall detection: the same tool calls with the same arguments again (within one episode of the
+    strategy) are refused with a nudge the first time and end the run the second time."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.nudged = False
+
+    def check(self, episode: object, calls: list[ToolCall]) -> str:
+        """"new", "nudge" or "stop"."""
+        if not calls:
+            return "new"
+        signature = json.dumps([episode, [[c.name, c.arguments] for c in calls]], sort_keys=True, default=str)
+        if signature not in self.seen:
+            self.seen.add(signature)
+            return "new"
+        if self.nudged:
+            return "stop"
+        self.nudged = True
+        return "nudge"
+
+
 class Agent:
     def __init__(
         self,
@@ -108,8 +130,8 @@ class Agent:
         strategy = self._new_strategy()
         started = time.monotonic()
         deadline = started + self.max_seconds if self.max_seconds else None
-        usage, step, answer, failures, nudged = Usage(), 0, None, 0, False
-        seen_calls: set[str] = set()
+        usage, step, answer, failures = Usage(), 0, None, 0
+        repeats = RepeatGuard()
         retries: list[ev.Event] = []  # filled while a model call is retried, drained right after it
         status: Status = "error"
         error: str | None = None
@@ -160,19 +182,15 @@ class Agent:
                     answer, status = decision.final_answer, "done"
                     yield ev.Final(step, answer)
                     break
-                episode = getattr(strategy, "episode", None)
-                actions = [[c.name, c.arguments] for c in decision.tool_calls]
-                signature = json.dumps([episode, actions], sort_keys=True, default=str)
-                if decision.tool_calls and signature in seen_calls:
-                    if nudged:
-                        status, error = "stalled", f"repeated the same action: {signature[:200]}"
-                        break
-                    nudged = True
+                verdict = repeats.check(getattr(strategy, "episode", None), decision.tool_calls)
+                if verdict == "stop":
+                    status, error = "stalled", f"repeated the same action: {decision.tool_calls[0].name}"
+                    break
+                if verdict == "nudge":
                     yield ev.Note(step, "stall: same action repeated; nudging the model once")
-                    strategy.observe([Observation(c, ToolOutput(False, STALL_NUDGE, "repeated")) for c in
-                                      decision.tool_calls])
+                    refused = ToolOutput(False, STALL_NUDGE, "repeated")
+                    strategy.observe([Observation(c, refused) for c in decision.tool_calls])
                     continue
-                seen_calls.add(signature)
                 observations: list[Observation] = []
                 async for event in self._run_tools(tools, step, decision.tool_calls, deadline, observations):
                     yield event
