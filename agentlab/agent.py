@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agentlab import events as ev
 from agentlab._sync import run_sync
@@ -25,6 +25,8 @@ from agentlab.strategies import (
     extra_tools,
 )
 from agentlab.tools import ApprovalCallback, ToolOutput, ToolRegistry
+
+T = TypeVar("T")
 
 STALL_NUDGE = (
     "You already made this exact call; its result is above. Do something different, "
@@ -257,7 +259,16 @@ class Agent:
         return RunResult(end.answer, end.status, end.steps, end.usage, end.duration, collected, end.error)
 
     def run(self, task: str) -> RunResult:
-        return run_sync(self.arun(task))
+        return run_sync(self._closing(self.arun(task)))
+
+    async def _closing(self, work: Awaitable[T]) -> T:
+        """Run `work`, then release the model's connections: the sync wrappers' event loop ends with it."""
+        try:
+            return await work
+        finally:
+            close = getattr(self.model, "aclose", None)
+            if close is not None:
+                await close()
 
     def stream(self, task: str) -> Iterator[ev.Event]:
         """Blocking iteration over `astream`, on a private event loop."""
@@ -270,5 +281,5 @@ class Agent:
                 except StopAsyncIteration:
                     return
         finally:
-            loop.run_until_complete(events.aclose())
+            loop.run_until_complete(self._closing(events.aclose()))
             loop.close()
