@@ -19,7 +19,7 @@ from agentlab.render.console import render_events
 from agentlab.tools import LocalCorpus, default_corpus, search_tools, web_search
 from agentlab.tools.builtin.web import network_available
 
-DEFAULT_QUESTION = "What does agentlab use to isolate model-written code?"
+DEFAULT_QUESTION = "What is agentlab?"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]Offline: web search is unavailable; searching the local corpus {corpus!r}.[/]")
         tools = search_tools(corpus)
 
-    agent = Agent(tools=tools, max_steps=args.max_steps, trace=args.trace)
+    # A search demo should search: no final answer before the first tool call.
+    agent = Agent(tools=tools, max_steps=args.max_steps, trace=args.trace, min_tool_calls=1)
     finished = render_events(agent.stream(args.question), console)
     return 0 if finished is not None and finished.status == "done" else 1
 

@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 
 import pytest
+import toolbox
+from toolbox import add, call, decide, explode
 
 from agentlab import Agent, OpenAIModel, tool
 from agentlab import events as ev
 from agentlab.testing import ScriptedServer
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
-
-
-@tool
-def explode(reason: str) -> str:
-    """Always fails.
-
-    Args:
-        reason: Why.
-    """
-    raise RuntimeError(f"boom: {reason}")
 
 
 @tool(timeout=0.3)
@@ -44,17 +26,7 @@ async def slow(seconds: float) -> str:
     return "woke"
 
 
-def model_for(srv: ScriptedServer, **options: object) -> OpenAIModel:
-    options.setdefault("max_retry_wait", 2.0)
-    return OpenAIModel(model="scripted", base_url=srv.base_url, api_key="test-key", **options)  # type: ignore[arg-type]
-
-
-def call(name: str, **arguments: object) -> dict:
-    return {"tool_calls": [{"name": name, "arguments": arguments}]}
-
-
-def decide(name: str, thought: str = "", **arguments: object) -> dict:
-    return {"content": json.dumps({"thought": thought, "action": {"name": name, "arguments": arguments}})}
+model_for = partial(toolbox.model_for, max_retry_wait=2.0)  # a test may pass its own max_retry_wait
 
 
 def kinds(result) -> list[str]:
@@ -302,3 +274,15 @@ def test_first_request_is_short_and_its_prefix_is_stable(native_tools):
     # Every request repeats the previous one's messages unchanged, so prefix caches hit.
     assert second["messages"][: len(first["messages"])] == first["messages"]
     assert second.get("tools") == first.get("tools") and second.get("response_format") == first.get("response_format")
+
+
+def test_min_tool_calls_forbids_answering_before_a_tool_was_used():
+    script = [decide("add", a=1, b=2), decide("final_answer", answer="3")]
+    with ScriptedServer(script, native_tools=False) as srv:
+        result = Agent(model=model_for(srv), tools=[add], min_tool_calls=1).run("1+2")
+        first, second = (json.dumps(r["response_format"]["json_schema"]["schema"]) for r in srv.requests)
+    assert (result.status, result.answer) == ("done", "3")
+    assert "final_answer" not in first and "final_answer" in second
+    with ScriptedServer([call("add", a=1, b=2), call("final_answer", answer="3")]) as srv:
+        Agent(model=model_for(srv), tools=[add], min_tool_calls=1).run("1+2")
+        assert [r["tool_choice"] for r in srv.requests] == ["required", "auto"]

@@ -27,7 +27,7 @@ _FINAL_PARAMETERS = {
     },
     "required": ["answer"],
 }
-MAX_THOUGHT_CHARS = 200  # a step needs a sentence; long thoughts cost a small local model seconds
+MAX_THOUGHT_CHARS = 120  # a step needs a sentence; long thoughts cost a small local model seconds
 
 
 def final_answer_tool() -> dict[str, Any]:

@@ -26,20 +26,24 @@ SYSTEM = (
 )
 
 
-ANSWER_NOW = "Call final_answer now with your best answer from the observations."
+# Restating the task helps small models, which lose it behind long observations.
+ANSWER_NOW = "Task: {task}\nCall final_answer now with your best answer from the observations."
 
 
 class ReAct:
-    """Options: `system_prompt`; `answer_on_last_step` (default on) constrains the last step the budget
+    """Options: `system_prompt`; `min_tool_calls` (like `tool_choice="required"`) forbids a final answer
+    before that many tool calls; `answer_on_last_step` (default on) constrains the last step the budget
     allows, and the step after the loop refused a repeated call, to a final answer: a run that gathered
     observations then ends with the model's own answer instead of `max_steps` or `stalled` (smolagents
     also asks for a final answer when steps run out)."""
 
     name = "react"
 
-    def __init__(self, system_prompt: str = SYSTEM, answer_on_last_step: bool = True) -> None:
+    def __init__(self, system_prompt: str = SYSTEM, answer_on_last_step: bool = True, min_tool_calls: int = 0) -> None:
         self.system_prompt = system_prompt
         self.answer_on_last_step = answer_on_last_step
+        self.min_tool_calls = min_tool_calls  # like tool_choice="required" until this many calls were made
+        self._tool_calls = 0
         self._observed = False
         self._answer_now = False
         self.messages: list[dict[str, Any]] = []
@@ -67,13 +71,17 @@ class ReAct:
         last = self.context.max_steps is not None and self._step >= self.context.max_steps
         if (last or self._answer_now) and self.answer_on_last_step and self._observed:
             return self._final_request()
+        must_call = self._tool_calls < self.min_tool_calls
         if self.format == "tools":
-            return ModelRequest(messages=list(self.messages), tools=self._tools)
+            choice = "required" if must_call else None
+            return ModelRequest(messages=list(self.messages), tools=self._tools, tool_choice=choice)
         schema = self._schema if self.format == "json_schema" else None
+        if must_call and schema is not None:
+            schema = decisions.decision_schema(self.context.tools, allow_final=False)
         return ModelRequest(messages=list(self.messages), response_schema=schema)
 
     def _final_request(self) -> ModelRequest:
-        messages = [*self.messages, {"role": "user", "content": ANSWER_NOW}]
+        messages = [*self.messages, {"role": "user", "content": ANSWER_NOW.format(task=self.context.task)}]
         if self.format == "tools":
             forced = {"type": "function", "function": {"name": decisions.FINAL}}
             return ModelRequest(messages=messages, tools=self._tools, tool_choice=forced)
@@ -86,6 +94,7 @@ class ReAct:
 
     def observe(self, observations: list[Observation]) -> None:
         self._observed = self._observed or bool(observations)
+        self._tool_calls += sum(o.output.error != "repeated" for o in observations)
         self._answer_now = any(o.output.error == "repeated" for o in observations)
         self.messages += self._pending
         self._pending = []
