@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import toolbox
+from toolbox import call, decide
 
 from agentlab import Agent, OpenAIModel, tool
 from agentlab import events as ev
@@ -40,8 +42,7 @@ def diameter(planet: str) -> str:
 
 def model_for(srv: ScriptedServer, fmt: str = "tools") -> OpenAIModel:
     # The format is given, not probed: probes are cached per URL, and a later server may reuse the port.
-    return OpenAIModel(model="scripted", base_url=srv.base_url, api_key="test-key", max_retry_wait=1.0,
-                       decision_format=fmt)  # type: ignore[arg-type]
+    return toolbox.model_for(srv, max_retry_wait=1.0, decision_format=fmt)
 
 
 def answer(fmt: str, text: str) -> dict[str, Any]:
@@ -50,16 +51,12 @@ def answer(fmt: str, text: str) -> dict[str, Any]:
 
 
 def act(fmt: str, name: str, **arguments: Any) -> dict[str, Any]:
-    if fmt == "tools":
-        return {"tool_calls": [{"name": name, "arguments": arguments}]}
-    return {"content": json.dumps({"thought": "", "action": {"name": name, "arguments": arguments}})}
+    return call(name, **arguments) if fmt == "tools" else decide(name, **arguments)
 
 
 def plan(fmt: str, name: str, **fields: Any) -> dict[str, Any]:
     """A planning decision (progress / new_tasks / priorities): a forced tool call natively, else JSON text."""
-    if fmt == "tools":
-        return {"tool_calls": [{"name": name, "arguments": fields}]}
-    return {"content": json.dumps(fields)}
+    return call(name, **fields) if fmt == "tools" else {"content": json.dumps(fields)}
 
 
 def progress(fmt: str, complete: bool = False, summary: str = "") -> dict[str, Any]:

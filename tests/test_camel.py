@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+import toolbox
+from toolbox import call, decide
 
-from agentlab import Agent, OpenAIModel
+from agentlab import Agent
 from agentlab import events as ev
 from agentlab.strategies.camel import DONE_TOKEN
 from agentlab.testing import ScriptedServer
@@ -19,8 +22,7 @@ from agentlab.tools.builtin import calculator
 IDEA = "Help with some arithmetic."
 
 
-def model_for(srv: ScriptedServer) -> OpenAIModel:
-    return OpenAIModel(model="scripted", base_url=srv.base_url, api_key="test-key", max_retry_wait=1.0)
+model_for = partial(toolbox.model_for, max_retry_wait=1.0)
 
 
 def specified(task: str) -> dict:
@@ -29,10 +31,6 @@ def specified(task: str) -> dict:
 
 def instruct(text: str) -> dict:
     return {"content": json.dumps({"instruction": text})}
-
-
-def decide(name: str, thought: str = "", **arguments: object) -> dict:
-    return {"content": json.dumps({"thought": thought, "action": {"name": name, "arguments": arguments}})}
 
 
 def solve(text: str) -> dict:
@@ -160,9 +158,6 @@ def test_out_of_budget_returns_the_last_solution():
 
 
 def test_native_tools_format_keeps_both_conversations_valid():
-    def call(name: str, **arguments: object) -> dict:
-        return {"tool_calls": [{"name": name, "arguments": arguments}]}
-
     script = [
         call("specify_task", task="Compute 6 * 7."),
         call("instruct", instruction="Instruction: compute 6 * 7."),

@@ -6,11 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+import toolbox
+from toolbox import call, decide
 
-from agentlab import Agent, OpenAIModel
+from agentlab import Agent
 from agentlab import events as ev
 from agentlab.testing import ScriptedServer
 from agentlab.tools.builtin import calculator
@@ -18,13 +21,7 @@ from agentlab.tools.builtin import calculator
 TASK = "What is 3 * 5?"
 
 
-def model_for(srv: ScriptedServer) -> OpenAIModel:
-    return OpenAIModel(model="scripted", base_url=srv.base_url, api_key="test-key", max_retry_wait=1.0)
-
-
-def decide(name: str, thought: str = "", **arguments: object) -> dict:
-    """A JSON decision, as a json_schema endpoint returns it."""
-    return {"content": json.dumps({"thought": thought, "action": {"name": name, "arguments": arguments}})}
+model_for = partial(toolbox.model_for, max_retry_wait=1.0)
 
 
 def critique(text: str, correct: bool, revised: str) -> dict:
@@ -122,9 +119,6 @@ def test_stops_revising_after_max_rounds():
 
 
 def test_native_tools_format_forces_the_critique_call_and_keeps_conversations_valid():
-    def call(name: str, **arguments: object) -> dict:
-        return {"tool_calls": [{"name": name, "arguments": arguments}]}
-
     script = [
         call("final_answer", answer="12"),
         call("calculator", expression="3*5"),

@@ -5,28 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agentlab import Agent, OpenAIModel, tool
+import toolbox
+from toolbox import add, model_for
+
+from agentlab import Agent
 from agentlab.demos import PREAMBLE, DemoLibrary
 from agentlab.testing import ScriptedServer
 
 
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
-
-
-def call(name: str, thought: str = "", **arguments: object) -> dict:
-    return {"content": thought, "tool_calls": [{"name": name, "arguments": arguments}]}
-
-
-def model_for(srv: ScriptedServer) -> OpenAIModel:
-    return OpenAIModel(model="scripted", base_url=srv.base_url, api_key="test-key")
+def call(name: str, thought: str = "", /, **arguments: object) -> dict:
+    return toolbox.call(name, thought, **arguments)  # always with a content: "" when no thought is given
 
 
 def test_a_solved_run_becomes_a_demo_in_the_next_similar_runs_prompt(tmp_path: Path):

@@ -21,7 +21,9 @@ pytest.importorskip("fastapi", reason="the web extra is not installed")
 uvicorn = pytest.importorskip("uvicorn", reason="the web extra is not installed")
 httpx2 = pytest.importorskip("httpx2")
 
-from agentlab import OpenAIModel, tool  # noqa: E402
+from toolbox import model_for  # noqa: E402
+
+from agentlab import tool  # noqa: E402
 from agentlab.testing import ScriptedServer  # noqa: E402
 from agentlab.tools.builtin import calculator  # noqa: E402
 
@@ -90,7 +92,7 @@ class Meeting:
 
 
 def model_factory(srv: ScriptedServer) -> Any:
-    return lambda: OpenAIModel(model="scripted", base_url=srv.base_url, api_key="test-key")
+    return lambda: model_for(srv)
 
 
 async def test_concurrent_runs_each_get_their_own_answer():

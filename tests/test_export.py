@@ -6,23 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+import toolbox
+from toolbox import add, model_for
 
-from agentlab import Agent, OpenAIModel, tool
+from agentlab import Agent, tool
 from agentlab.cli import main
 from agentlab.export import export_openai_chat, split_runs
 from agentlab.testing import ScriptedServer
 from agentlab.trace import read_trace
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 @tool
@@ -47,14 +38,13 @@ def final(answer: str) -> dict:
 
 
 def decide(name: str, **arguments: object) -> dict:
-    return {"content": json.dumps({"thought": f"use {name}", "action": {"name": name, "arguments": arguments}})}
+    return toolbox.decide(name, f"use {name}", **arguments)
 
 
 def run_agent(script: list[dict], trace: Path, task: str, **options: object) -> str:
     native = options.pop("native_tools", True)
     with ScriptedServer(script, native_tools=native, json_schema=native) as srv:
-        model = OpenAIModel(model="scripted", base_url=srv.base_url, api_key="test-key")
-        result = Agent(model=model, tools=[add, shout], trace=trace, **options).run(task)  # type: ignore[arg-type]
+        result = Agent(model=model_for(srv), tools=[add, shout], trace=trace, **options).run(task)  # type: ignore[arg-type]
     return result.status
 
 

@@ -8,23 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from toolbox import add
 
-from agentlab import Agent, tool
+from agentlab import Agent
 from agentlab import events as ev
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 def test_react_run_ends_done_with_every_decision_parsed(local_model):

@@ -13,22 +13,12 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from toolbox import add
 
-from agentlab import Agent, OpenAIModel, tool
+from agentlab import Agent, OpenAIModel
 from agentlab import events as ev
 
 pytestmark = pytest.mark.integration
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 def free_port() -> int:

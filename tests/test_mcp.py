@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from toolbox import model_for
 
 pytest.importorskip("mcp", reason="the mcp extra is not installed")
 
-from agentlab import Agent, OpenAIModel
+from agentlab import Agent
 from agentlab.mcp import MCPTool, mcp_tools
 from agentlab.testing import ScriptedServer
 
@@ -228,7 +229,7 @@ async def test_agent_calls_an_mcp_tool_end_to_end(server_script: Path):
         {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "MCP WORKS"}}]},
     ]
     with ScriptedServer(script) as srv:
-        model = OpenAIModel(model="scripted", base_url=srv.base_url, api_key="test-key")
+        model = model_for(srv)
         async with mcp_tools(stdio=[PYTHON, str(server_script)]) as tools:
             result = await Agent(model=model, tools=tools).arun("Shout 'mcp works'.")
         second = srv.requests[1]

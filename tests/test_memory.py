@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from functools import partial
 from pathlib import Path
 
 import pytest
+import toolbox
+from toolbox import call
 
-from agentlab import Agent, OpenAIModel
+from agentlab import Agent
 from agentlab.memory import DEFAULT_IMPORTANCE, MemoryStore, RetrievalWeights, memory_tools
 from agentlab.testing import ScriptedServer
 
@@ -23,12 +26,7 @@ class Clock:
         return self.now
 
 
-def model_for(srv: ScriptedServer) -> OpenAIModel:
-    return OpenAIModel(model="scripted", base_url=srv.base_url, api_key="test-key", max_retry_wait=0.5)
-
-
-def call(name: str, **arguments: object) -> dict:
-    return {"tool_calls": [{"name": name, "arguments": arguments}]}
+model_for = partial(toolbox.model_for, max_retry_wait=0.5)
 
 
 def test_retrieval_mixes_relevance_importance_and_recency():

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from functools import partial
 
-from agentlab import Agent, OpenAIModel, tool
+import pytest
+import toolbox
+from toolbox import add, call, explode
+
+from agentlab import Agent
 from agentlab.testing import ScriptedServer
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
@@ -17,31 +21,6 @@ from opentelemetry.trace import StatusCode
 from agentlab.otel import OTelRecorder, otel_traced
 
 
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
-
-
-@tool
-def explode(reason: str) -> str:
-    """Always fails.
-
-    Args:
-        reason: Why.
-    """
-    raise RuntimeError(f"boom: {reason}")
-
-
-def call(name: str, **arguments: object) -> dict:
-    return {"tool_calls": [{"name": name, "arguments": arguments}]}
-
-
 @pytest.fixture
 def exporter() -> tuple[TracerProvider, InMemorySpanExporter]:
     memory = InMemorySpanExporter()
@@ -50,8 +29,7 @@ def exporter() -> tuple[TracerProvider, InMemorySpanExporter]:
     return provider, memory
 
 
-def model_for(srv: ScriptedServer) -> OpenAIModel:
-    return OpenAIModel(model="scripted-7b", base_url=srv.base_url, api_key="test-key")
+model_for = partial(toolbox.model_for, model="scripted-7b")  # the spans below are named after it
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
+import toolbox
 
-from agentlab import Agent, OpenAIModel
+from agentlab import Agent
 from agentlab import events as ev
 from agentlab.testing import ScriptedServer
 
@@ -14,8 +16,7 @@ PROGRAM = "def solution():\n    apples = 7\n    eaten = 3\n    return apples - e
 BROKEN = "def solution():\n    return undefined_name * 2\n"
 
 
-def model_for(srv: ScriptedServer) -> OpenAIModel:
-    return OpenAIModel(model="scripted", base_url=srv.base_url, api_key="k")
+model_for = partial(toolbox.model_for, api_key="k")
 
 
 def fenced(program: str) -> dict:

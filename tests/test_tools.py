@@ -12,19 +12,9 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from toolbox import add  # the decorator's sample: its docstring is the description and schema asserted below
 
 from agentlab.tools import Tool, ToolOutput, ToolRegistry, tool
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 @tool(name="fetch_page", timeout=5.0, requires_approval=True, max_output_chars=100)

@@ -6,24 +6,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from toolbox import add, call, explode, model_for
 
-from agentlab import Agent, OpenAIModel, tool
+from agentlab import Agent, tool
 from agentlab.cli import main
 from agentlab.testing import ScriptedServer
 from agentlab.viewer import load_trace, render_html, split_runs
 
 HOSTILE = "<script>document.title='pwned'</script><b id=\"injected\">bold</b>"
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 @tool
@@ -34,24 +24,6 @@ def fetch_page(url: str) -> str:
         url: The address.
     """
     return f"page at {url}: {HOSTILE}"
-
-
-@tool
-def explode(reason: str) -> str:
-    """Always fails.
-
-    Args:
-        reason: Why.
-    """
-    raise RuntimeError(f"boom: {reason}")
-
-
-def call(name: str, thought: str = "", **arguments: object) -> dict:
-    return {"content": thought, "tool_calls": [{"name": name, "arguments": arguments}]}
-
-
-def model_for(srv: ScriptedServer) -> OpenAIModel:
-    return OpenAIModel(model="scripted", base_url=srv.base_url, api_key="test-key")
 
 
 @pytest.fixture
