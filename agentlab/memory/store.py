@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
+from agentlab._sync import run_sync
 from agentlab.bm25 import bm25_scores
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class MemoryStore:
         self, text: str, importance: float | None = None, kind: str = "observation", *, sources: Iterable[int] = ()
     ) -> Memory:
         """Blocking `aadd` (also usable from code that already runs an event loop)."""
-        return _blocking(self.aadd(text, importance, kind, sources=sources))
+        return run_sync(self.aadd(text, importance, kind, sources=sources))
 
     def _insert(self, text: str, kind: str, importance: float, source: ImportanceSource,
                 sources: tuple[int, ...]) -> Memory:
@@ -217,7 +218,7 @@ class MemoryStore:
         return stored
 
     def reflect(self) -> list[Memory]:
-        return _blocking(self.areflect())
+        return run_sync(self.areflect())
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -311,8 +312,3 @@ def _normalise(values: list[float]) -> list[float]:
         return [0.0] * len(values)
     return [(v - low) / (high - low) for v in values]
 
-
-def _blocking(coroutine: Any) -> Any:
-    from agentlab.agent import _run_sync  # the loop's own sync bridge; imported late to keep this layer light
-
-    return _run_sync(coroutine)
