@@ -286,3 +286,10 @@ def test_min_tool_calls_forbids_answering_before_a_tool_was_used():
     with ScriptedServer([call("add", a=1, b=2), call("final_answer", answer="3")]) as srv:
         Agent(model=model_for(srv), tools=[add], min_tool_calls=1).run("1+2")
         assert [r["tool_choice"] for r in srv.requests] == ["required", "auto"]
+
+
+def test_a_json_reply_whose_strings_contain_code_fences_still_parses():
+    answer = "use\n```python\nprint(1)\n```\nthen done"
+    with ScriptedServer([decide("final_answer", answer=answer)], native_tools=False) as srv:
+        result = Agent(model=model_for(srv), tools=[add]).run("how?")
+    assert (result.status, result.answer) == ("done", answer)

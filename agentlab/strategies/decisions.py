@@ -116,7 +116,10 @@ def _read_json(response: ModelResponse, step: int) -> ModelDecision:
 
 
 def _json_span(text: str) -> str:
-    """Models wrap JSON in prose or code fences; take the outermost object."""
+    """Models wrap JSON in prose or code fences; take the outermost object. A reply that already is
+    JSON is kept whole: its strings may themselves contain fences."""
+    if text.startswith("{") and text.endswith("}"):
+        return text
     fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
     if fenced:
         text = fenced.group(1)
