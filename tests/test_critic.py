@@ -192,3 +192,20 @@ def test_critic_runs_end_to_end_on_the_embedded_model():
     assert result.error is None or result.status != "error"
     assert "parse_error" not in kinds
     assert "draft" in phases(result) or result.status != "done"
+
+
+def test_critic_over_pal_verifies_the_program_answer():
+    program = "def solution():\n    return 3 * 5\n"
+    script = [
+        {"content": f"```python\n{program}```"},                       # PAL writes the program: draft 15
+        {"tool_calls": [{"name": "calculator", "arguments": {"expression": "3*5"}}]},  # the verifier checks
+        {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "15 is right"}}]},
+        {"tool_calls": [{"name": "critique", "arguments": {"critique": "matches", "correct": True,
+                                                           "revised_answer": "15"}}]},
+    ]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv), tools=[calculator], strategy="critic", inner="pal").run("3*5?")
+    ran = [e.call.name for e in result.events if isinstance(e, ev.ToolResult)]
+    assert (result.status, result.answer) == ("done", "15")
+    assert ran == ["run_solution", "calculator"]
+    assert phases(result) == ["draft", "critique", "final"] and final_note(result)["verified"] is True

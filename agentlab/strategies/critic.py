@@ -24,6 +24,7 @@ from agentlab.strategies.base import (
     Observation,
     Strategy,
     StrategyContext,
+    extra_tools,
 )
 from agentlab.strategies.dialogue import Dialogue, ToolDialogue
 
@@ -84,6 +85,10 @@ class Critic:
         self._report = ""
         self._critique_posed = False
         self._notes: list[tuple[str, dict[str, Any]]] = []
+
+    def extra_tools(self) -> list[Any]:
+        """The inner strategy's own tools (e.g. PAL's program runner) come along."""
+        return extra_tools(self.inner)
 
     def start(self, context: StrategyContext) -> None:
         self.context = context
