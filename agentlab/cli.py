@@ -59,12 +59,27 @@ def _model(args: argparse.Namespace) -> Any:
     return None
 
 
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """Strategy options from KEY=VALUE pairs; a VALUE that is JSON (3, true, ["a"]) is decoded."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--option takes KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from agentlab.agent import Agent
     from agentlab.models import ModelUnavailable
     from agentlab.strategies import create
 
     options = {key: value for key, value in (("resume", args.resume), ("store", args.store)) if value is not None}
+    options.update(parse_options(args.option))
     made: list[Any] = []  # the run's strategy, kept to report its run_id
 
     def new_strategy() -> Any:
@@ -134,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (strategies with a store: babyagi)")
     run.add_argument("--store", metavar="PATH", help="the strategy's SQLite store (babyagi)")
+    run.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                     help="a strategy option, e.g. --option inner=pal --option max_rounds=3 (repeatable)")
     run.set_defaults(handler=cmd_run)
     tools = sub.add_parser("tools", help="list built-in tools")
     tools.set_defaults(handler=cmd_tools)

@@ -72,3 +72,16 @@ def test_tools_lists_builtins():
 def test_unknown_tool_is_a_clear_error():
     proc = agentlab("run", "x", "--tools", "nope", "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
     assert proc.returncode != 0 and "unknown built-in tool 'nope'" in proc.stderr
+
+
+def test_strategy_options_from_the_command_line():
+    program = "def solution():\n    return 2 + 2\n"
+    script = [{"content": f"```python\n{program}```"}] * 2
+    with ScriptedServer(script) as srv:
+        proc = agentlab("run", "2+2?", "--strategy", "pal", "--option", "samples=2", "--option", "temperature=0.9",
+                        "--base-url", srv.base_url, "--model", "scripted", "--json")
+        temperatures = [r["temperature"] for r in srv.requests]
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["answer"] == "4" and temperatures == [0.9, 0.9]
+    bad = agentlab("run", "x", "--option", "novalue", "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
+    assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr
