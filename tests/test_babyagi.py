@@ -229,6 +229,31 @@ def test_a_run_stopped_after_a_task_resumes_with_the_planning_of_that_task(tmp_p
     assert executed_tasks(srv) == ["t2"]
 
 
+def test_a_resumed_run_rebuilds_the_results_memory_and_shows_only_related_results(tmp_path: Path):
+    store = tmp_path / "q.sqlite3"
+    script = [
+        answer("tools", "Paris is the capital of France."),  # task 1
+        progress("tools"),
+        plan("tools", "new_tasks", tasks=["Count the moons of Mars", "Estimate the population of Paris"]),
+        plan("tools", "priorities", order=[2, 3]),
+        answer("tools", "Mars has two moons."),  # task 2
+        progress("tools"),
+        plan("tools", "new_tasks", tasks=[]),  # task 3 is claimed, then the step budget stops the run
+    ]
+    with ScriptedServer(script) as srv:
+        first = Agent(model=model_for(srv), strategy="babyagi", store=store, max_steps=len(script),
+                      first_task="Name the capital of France").run("Describe Paris")
+        assert srv.remaining == 0
+    run_id = notes(first, "started")[0].data["run_id"]
+    assert first.status == "max_steps" and TaskStore(store).run(run_id).tasks_done == 2
+    with ScriptedServer([answer("tools", "About two million."), progress("tools", True, "done")]) as srv:
+        again = Agent(model=model_for(srv), strategy="babyagi", store=store, resume=run_id).run("Describe Paris")
+        prompt = srv.requests[0]["messages"][1]["content"]
+    assert again.status == "done" and executed_tasks(srv) == ["Estimate the population of Paris"]
+    assert "Name the capital of France: Paris is the capital of France." in prompt  # from the rebuilt memory
+    assert "Mars" not in prompt  # an earlier result that shares no term with the task is left out
+
+
 def test_store_finishes_only_tasks_in_progress_and_reorders_the_queue(tmp_path: Path):
     store = TaskStore(tmp_path / "q.sqlite3")
     store.create_run("r", "objective")

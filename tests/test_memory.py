@@ -50,6 +50,9 @@ def test_retrieval_mixes_relevance_importance_and_recency():
     assert [s.memory.id for s in ranked] == [old.id, fresh.id, chatter.id]
     for scored in ranked:
         assert 0.0 <= scored.recency <= 1.0 and 0.0 <= scored.importance <= 1.0
+    matching = store.retrieve("staging", k=3, touch=False, matching_only=True)
+    assert {s.memory.id for s in matching} == {old.id, fresh.id}  # the chatter shares no term
+    assert store.retrieve("zebra", k=3, matching_only=True) == []
 
 
 def test_retrieval_refreshes_recency_of_what_it_returns():
@@ -149,3 +152,66 @@ def test_any_agent_can_remember_and_recall_through_tools():
     assert outputs[0].startswith("Remembered as #2 (importance 9)")
     assert outputs[1].splitlines()[0] == "#2 [observation, importance 9, just now] The user's cat is named Miso"
     assert len(store) == 2
+
+
+def test_plan_draws_on_relevant_memories_and_links_its_steps():
+    steps = ["Fetch the deploy key from the vault", "  Run the deploy script ", "Check the staging server", "Extra"]
+    with ScriptedServer([call("write_plan", steps=steps)]) as srv:
+        store = MemoryStore(model=model_for(srv), clock=Clock())
+        key = store.add("The staging deploy key lives in the vault", importance=9)
+        store.add("Had coffee and read the news", importance=1)
+        insight = store.add("Deploys go smoother in the morning", importance=6, kind="reflection", sources=[key.id])
+        stale = store.add('Plan for "deploy to staging", step 1/1: do it by hand', importance=5, kind="plan")
+        plan = store.plan("deploy  to staging", k=1, max_steps=3)
+        asked = srv.requests[0]
+    prompt = json.dumps(asked["messages"])
+    assert asked["tool_choice"]["function"]["name"] == "write_plan"
+    assert "Goal: deploy to staging" in prompt
+    assert "The staging deploy key lives in the vault" in prompt  # the most relevant memory
+    assert "Deploys go smoother in the morning" in prompt  # a recent reflection
+    assert "Had coffee" not in prompt and "by hand" not in prompt  # beyond k; earlier plans are left out
+    assert [m.text for m in plan] == [
+        'Plan for "deploy to staging", step 1/3: Fetch the deploy key from the vault',
+        'Plan for "deploy to staging", step 2/3: Run the deploy script',
+        'Plan for "deploy to staging", step 3/3: Check the staging server',
+    ]
+    assert [m.kind for m in plan] == ["plan"] * 3 and plan[0].id < plan[1].id < plan[2].id
+    assert all(m.sources == (key.id, insight.id) for m in plan)
+    assert store.recent(10, kinds=["plan"]) == [store.get(stale.id), *plan]  # stored as returned, links included
+    assert store.last_plan_error is None
+
+
+def test_a_failing_plan_stores_nothing_and_says_why():
+    script = [{"content": "Just wing it."}, {"status": 400, "body": {"error": "bad request"}}]
+    with ScriptedServer(script, native_tools=False, json_schema=False) as srv:
+        store = MemoryStore(model=model_for(srv))
+        store.add("The release is on Friday", importance=7)
+        assert store.plan("ship the release") == []
+        assert store.last_plan_error and "JSON" in store.last_plan_error
+        assert store.plan("ship the release") == []
+        assert store.last_plan_error and "400" in store.last_plan_error
+        assert len(srv.requests) == 2
+    assert len(store) == 1 and store.recent(5, kinds=["plan"]) == []
+    with pytest.raises(ValueError, match="needs a model"):
+        MemoryStore().plan("anything")
+
+
+def test_an_agent_plans_through_the_plan_tool():
+    script = [
+        call("plan", goal="Water the plants"),
+        call("write_plan", steps=["Fill the can", "Water the ferns"]),  # the store's own model call
+        call("final_answer", answer="Fill the can, then water the ferns."),
+    ]
+    assert [t.name for t in memory_tools(MemoryStore())] == ["remember", "recall"]  # no model: no planning
+    with ScriptedServer(script) as srv:
+        model = model_for(srv)
+        store = MemoryStore(model=model)
+        store.add("The ferns need water every two days", importance=6)
+        result = Agent(model=model, tools=memory_tools(store)).run("Plan watering the plants")
+        planning, last = srv.requests[1], srv.requests[2]
+    assert result.status == "done"
+    assert "The ferns need water every two days" in json.dumps(planning["messages"])
+    (output,) = [m["content"] for m in last["messages"] if m["role"] == "tool"]
+    assert output.splitlines() == ['#2 Plan for "Water the plants", step 1/2: Fill the can',
+                                   '#3 Plan for "Water the plants", step 2/2: Water the ferns']
+    assert [m.sources for m in store.recent(5, kinds=["plan"])] == [(1,), (1,)]

@@ -1,5 +1,5 @@
 """Long-term memory for agents: a SQLite memory stream with recency/importance/relevance retrieval,
-reflection into higher-level insights, and `remember`/`recall` tools for any strategy.
+reflection into higher-level insights, planning, and `remember`/`recall`/`plan` tools for any strategy.
 
 Names load on first use, so importing this package costs nothing until a store is made.
 """

@@ -5,7 +5,8 @@ with an importance from 1 to 10; retrieval scores each record by exponential rec
 was last retrieved, its importance and its BM25 relevance to the query, each min-max normalised over
 the candidates and mixed with configurable weights; once the importance of new observations adds up
 past a threshold, a model call distils the recent records into a few higher-level insights, stored
-as `kind="reflection"` records linked to the records they came from.
+as `kind="reflection"` records linked to the records they came from. Planning turns a goal and the
+memories most relevant to it into a few ordered steps, stored as `kind="plan"` records linked the same way.
 
 Without a model the store still works: importances are taken as given (or a default) and reflection
 is only run when asked for with a model.
@@ -33,6 +34,8 @@ ImportanceSource = Literal["given", "model", "default"]
 # Used when no importance is given and no model can rate it: low, so unrated chatter never crowds
 # out what someone marked as important.
 DEFAULT_IMPORTANCE = 3
+# A plan step is guidance for the near future, worth recalling but superseded by the next plan.
+PLAN_IMPORTANCE = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS memories (
@@ -117,6 +120,7 @@ class MemoryStore:
         self.max_insights = max_insights
         self.clock = clock
         self.last_reflection_error: str | None = None  # why the last automatic reflection failed, if it did
+        self.last_plan_error: str | None = None  # why the last plan() stored nothing, if it did
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # One connection guarded by a lock: tools run on worker threads, and ":memory:" lives in one connection.
@@ -220,6 +224,46 @@ class MemoryStore:
     def reflect(self) -> list[Memory]:
         return run_sync(self.areflect())
 
+    # --- planning ----------------------------------------------------------------------------
+
+    async def aplan(self, goal: str, k: int = 5, *, max_steps: int = 5, reflections: int = 3) -> list[Memory]:
+        """Turn `goal` into a short ordered plan (one model call) and store its steps as `kind="plan"` memories.
+
+        The model sees the `k` memories most relevant to the goal plus the `reflections` newest
+        reflections; earlier plans are left out so a stale plan is not copied forward. Each step is
+        linked to all the memories shown, and the steps come back in order (ids ascending). When the
+        model call fails nothing is stored, `last_plan_error` says why and the result is empty.
+        """
+        if self.model is None:
+            raise ValueError("planning needs a model: MemoryStore(model=...)")
+        goal = " ".join(goal.split())
+        if not goal:
+            raise ValueError("a plan needs a goal")
+        from agentlab.memory.prompts import plan
+        from agentlab.models.base import ModelError
+        from agentlab.strategies.base import DecisionError
+
+        kinds = [kind for kind in self._kinds() if kind != "plan"]
+        relevant = [s.memory for s in self.retrieve(goal, k, kinds=kinds)] if kinds else []
+        shown = {m.id for m in relevant}
+        context = relevant + [m for m in self.recent(max(0, reflections), kinds=["reflection"]) if m.id not in shown]
+        try:
+            steps = await plan(self.model, goal, context, max_steps)
+        except (ModelError, DecisionError) as failure:
+            self.last_plan_error = str(failure)
+            return []
+        self.last_plan_error = None
+        sources = tuple(m.id for m in context)
+        # Self-contained texts: a step recalled later still says which goal it serves and where it stands.
+        return [
+            self._insert(f'Plan for "{goal}", step {n}/{len(steps)}: {step}', "plan", PLAN_IMPORTANCE, "given", sources)
+            for n, step in enumerate(steps, 1)
+        ]
+
+    def plan(self, goal: str, k: int = 5, *, max_steps: int = 5, reflections: int = 3) -> list[Memory]:
+        """Blocking `aplan`."""
+        return run_sync(self.aplan(goal, k, max_steps=max_steps, reflections=reflections))
+
     # --- reading -----------------------------------------------------------------------------
 
     def retrieve(
@@ -230,16 +274,23 @@ class MemoryStore:
         kinds: Sequence[str] | None = None,
         weights: RetrievalWeights | None = None,
         touch: bool = True,
+        matching_only: bool = False,
     ) -> list[ScoredMemory]:
-        """The `k` best memories for `query`; retrieved memories count as freshly accessed (`touch`)."""
+        """The `k` best memories for `query`; retrieved memories count as freshly accessed (`touch`).
+        `matching_only` leaves out memories that share no term with the query."""
         weights = weights or self.weights
         candidates = self._select(kinds)
         if not candidates or k <= 0:
             return []
+        raw_relevance = bm25_scores(query, [m.text for m in candidates])
+        if matching_only:
+            candidates, raw_relevance = _matching(candidates, raw_relevance)
+            if not candidates:
+                return []
         now = self.clock()
         recency = _normalise([self.decay_per_hour ** (max(0.0, now - m.last_accessed) / 3600) for m in candidates])
         importance = _normalise([m.importance for m in candidates])
-        relevance = _normalise(bm25_scores(query, [m.text for m in candidates]))
+        relevance = _normalise(raw_relevance)
         scored = [
             ScoredMemory(m, weights.recency * r + weights.importance * i + weights.relevance * v, r, i, v)
             for m, r, i, v in zip(candidates, recency, importance, relevance, strict=True)
@@ -259,6 +310,10 @@ class MemoryStore:
     def get(self, memory_id: int) -> Memory | None:
         found = self._select(None, ids=[memory_id])
         return found[0] if found else None
+
+    def _kinds(self) -> list[str]:
+        with self._lock:
+            return [row[0] for row in self._db.execute("SELECT DISTINCT kind FROM memories")]
 
     def __len__(self) -> int:
         with self._lock:
@@ -303,6 +358,11 @@ def _check_importance(value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 10:
         raise ValueError(f"importance must be a number from 1 to 10, got {value!r}")
     return float(value)
+
+
+def _matching(candidates: list[Memory], scores: list[float]) -> tuple[list[Memory], list[float]]:
+    kept = [(memory, score) for memory, score in zip(candidates, scores, strict=True) if score > 0]
+    return [memory for memory, _ in kept], [score for _, score in kept]
 
 
 def _normalise(values: list[float]) -> list[float]:

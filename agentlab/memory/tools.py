@@ -1,4 +1,4 @@
-"""`remember` and `recall`: a `MemoryStore` offered to any agent as two tools."""
+"""`remember`, `recall` and `plan`: a `MemoryStore` offered to any agent as tools."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from agentlab.tools.function_tool import Tool, tool
 
 
 def memory_tools(store: MemoryStore) -> list[Tool[..., Any]]:
-    """`[remember, recall]` bound to `store`."""
+    """`[remember, recall]` bound to `store`, plus `plan` when the store has a model to plan with."""
 
     @tool(
         name="remember",
@@ -45,7 +45,23 @@ def memory_tools(store: MemoryStore) -> list[Tool[..., Any]]:
             return "Memory is empty."
         return "\n".join(_line(s, store.clock()) for s in found)
 
-    return [remember, recall]
+    @tool(
+        name="plan",
+        description="Make a short ordered plan for a goal from what long-term memory knows; the steps are remembered.",
+        timeout=60.0,
+    )
+    async def plan(goal: str) -> str:
+        """Plan towards a goal.
+
+        Args:
+            goal: What the plan should achieve, self-contained.
+        """
+        steps = await store.aplan(goal)
+        if not steps:
+            return f"No plan was made: {store.last_plan_error}"
+        return "\n".join(f"#{m.id} {m.text}" for m in steps)
+
+    return [remember, recall, plan] if store.model is not None else [remember, recall]
 
 
 def _line(scored: ScoredMemory, now: float) -> str:

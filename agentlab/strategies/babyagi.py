@@ -9,6 +9,8 @@ call, and the step budget bounds the whole run.
 The queue, the results and the run's state live in SQLite (`agentlab.store.TaskStore`): a result is stored
 in the same transaction that marks its task done, so a run killed at any moment resumes with
 `resume=RUN_ID` without losing or repeating a finished task; a task that was in progress runs again.
+Each task's prompt carries the most relevant earlier results, retrieved from a throwaway
+`agentlab.memory.MemoryStore` that is rebuilt from the finished tasks on start and on resume.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from agentlab.memory.store import MemoryStore, RetrievalWeights
 from agentlab.models.base import ModelRequest, ModelResponse
 from agentlab.store import TaskRecord, TaskStore
 from agentlab.strategies import decisions
@@ -40,6 +43,10 @@ DEFAULT_MAX_TASKS = 10
 RESULT_CHARS_IN_PROMPT = 300
 RELATED_RESULTS = 3
 RESULTS_IN_PROMPT = 10
+# Earlier results are picked by relevance to the task alone: they all matter alike (so no model rates them)
+# and the newest ones are in the planning prompts anyway.
+RESULT_IMPORTANCE = 5
+RELATED_BY_RELEVANCE = RetrievalWeights(recency=0.0, importance=0.0, relevance=1.0)
 
 Phase = Literal["pick", "execute", "check", "create", "prioritise", "finished"]
 
@@ -108,6 +115,9 @@ class BabyAGI:
     def start(self, context: StrategyContext) -> None:
         self.context = context
         self.store = TaskStore(self.store_path)
+        # The results memory only indexes the TaskStore (the source of truth): rebuilt below, on every start.
+        self._results = MemoryStore(":memory:")
+        self._result_tasks: dict[int, TaskRecord] = {}  # by memory id
         if self.resuming:
             run = self.store.run(self.run_id)
             self.objective = run.objective
@@ -136,6 +146,8 @@ class BabyAGI:
             self.store.create_run(self.run_id, self.objective, {"max_tasks": self.max_tasks})
             self.store.add_tasks(self.run_id, [self.first_task])
             self._note(f"started run {self.run_id} (resume it with resume={self.run_id!r})", store=str(self.store_path))
+        for task in self._done_tasks():
+            self._remember_result(task)
 
     def next_step(self) -> ModelRequest | Conclusion:
         if self._phase in ("pick", "prioritise"):
@@ -225,6 +237,7 @@ class BabyAGI:
         assert self._task is not None
         state = {"phase": "check", "task_id": self._task.task_id}
         task = self.store.finish_task(self.run_id, self._task.task_id, result, run_state=state)
+        self._remember_result(task)
         if self._inner is not None:
             self._notes += self._inner.notes()
         self._task, self._inner, self._phase = task, None, "check"
@@ -333,16 +346,14 @@ class BabyAGI:
         )
 
     def _related_results(self, query: str) -> list[TaskRecord]:
-        """The finished tasks most relevant to `query`, by BM25 over their text and result."""
-        done = self._done_tasks()
-        if not done:
-            return []
-        from agentlab.tools import LocalCorpus, Passage  # lazy: bm25s loads only when a run has results
+        """The finished tasks most relevant to `query` (BM25 over their text and result); none that shares no term."""
+        found = self._results.retrieve(query, RELATED_RESULTS, weights=RELATED_BY_RELEVANCE, touch=False,
+                                       matching_only=True)
+        return [self._result_tasks[scored.memory.id] for scored in found]
 
-        by_title = {f"{t.task_id}": t for t in done}
-        corpus = LocalCorpus(passages=[Passage(title=key, text=f"{t.text}\n{t.result or ''}")
-                                       for key, t in by_title.items()])
-        return [by_title[hit.passage.title] for hit in corpus.search(query, RELATED_RESULTS)]
+    def _remember_result(self, task: TaskRecord) -> None:
+        memory = self._results.add(f"{task.text}\n{task.result or ''}", RESULT_IMPORTANCE, kind="task_result")
+        self._result_tasks[memory.id] = task
 
     def _digest(self) -> str:
         done = self._done_tasks()[-RESULTS_IN_PROMPT:]
