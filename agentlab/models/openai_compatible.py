@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from typing import Any, ClassVar
+from typing import Any
 
 from agentlab.events import Usage
 from agentlab.models.base import (
@@ -37,9 +37,6 @@ class OpenAIModel:
     honour Retry-After and can be reported as events.
     """
 
-    # Probing costs two requests, so it is done once per endpoint and model in a process.
-    _capability_cache: ClassVar[dict[tuple[str, str], Capabilities]] = {}
-
     def __init__(
         self,
         model: str,
@@ -47,6 +44,7 @@ class OpenAIModel:
         api_key: str | None = None,
         *,
         decision_format: DecisionFormat | None = None,
+        schema_dialect: SchemaDialect | None = None,
         timeout: float = 120.0,
         max_attempts: int = 4,
         max_retry_wait: float = 20.0,
@@ -64,7 +62,8 @@ class OpenAIModel:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.extra_body = extra_body or {}
-        self.schema_dialect: SchemaDialect = "json_schema"  # set by probing
+        self.schema_dialect: SchemaDialect = schema_dialect or "json_schema"  # probing may change it
+        self._capabilities: Capabilities | None = None
         # httpx connection pools belong to one event loop; sync wrappers create fresh loops.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
@@ -148,15 +147,15 @@ class OpenAIModel:
             return Capabilities(
                 native_tools=self.decision_format == "tools",
                 json_schema=self.decision_format in ("tools", "json_schema"),
+                schema_dialect=self.schema_dialect,
             )
-        key = (self.base_url or "https://api.openai.com/v1", self.name)
-        cached = self._capability_cache.get(key)
-        if cached is None:
+        # Probing costs two small requests, so each model object does it once and remembers (share one
+        # OpenAIModel between agents; a process-wide cache keyed by URL would outlive the server behind it).
+        if self._capabilities is None:
             native_tools, dialect = await asyncio.gather(self._probe_tools(), self._probe_json_schema())
-            cached = Capabilities(native_tools, dialect is not None, dialect or "json_schema")
-            self._capability_cache[key] = cached
-        self.schema_dialect = cached.schema_dialect
-        return cached
+            self._capabilities = Capabilities(native_tools, dialect is not None, dialect or "json_schema")
+            self.schema_dialect = self._capabilities.schema_dialect
+        return self._capabilities
 
     async def _probe_tools(self) -> bool:
         """Native tools are worth using only if the model also sees tool results: some servers render
