@@ -5,8 +5,9 @@ Public names are loaded on first use so `import agentlab` stays fast.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agentlab._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agentlab.agent import Agent, RunResult
@@ -29,8 +30,4 @@ _EXPORTS = {
 __all__ = ["Agent", "LocalModel", "Model", "OpenAIModel", "RunResult", "Tool", "ToolRegistry", "__version__", "tool"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'agentlab' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

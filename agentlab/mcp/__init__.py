@@ -5,8 +5,9 @@ Needs the optional `mcp` package (`pip install 'agentlab[mcp]'`); it is imported
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agentlab._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agentlab.mcp.client import MCPTool, MCPUnavailable, mcp_tools
@@ -24,8 +25,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

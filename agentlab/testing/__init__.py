@@ -6,7 +6,9 @@ attribute access, so code that only checks ``agentlab.testing`` exists pays noth
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agentlab._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agentlab.testing.script import PROBE_NAME, Script, ScriptError, ScriptFn, ScriptItem
@@ -24,12 +26,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value  # cache: later lookups skip __getattr__
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from agentlab._jsonl import jsonl_rows
 from tools.eval.scoring import exact_match, f1_score, numbers_match
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -87,20 +87,18 @@ def _read_jsonl(path: Path, *, gsm8k: bool) -> list[Item]:
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     items = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                question, answer = str(row["question"]), str(row["answer"])
-            except (ValueError, KeyError, TypeError) as error:
-                raise DataError(f"{path}:{number}: expected a JSON object with question and answer ({error})") from None
+    try:
+        for number, row in jsonl_rows(path, ("question", "answer")):
+            question, answer = str(row["question"]), str(row["answer"])
             if gsm8k:
                 if "####" not in answer:
                     raise DataError(f"{path}:{number}: the answer has no '#### <number>' line")
                 answer = answer.rsplit("####", 1)[1].strip()
             items.append(Item(str(row.get("id", f"line{number}")), question, answer))
+    except DataError:
+        raise
+    except ValueError as error:
+        raise DataError(str(error)) from None
     return items
 
 

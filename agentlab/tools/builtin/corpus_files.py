@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from agentlab._jsonl import jsonl_rows
 
 # Long sections are split at paragraph breaks into passages of about this size, so that one BM25
 # hit is a focused piece of text rather than a whole chapter.
@@ -33,16 +34,9 @@ class Passage:
 def read_jsonl(path: Path) -> list[Passage]:
     """One passage per `{"title": ..., "text": ...}` line; each title is its own page."""
     passages = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                title, text = str(row["title"]), str(row["text"])
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: expected a JSON object with 'title' and 'text' ({exc})") from exc
-            passages.append(Passage(title=title, text=text, page=title))
+    for _, row in jsonl_rows(path, ("title", "text")):
+        title, text = str(row["title"]), str(row["text"])
+        passages.append(Passage(title=title, text=text, page=title))
     return passages
 
 
