@@ -153,6 +153,15 @@ def test_429_with_retry_after_is_retried_then_succeeds():
     assert len(retries) == 1 and retries[0].wait == pytest.approx(0.3) and "429" in retries[0].error
 
 
+def test_a_malformed_retry_after_falls_back_to_backoff():
+    script = [{"status": 503, "headers": {"Retry-After": "soon"}}, {"content": "fine"}]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv, max_retry_wait=0.05)).run("hi")
+    retries = [e for e in result.events if isinstance(e, ev.ModelRetry)]
+    assert result.status == "done" and result.answer == "fine"
+    assert len(retries) == 1 and "503" in retries[0].error and retries[0].wait <= 0.05
+
+
 def test_5xx_past_the_retry_bound_ends_in_error_and_keeps_the_trace():
     script = [call("add", a=1, b=2)] + [{"status": 503}] * 3
     with ScriptedServer(script) as srv:

@@ -39,8 +39,12 @@ def retry_after_seconds(error: BaseException) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):  # a malformed hint must not stop the retry: backoff applies instead
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 class BackoffWait:
