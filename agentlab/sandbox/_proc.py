@@ -23,6 +23,8 @@ from ._launch import NOBODY, WORKDIR, LaunchConfig
 from ._result import SandboxResult
 
 _READ_CHUNK = 65536
+# After EOF, how long a worker gets to exit on its own (its exit status explains a missing result).
+_EXIT_GRACE = 2.0
 
 
 def _truncate(text: str, limit: int, dropped: int | None) -> str:
@@ -153,11 +155,11 @@ class Worker:
                 self.kill()  # deadline or cancellation of the awaiting task
         if not timed_out and not overflow:
             # EOF: the worker has exited or is about to; let it finish so its exit status is real.
-            for _ in range(200):
-                if self.exited():
-                    break
+            give_up = time.monotonic() + _EXIT_GRACE
+            while not self.exited() and time.monotonic() < give_up:
                 await asyncio.sleep(0.005)
-        return self._finish(raw, timed_out, overflow)
+        self.kill()  # kills stragglers of the group (or a worker that closed its pipe and went on)
+        return Exchange(bytes(raw), timed_out, overflow, self.proc.returncode)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -180,14 +182,6 @@ class Worker:
             return None
         except OSError:
             return b""
-
-    def _finish(self, raw: bytearray, timed_out: bool, overflow: bool) -> Exchange:
-        if not (timed_out or overflow):
-            give_up = time.monotonic() + 1.0
-            while not self.exited() and time.monotonic() < give_up:
-                time.sleep(0.001)
-        self.kill()  # kills stragglers of the group (or a worker that closed its pipe and went on)
-        return Exchange(bytes(raw), timed_out, overflow, self.proc.returncode)
 
 
 def _signal_of(returncode: int | None, via_bwrap: bool) -> int | None:
