@@ -328,15 +328,17 @@ class MemoryStore:
         if ids is not None:
             where.append(f"id IN ({','.join('?' * len(ids))})")
             params += list(ids)
-        sql = "SELECT id, text, kind, importance, importance_source, created_at, last_accessed FROM memories"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        selection = " WHERE " + " AND ".join(where) if where else ""
+        selection += " ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        columns = "id, text, kind, importance, importance_source, created_at, last_accessed"
         with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
+            rows = self._db.execute(f"SELECT {columns} FROM memories{selection}", params).fetchall()
             links: dict[int, list[int]] = {}
+            # Only the selected memories' links: a `get` must not read the whole link table.
             for memory_id, source_id in self._db.execute(
-                "SELECT memory_id, source_id FROM memory_links ORDER BY source_id"
+                f"SELECT memory_id, source_id FROM memory_links WHERE memory_id IN (SELECT id FROM memories{selection})"
+                " ORDER BY source_id",
+                params,
             ):
                 links.setdefault(memory_id, []).append(source_id)
         return [Memory(*row, sources=tuple(links.get(row[0], ()))) for row in reversed(rows)]
