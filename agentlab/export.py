@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agentlab.trace import read_trace
+from agentlab.viewer import split_runs as _grouped_by_run
 
 TraceEvents = list[dict[str, Any]]
 Scorer = Callable[[TraceEvents], bool | float]
@@ -42,13 +43,8 @@ class ExportStats:
 
 def split_runs(events: Iterable[dict[str, Any]]) -> list[TraceEvents]:
     """One list of events per run; events before the first `run_started` belong to no run and are dropped."""
-    runs: list[TraceEvents] = []
-    for event in events:
-        if event.get("kind") == "run_started":
-            runs.append([event])
-        elif runs:
-            runs[-1].append(event)
-    return runs
+    # The viewer's grouping keeps the leading events (to show them); an export has no run to put them in.
+    return [run for run in _grouped_by_run(events) if run[0].get("kind") == "run_started"]
 
 
 def read_runs(paths: Iterable[str | Path]) -> Iterator[TraceEvents]:
