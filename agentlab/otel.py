@@ -65,7 +65,7 @@ class OTelRecorder:
         self._model = ""
         self._chat: Span | None = None  # kept open until the decision (or parse error) that follows it
         self._chat_end = 0.0
-        self._tools: dict[str, tuple[Span, float]] = {}  # open tool spans by call id, with start time
+        self._tools: dict[str, Span] = {}  # open tool spans by call id
         self._retries: list[ev.ModelRetry] = []
 
     def record(self, event: ev.Event) -> None:
@@ -93,7 +93,7 @@ class OTelRecorder:
 
     def _on_run_finished(self, event: ev.RunFinished) -> None:
         self._end_chat()
-        for span, _ in self._tools.values():  # a tool still running when a budget ran out
+        for span in self._tools.values():  # a tool still running when a budget ran out
             self._fail(span, "cancelled", "the run ended before the tool finished")
             span.end(end_time=_ns(event.time))
         self._tools.clear()
@@ -171,7 +171,7 @@ class OTelRecorder:
 
     def _on_tool_started(self, event: ev.ToolStarted) -> None:
         self._end_chat()
-        self._tools[event.call.id] = (self._start_tool(event.step, event.call, event.time), event.time)
+        self._tools[event.call.id] = self._start_tool(event.step, event.call, event.time)
 
     def _start_tool(self, step: int, call: ev.ToolCall, start: float) -> Span:
         attributes: dict[str, Any] = {
@@ -189,9 +189,9 @@ class OTelRecorder:
                                        attributes=attributes, start_time=_ns(start))
 
     def _on_tool_result(self, event: ev.ToolResult) -> None:
-        opened = self._tools.pop(event.call.id, None)
-        # Without its ToolStarted (a stream picked up mid-run) the start comes from the duration.
-        span = opened[0] if opened else self._start_tool(event.step, event.call, event.time - event.duration)
+        span = self._tools.pop(event.call.id, None)
+        if span is None:  # no ToolStarted (a stream picked up mid-run): the start comes from the duration
+            span = self._start_tool(event.step, event.call, event.time - event.duration)
         if self.capture_content:
             span.set_attribute("gen_ai.tool.call.result", _clip(event.output))
         if not event.ok:
@@ -225,7 +225,7 @@ class OTelRecorder:
     def close(self) -> None:
         """End whatever is still open, marking it as interrupted."""
         self._end_chat()
-        for span, _ in self._tools.values():
+        for span in self._tools.values():
             self._fail(span, "interrupted", "the event stream stopped before the tool finished")
             span.end()
         self._tools.clear()
