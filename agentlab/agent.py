@@ -237,18 +237,19 @@ class Agent:
     ) -> AsyncIterator[ev.Event]:
         """Run the step's tool calls concurrently, reporting each as it finishes."""
 
-        async def invoke(call: ToolCall) -> tuple[ToolCall, ToolOutput]:
+        async def invoke(index: int, call: ToolCall) -> tuple[int, ToolOutput]:
             output = await self._within(deadline, tools.invoke(call.name, call.arguments, approve=self.approve))
-            return call, output
+            return index, output
 
         for call in calls:
             yield ev.ToolStarted(step, call)
-        outputs: dict[str, ToolOutput] = {}
-        for finished in asyncio.as_completed([invoke(c) for c in calls]):
-            call, output = await finished
-            outputs[call.id] = output
-            yield ev.ToolResult(step, call, output.ok, output.content, output.duration)
-        observations += [Observation(c, outputs[c.id]) for c in calls]
+        # By position, not by call id: a server may give two calls of one step the same id.
+        outputs: dict[int, ToolOutput] = {}
+        for finished in asyncio.as_completed([invoke(i, c) for i, c in enumerate(calls)]):
+            index, output = await finished
+            outputs[index] = output
+            yield ev.ToolResult(step, calls[index], output.ok, output.content, output.duration)
+        observations += [Observation(c, outputs[i]) for i, c in enumerate(calls)]
 
     async def arun(self, task: str) -> RunResult:
         collected: list[ev.Event] = []

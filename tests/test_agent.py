@@ -121,6 +121,16 @@ def test_parallel_tool_calls_run_concurrently():
     assert order.count("tool_started") == 2 and order[order.index("tool_started") + 1] == "tool_started"
 
 
+def test_tool_calls_sharing_an_id_each_get_their_own_result():
+    calls = {"tool_calls": [{"id": "same", "name": "add", "arguments": {"a": 1, "b": 1}},
+                            {"id": "same", "name": "add", "arguments": {"a": 2, "b": 3}}]}
+    with ScriptedServer([calls, call("final_answer", answer="2 and 5")]) as srv:
+        result = Agent(model=model_for(srv), tools=[add]).run("both")
+        tool_messages = [m for m in srv.requests[1]["messages"] if m["role"] == "tool"]
+    assert result.status == "done"
+    assert [m["content"] for m in tool_messages] == ["2", "5"]
+
+
 def test_invalid_arguments_exceptions_and_timeouts_become_observations():
     script = [call("add", a="two", b=3), call("explode", reason="test"), call("slow", seconds=5),
               call("nope"), call("final_answer", answer="survived")]
