@@ -243,8 +243,10 @@ class TaskStore:
                     (run_id,),
                 ).fetchall()
             ]
-            named = [i for i in dict.fromkeys(task_ids) if i in set(pending)]
-            order = named + [i for i in pending if i not in set(named)]
+            pending_ids = set(pending)
+            named = [i for i in dict.fromkeys(task_ids) if i in pending_ids]
+            named_ids = set(named)
+            order = named + [i for i in pending if i not in named_ids]
             db.executemany(
                 "UPDATE tasks SET position = ? WHERE run_id = ? AND task_id = ?",
                 [(position, run_id, task_id) for position, task_id in enumerate(order, 1)],
