@@ -105,8 +105,7 @@ class _RunView:
         self.events, self.number = events, number
         first = events[0]
         self.start = float(first.get("time") or 0.0)
-        finished = next((e for e in reversed(events) if e.get("kind") == "run_finished"), None)
-        self.finished = finished
+        self.finished = _finished(events)
         last_time = float(events[-1].get("time") or self.start)
         self.span = max(last_time - self.start, 1e-6)
 
@@ -257,8 +256,12 @@ def _task(run: list[dict[str, Any]]) -> str:
     return str(run[0].get("task") or "(no task recorded)") if run else ""
 
 
+def _finished(run: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((e for e in reversed(run) if e.get("kind") == "run_finished"), None)
+
+
 def _status(run: list[dict[str, Any]]) -> str:
-    end = next((e for e in reversed(run) if e.get("kind") == "run_finished"), None)
+    end = _finished(run)
     return str(end.get("status")) if end else "unfinished"
 
 
