@@ -105,8 +105,8 @@ def agentlab_agent(base_url: str, steps: int, model: Any = None) -> Any:
 
 
 async def close_model(model: Any) -> None:
-    """Close the model's client while its event loop still runs (OpenAIModel has no public close yet)."""
-    await model._client().close()
+    """Close the model's client for this event loop while the loop still runs."""
+    await model.aclose()
 
 
 async def agentlab_episode(agent: Any, steps: int) -> int:
