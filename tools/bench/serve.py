@@ -34,6 +34,8 @@ def served(steps: int, latency: float) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+        if child.stdout:
+            child.stdout.close()
 
 
 def main() -> None:
