@@ -134,7 +134,11 @@ def run_item_blocking(config: EvalConfig, item: Item) -> dict[str, Any]:
     """`run_item` in a fresh event loop with a model built here: the body of a Ray task."""
 
     async def main() -> dict[str, Any]:
-        return await run_item(config, item, config.model.build())
+        model = config.model.build()
+        try:
+            return await run_item(config, item, model)
+        finally:
+            await _close_client(model)
 
     return asyncio.run(main())
 
@@ -225,7 +229,17 @@ async def _run_local(
             result = await run_item(config, item, model)
         finished(item, result)
 
-    await asyncio.gather(*(one(item) for item in items))
+    try:
+        await asyncio.gather(*(one(item) for item in items))
+    finally:
+        await _close_client(model)  # the HTTP client this loop opened; the model itself stays usable
+
+
+async def _close_client(model: Any) -> None:
+    """Close the model's HTTP client for the running loop before the loop goes (models without one: no-op)."""
+    close = getattr(model, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def _run_on_ray(config: EvalConfig, items: Sequence[Item], finished: ResultCallback) -> None:
