@@ -12,7 +12,8 @@ so spans measure the run, not whoever drains the stream. Nothing is exported any
 application configured a tracer provider (or passes one): the API's default provider is a no-op.
 
 Message content (thoughts, tool arguments and results, the answer) is opt-in via ``capture_content``,
-as the conventions recommend: it can hold personal or secret data.
+as the conventions recommend: it can hold personal or secret data. Credentials are redacted from every
+text that reaches a span, the same way as in JSONL traces.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from agentlab import events as ev
+from agentlab.trace import redact, secret_values
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
@@ -34,8 +36,6 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_ATTRIBUTE_CHARS else text[:MAX_ATTRIBUTE_CHARS] + "…"
 
 
 class OTelRecorder:
@@ -67,6 +67,12 @@ class OTelRecorder:
         self._chat_end = 0.0
         self._tools: dict[str, Span] = {}  # open tool spans by call id
         self._retries: list[ev.ModelRetry] = []
+        self._secrets = secret_values()
+
+    def _clip(self, text: str) -> str:
+        """A text as it may reach a span: credentials redacted, length capped."""
+        text = redact(text, self._secrets)
+        return text if len(text) <= MAX_ATTRIBUTE_CHARS else text[:MAX_ATTRIBUTE_CHARS] + "…"
 
     def record(self, event: ev.Event) -> None:
         handler = getattr(self, f"_on_{event.kind}", None)
@@ -88,7 +94,7 @@ class OTelRecorder:
         if self.agent_name:
             attributes["gen_ai.agent.name"] = self.agent_name
         if self.capture_content:
-            attributes["agentlab.task"] = _clip(event.task)
+            attributes["agentlab.task"] = self._clip(event.task)
         self._run = self._tracer.start_span(name, attributes=attributes, start_time=_ns(event.time))
 
     def _on_run_finished(self, event: ev.RunFinished) -> None:
@@ -112,7 +118,7 @@ class OTelRecorder:
             }
         )
         if self.capture_content and event.answer is not None:
-            run.set_attribute("agentlab.answer", _clip(event.answer))
+            run.set_attribute("agentlab.answer", self._clip(event.answer))
         if event.status != "done":
             self._fail(run, event.status, event.error or event.status)
         run.end(end_time=_ns(event.time))
@@ -120,7 +126,7 @@ class OTelRecorder:
 
     def _on_note(self, event: ev.Note) -> None:
         if self._run is not None:
-            self._run.add_event("agentlab.note", {"agentlab.step": event.step, "agentlab.note": _clip(event.text)},
+            self._run.add_event("agentlab.note", {"agentlab.step": event.step, "agentlab.note": self._clip(event.text)},
                                 timestamp=_ns(event.time))
 
     # --- model calls -------------------------------------------------------------------------
@@ -154,16 +160,16 @@ class OTelRecorder:
         if self._chat is not None:
             attributes: dict[str, Any] = {"agentlab.tool_calls": [c.name for c in event.tool_calls]}
             if self.capture_content:
-                attributes["agentlab.thought"] = _clip(event.thought)
+                attributes["agentlab.thought"] = self._clip(event.thought)
                 if event.final_answer is not None:
-                    attributes["agentlab.final_answer"] = _clip(event.final_answer)
+                    attributes["agentlab.final_answer"] = self._clip(event.final_answer)
             self._chat.add_event("agentlab.decision", attributes, timestamp=_ns(event.time))
         self._end_chat()
 
     def _on_parse_error(self, event: ev.ParseError) -> None:
         # The call itself succeeded; its reply was unusable and the model is asked again.
         if self._chat is not None:
-            self._chat.add_event("agentlab.parse_error", {"agentlab.error": _clip(event.error)},
+            self._chat.add_event("agentlab.parse_error", {"agentlab.error": self._clip(event.error)},
                                  timestamp=_ns(event.time))
         self._end_chat()
 
@@ -184,7 +190,7 @@ class OTelRecorder:
         if self.capture_content:
             import json
 
-            attributes["gen_ai.tool.call.arguments"] = _clip(json.dumps(call.arguments, default=str))
+            attributes["gen_ai.tool.call.arguments"] = self._clip(json.dumps(call.arguments, default=str))
         return self._tracer.start_span(f"execute_tool {call.name}", context=self._parent(),
                                        attributes=attributes, start_time=_ns(start))
 
@@ -193,7 +199,7 @@ class OTelRecorder:
         if span is None:  # no ToolStarted (a stream picked up mid-run): the start comes from the duration
             span = self._start_tool(event.step, event.call, event.time - event.duration)
         if self.capture_content:
-            span.set_attribute("gen_ai.tool.call.result", _clip(event.output))
+            span.set_attribute("gen_ai.tool.call.result", self._clip(event.output))
         if not event.ok:
             self._fail(span, "tool_error", event.output.splitlines()[0] if event.output else "tool failed")
         span.end(end_time=_ns(event.time))
@@ -212,13 +218,12 @@ class OTelRecorder:
         from opentelemetry.trace import Status, StatusCode
 
         span.set_attribute("error.type", error_type)
-        span.set_status(Status(StatusCode.ERROR, _clip(description)))
+        span.set_status(Status(StatusCode.ERROR, self._clip(description)))
 
-    @staticmethod
-    def _add_retry(span: Span, retry: ev.ModelRetry) -> None:
+    def _add_retry(self, span: Span, retry: ev.ModelRetry) -> None:
         span.add_event(
             "agentlab.model_retry",
-            {"agentlab.attempt": retry.attempt, "agentlab.error": _clip(retry.error), "agentlab.wait": retry.wait},
+            {"agentlab.attempt": retry.attempt, "agentlab.error": self._clip(retry.error), "agentlab.wait": retry.wait},
             timestamp=_ns(retry.time),
         )
 

@@ -126,3 +126,19 @@ def test_default_provider_records_nothing_and_needs_no_setup():
         for event in agent.stream("Say ok"):
             recorder.record(event)
     assert event.kind == "run_finished" and event.status == "done"
+
+
+async def test_captured_content_has_credentials_redacted_like_jsonl_traces(exporter, monkeypatch):
+    provider, memory = exporter
+    monkeypatch.setenv("AGENTLAB_TEST_TOKEN", "tok-8c1f5e2a9d")  # read when the recorder is made
+    task = "Add with token tok-8c1f5e2a9d"
+    with ScriptedServer([call("add", a=1, b=2), call("final_answer", answer="key sk-abcdefghijklmnopqrstuvwx")]) as srv:
+        agent = Agent(model=model_for(srv), tools=[add])
+        recorder = OTelRecorder(provider, capture_content=True)
+        async for event in agent.astream(task):
+            recorder.record(event)
+    (run,) = by_name(memory.get_finished_spans(), "invoke_agent")
+    assert run.attributes["agentlab.task"] == "Add with token [redacted]"
+    assert run.attributes["agentlab.answer"] == "key [redacted]"
+    texts = [str(v) for s in memory.get_finished_spans() for v in s.attributes.values()]
+    assert not any("tok-8c1f5e2a9d" in t or "sk-abcdefghij" in t for t in texts)
