@@ -199,11 +199,8 @@ class Agent:
                 strategy.observe(observations)
         except BudgetExceeded as stop:
             status, error = stop.status, str(stop)
-        except (ModelError, StrategyFailed, TimeoutError) as failure:
-            if isinstance(failure, TimeoutError):
-                status, error = "budget", f"time budget of {self.max_seconds}s exhausted"
-            else:
-                status, error = "error", str(failure)
+        except (ModelError, StrategyFailed) as failure:
+            status, error = "error", str(failure)
         except Exception as bug:  # a run always ends with its trace and a status, even on our own bugs
             status, error = "error", f"{type(bug).__name__}: {bug}"
         for retry in retries:
@@ -218,14 +215,23 @@ class Agent:
         if self.max_tokens is not None and usage.total_tokens >= self.max_tokens:
             raise BudgetExceeded("budget", f"token budget of {self.max_tokens} reached ({usage.total_tokens})")
         if deadline is not None and time.monotonic() >= deadline:
-            raise BudgetExceeded("budget", f"time budget of {self.max_seconds}s exhausted")
+            raise self._out_of_time()
 
-    @staticmethod
-    async def _within(deadline: float | None, awaitable: Any) -> Any:
+    def _out_of_time(self) -> BudgetExceeded:
+        return BudgetExceeded("budget", f"time budget of {self.max_seconds}s exhausted")
+
+    async def _within(self, deadline: float | None, awaitable: Any) -> Any:
+        """Await `awaitable`, interrupted by the run's deadline; a `TimeoutError` of its own stays an error."""
         if deadline is None:
             return await awaitable
-        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-            return await awaitable
+        scope = asyncio.timeout(max(0.0, deadline - time.monotonic()))
+        try:
+            async with scope:
+                return await awaitable
+        except TimeoutError:
+            if scope.expired():
+                raise self._out_of_time() from None
+            raise
 
     async def _run_tools(
         self,

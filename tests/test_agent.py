@@ -225,6 +225,43 @@ def test_time_budget_interrupts_a_slow_model_call():
     assert result.duration < 4.0 and "tool_result" in kinds(result)
 
 
+def test_time_budget_interrupts_a_slow_tool():
+    @tool(timeout=None)
+    async def nap(seconds: float) -> str:
+        """Sleep.
+
+        Args:
+            seconds: How long.
+        """
+        await asyncio.sleep(seconds)
+        return "woke"
+
+    with ScriptedServer([call("nap", seconds=60)]) as srv:
+        model = model_for(srv, decision_format="tools")  # no capability probes before the clock matters
+        result = Agent(model=model, tools=[nap], max_seconds=3.0).run("x")
+    assert result.status == "budget" and "time budget" in result.error
+    assert "tool_started" in kinds(result) and "tool_result" not in kinds(result)
+
+
+class TimingOutModel:
+    """A model whose transport raises its own TimeoutError: a failure, not the run's time budget."""
+
+    name = "timing-out"
+
+    async def capabilities(self):
+        from agentlab.models import Capabilities
+
+        return Capabilities(native_tools=True, json_schema=True)
+
+    async def complete(self, request, on_retry=None):
+        raise TimeoutError("read timed out")
+
+
+def test_a_timeout_that_is_not_the_budget_ends_in_error():
+    result = Agent(model=TimingOutModel(), max_seconds=60).run("x")
+    assert result.status == "error" and "read timed out" in result.error
+
+
 def test_stall_is_nudged_once_then_stopped():
     with ScriptedServer([call("add", a=1, b=1)] * 3) as srv:
         result = Agent(model=model_for(srv), tools=[add]).run("x")
