@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
 from agentlab.strategies import decisions
 from agentlab.strategies.base import DecisionError
-from agentlab.strategies.react import ReAct, _assistant_turn
+from agentlab.strategies.react import ReAct, rejection_turns
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -59,10 +59,4 @@ class Dialogue:
 
     def reject(self, response: ModelResponse, error: DecisionError) -> None:
         """Show the model its unusable reply and why, so the next request can repair it."""
-        self.messages.append(_assistant_turn(response))
-        if response.tool_calls:
-            self.messages += [
-                {"role": "tool", "tool_call_id": c.id, "content": f"Error: {error}"} for c in response.tool_calls
-            ]
-        else:
-            self.messages.append({"role": "user", "content": f"Error: {error}"})
+        self.messages += rejection_turns(response, error)

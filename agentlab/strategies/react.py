@@ -107,14 +107,7 @@ class ReAct:
             self.messages.append({"role": "user", "content": text})
 
     def reject(self, response: ModelResponse, error: DecisionError) -> None:
-        self.messages.append(_assistant_turn(response))
-        if response.tool_calls and self.format == "tools":
-            # Every tool call must be answered before the conversation can go on.
-            self.messages += [
-                {"role": "tool", "tool_call_id": c.id, "content": f"Error: {error}"} for c in response.tool_calls
-            ]
-        else:
-            self.messages.append({"role": "user", "content": f"Error: {error}"})
+        self.messages += rejection_turns(response, error)
         self._pending = []
 
     def best_answer(self) -> str | None:
@@ -133,3 +126,14 @@ def _assistant_turn(response: ModelResponse) -> dict[str, Any]:
             for c in response.tool_calls
         ]
     return turn
+
+
+def rejection_turns(response: ModelResponse, error: DecisionError) -> list[dict[str, Any]]:
+    """The unusable reply and why it was rejected, so the next request can repair it."""
+    if response.tool_calls:
+        # Every tool call must be answered before the conversation can go on.
+        return [
+            _assistant_turn(response),
+            *({"role": "tool", "tool_call_id": c.id, "content": f"Error: {error}"} for c in response.tool_calls),
+        ]
+    return [_assistant_turn(response), {"role": "user", "content": f"Error: {error}"}]
