@@ -62,7 +62,7 @@ _INSTRUCTING = re.compile(
 _SOLVING = re.compile(r"^\s*solution\s*:|\A\s*(answer\s*:|here\s+(is|are)\b)", re.IGNORECASE | re.MULTILINE)
 _SOLUTION_PREFIX = re.compile(r"^\s*solution\s*:\s*", re.IGNORECASE)
 
-Phase = Literal["specify", "user", "assistant", "done"]
+Phase = Literal["specify", "user", "assistant", "stalled", "done"]
 
 
 class SpecifiedTask(BaseModel):
