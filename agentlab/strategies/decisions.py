@@ -76,11 +76,11 @@ def json_instructions(tools: ToolRegistry) -> str:
 
 def read_decision(response: ModelResponse, fmt: DecisionFormat, step: int) -> ModelDecision:
     if fmt == "tools":
-        return _read_native(response, step)
+        return _read_native(response)
     return _read_json(response, step)
 
 
-def _read_native(response: ModelResponse, step: int) -> ModelDecision:
+def _read_native(response: ModelResponse) -> ModelDecision:
     thought = (response.content or "").strip()
     if not response.tool_calls:
         if response.finish_reason == "length":
