@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -35,12 +36,8 @@ def run(args: argparse.Namespace) -> int:
     statuses = None if "any" in (args.status or []) else tuple(args.status or ("done",))
     try:
         scorer = _load_scorer(args.scorer) if args.scorer else None
-        if args.output:
-            with open(args.output, "w", encoding="utf-8") as out:
-                stats = export_openai_chat(args.traces, out, statuses=statuses, scorer=scorer,
-                                           threshold=args.threshold, system=args.system)
-        else:
-            stats = export_openai_chat(args.traces, sys.stdout, statuses=statuses, scorer=scorer,
+        with open(args.output, "w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout) as out:
+            stats = export_openai_chat(args.traces, out, statuses=statuses, scorer=scorer,
                                        threshold=args.threshold, system=args.system)
     except (OSError, ValueError, ImportError) as error:  # a missing file, a line that is not JSON, a bad --scorer
         print(f"agentlab export: {error}", file=sys.stderr)
