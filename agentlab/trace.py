@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import IO, Any
 
+from agentlab._jsonl import jsonl_rows
 from agentlab.events import Event
 
 # Values that look like credentials never reach a trace, whichever field they hide in.
@@ -50,5 +51,5 @@ class JsonlTrace:
 
 
 def read_trace(path: str | Path) -> list[dict[str, Any]]:
-    with Path(path).open(encoding="utf-8") as file:
-        return [json.loads(line) for line in file if line.strip()]
+    """The trace's events as dicts; ValueError naming the file and line for a line that is not a JSON object."""
+    return [row for _, row in jsonl_rows(Path(path), ())]

@@ -13,6 +13,7 @@ from toolbox import add, call, decide, explode
 from agentlab import Agent, OpenAIModel, tool
 from agentlab import events as ev
 from agentlab.testing import ScriptedServer
+from agentlab.trace import read_trace
 
 
 @tool(timeout=0.3)
@@ -319,6 +320,10 @@ def test_trace_is_jsonl_without_secrets(tmp_path, monkeypatch):
     assert [json.loads(line)["kind"] for line in lines] == kinds(result)
     assert secret not in path.read_text() and "[redacted]" in path.read_text()
     assert secret not in repr(model)
+    assert [event["kind"] for event in read_trace(path)] == kinds(result)
+    path.write_text(path.read_text() + "[1, 2]\n")
+    with pytest.raises(ValueError, match=rf"run.jsonl:{len(lines) + 1}: expected a JSON object"):
+        read_trace(path)
 
 
 def test_capabilities_are_probed_once_per_endpoint():
