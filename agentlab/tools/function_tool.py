@@ -83,9 +83,6 @@ class Tool(Generic[P, R]):
             "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
         }
 
-    def signature_text(self) -> str:
-        return f"{self.name}({describe_parameters(self.parameters)})"
-
     async def invoke(
         self,
         arguments: Mapping[str, Any] | str | None,
