@@ -49,7 +49,6 @@ class ReAct:
         self.messages: list[dict[str, Any]] = []
         self._pending: list[dict[str, Any]] = []  # the last assistant turn, kept until observed
         self._step = 0
-        self._notes: list[tuple[str, dict[str, Any]]] = []
 
     def start(self, context: StrategyContext) -> None:
         self.context = context
@@ -114,8 +113,7 @@ class ReAct:
         return None  # ReAct has no draft before its final answer
 
     def notes(self) -> list[tuple[str, dict[str, Any]]]:
-        drained, self._notes = self._notes, []
-        return drained
+        return []  # ReAct has no phases to report; the loop's events say everything
 
 
 def _assistant_turn(response: ModelResponse) -> dict[str, Any]:
