@@ -197,19 +197,17 @@ class OpenAIModel:
             schema_name=PROBE_NAME,
             max_tokens=32,
         )
-        for dialect in ("json_schema", "json_object"):
-            try:
-                response = await self.complete(request, dialect=dialect, max_attempts=PROBE_ATTEMPTS)
-            except ModelError as error:
-                if _is_unsupported(error):
-                    continue
-                raise
-            return dialect if _is_probe_json(response) else None
+        dialects: tuple[SchemaDialect, ...] = ("json_schema", "json_object")
+        for dialect in dialects:
+            response = await self._probe(request, dialect)
+            if response is not None:
+                return dialect if _is_probe_json(response) else None
         return None
 
-    async def _probe(self, request: ModelRequest) -> ModelResponse | None:
+    async def _probe(self, request: ModelRequest, dialect: SchemaDialect | None = None) -> ModelResponse | None:
+        """The probe's reply, or None when the server rejects the request as unsupported."""
         try:
-            return await self.complete(request, max_attempts=PROBE_ATTEMPTS)
+            return await self.complete(request, dialect=dialect, max_attempts=PROBE_ATTEMPTS)
         except ModelError as error:
             if _is_unsupported(error):
                 return None
