@@ -80,17 +80,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = {key: value for key, value in (("resume", args.resume), ("store", args.store)) if value is not None}
     options.update(parse_options(args.option))
-    made: list[Any] = []  # the run's strategy, kept to report its run_id
-
-    def new_strategy() -> Any:
-        made.append(create(args.strategy, **options))
-        return made[-1]
-
+    try:
+        # Built here, not by the run: a bad name or option is a usage error, and the strategy's run_id is reported.
+        strategy = create(args.strategy, **options)
+    except (ValueError, TypeError) as error:  # an unknown strategy, an option it does not take or accept
+        print(f"agentlab: strategy {args.strategy!r}: {error}", file=sys.stderr)
+        return 2
     try:
         agent = Agent(
             model=_model(args),
             tools=load_tools(args.tools),
-            strategy=new_strategy,
+            strategy=lambda: strategy,
             max_steps=args.max_steps,
             max_tokens=args.max_tokens,
             max_seconds=args.max_seconds,
@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "duration": round(result.duration, 3),
             "error": result.error,
         }
-        run_id = getattr(made[-1], "run_id", None) if made else None
+        run_id = getattr(strategy, "run_id", None)
         if run_id is not None:
             summary["run_id"] = run_id
         print(json.dumps(summary, ensure_ascii=False))

@@ -85,3 +85,11 @@ def test_strategy_options_from_the_command_line():
     assert json.loads(proc.stdout)["answer"] == "4" and temperatures == [0.9, 0.9]
     bad = agentlab("run", "x", "--option", "novalue", "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
     assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr
+
+
+def test_unknown_strategy_or_option_is_a_clear_error():
+    endpoint = ("--base-url", "http://127.0.0.1:9/v1", "--model", "m")
+    unknown = agentlab("run", "x", "--strategy", "nope", *endpoint)
+    assert unknown.returncode == 2 and "unknown strategy 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
+    wrong = agentlab("run", "x", "--strategy", "pal", "--option", "no_such_option=1", *endpoint)
+    assert wrong.returncode == 2 and "no_such_option" in wrong.stderr and "Traceback" not in wrong.stderr
