@@ -206,7 +206,11 @@ class Agent:
         for retry in retries:
             yield retry
         if answer is None:
-            answer = strategy.best_answer()
+            try:
+                answer = strategy.best_answer()
+            except Exception as bug:  # the run still ends with a status, and says why it stopped first
+                failed = f"best_answer failed: {type(bug).__name__}: {bug}"
+                status, error = "error", f"{error}; {failed}" if error else failed
         yield ev.RunFinished(status, answer, step, usage, time.monotonic() - started, error)
 
     def _check_budgets(self, step: int, usage: Usage, deadline: float | None) -> None:

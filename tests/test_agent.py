@@ -274,6 +274,45 @@ def test_a_timeout_that_is_not_the_budget_ends_in_error():
     assert result.status == "error" and "read timed out" in result.error
 
 
+class BrokenDraft:
+    """A strategy whose best_answer fails: the run must still end with RunFinished and a status."""
+
+    name = "broken_draft"
+
+    def start(self, context):
+        self.context = context
+
+    def next_step(self):
+        from agentlab.models import ModelRequest
+
+        return ModelRequest(messages=[{"role": "user", "content": self.context.task}])
+
+    def interpret(self, response):
+        from agentlab.strategies import ModelDecision
+
+        return ModelDecision(thought=response.content or "")  # never answers
+
+    def observe(self, observations):
+        pass
+
+    def reject(self, response, error):
+        pass
+
+    def best_answer(self):
+        raise RuntimeError("no draft kept")
+
+    def notes(self):
+        return []
+
+
+def test_a_failing_best_answer_still_ends_the_run_with_a_status():
+    with ScriptedServer([{"content": "thinking"}]) as srv:
+        result = Agent(model=model_for(srv, decision_format="tools"), strategy=BrokenDraft, max_steps=1).run("x")
+    assert isinstance(result.events[-1], ev.RunFinished)
+    assert result.status == "error" and result.answer is None
+    assert "step budget of 1 reached" in result.error and "no draft kept" in result.error
+
+
 def test_stall_is_nudged_once_then_stopped():
     with ScriptedServer([call("add", a=1, b=1)] * 3) as srv:
         result = Agent(model=model_for(srv), tools=[add]).run("x")
