@@ -404,3 +404,9 @@ def test_a_json_reply_whose_strings_contain_code_fences_still_parses():
     with ScriptedServer([decide("final_answer", answer=answer)], native_tools=False) as srv:
         result = Agent(model=model_for(srv), tools=[add]).run("how?")
     assert (result.status, result.answer) == ("done", answer)
+
+
+def test_min_tool_calls_without_tools_still_allows_an_answer():
+    with ScriptedServer([decide("final_answer", answer="ok")], native_tools=False) as srv:
+        result = Agent(model=model_for(srv), min_tool_calls=1).run("hi")
+    assert (result.status, result.answer) == ("done", "ok")

@@ -70,7 +70,7 @@ class ReAct:
         last = self.context.max_steps is not None and self._step >= self.context.max_steps
         if (last or self._answer_now) and self.answer_on_last_step and self._observed:
             return self._final_request()
-        must_call = self._tool_calls < self.min_tool_calls
+        must_call = self._tool_calls < self.min_tool_calls and len(self.context.tools) > 0
         if self.format == "tools":
             choice = "required" if must_call else None
             return ModelRequest(messages=list(self.messages), tools=self._tools, tool_choice=choice)
