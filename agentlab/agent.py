@@ -130,6 +130,8 @@ class Agent:
 
     async def _loop(self, task: str) -> AsyncIterator[ev.Event]:
         strategy = self._new_strategy()
+        extra = extra_tools(strategy)  # e.g. PAL's program runner: part of this run's tools and its trace
+        tools = ToolRegistry([*self.tools, *extra]) if extra else self.tools
         started = time.monotonic()
         deadline = started + self.max_seconds if self.max_seconds else None
         usage, step, answer, failures = Usage(), 0, None, 0
@@ -138,12 +140,10 @@ class Agent:
         status: Status = "error"
         error: str | None = None
         yield ev.RunStarted(
-            task, getattr(strategy, "name", "custom"), self.model.name, self.tools.names(), self.tools.schemas()
+            task, getattr(strategy, "name", "custom"), self.model.name, tools.names(), tools.schemas()
         )
         try:
             fmt = (await self.model.capabilities()).best_format()
-            extra = extra_tools(strategy)
-            tools = ToolRegistry([*self.tools, *extra]) if extra else self.tools
             strategy.start(StrategyContext(task, tools, fmt, self.instructions, self.max_steps))
             while True:
                 request = strategy.next_step()

@@ -32,6 +32,9 @@ def test_program_computes_the_answer_in_the_sandbox():
     assert "def solution" in first["messages"][2]["content"]  # the few-shot example
     run = next(e for e in result.events if isinstance(e, ev.ToolResult))
     assert run.call.name == "run_solution" and run.ok
+    started = result.events[0]
+    assert isinstance(started, ev.RunStarted) and started.tools == ["run_solution"]  # the trace names PAL's tool
+    assert started.tool_schemas[0]["function"]["name"] == "run_solution"
 
 
 def test_failing_program_is_repaired():
