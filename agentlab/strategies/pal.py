@@ -67,10 +67,10 @@ class PAL:
 
     def extra_tools(self) -> list[Tool[..., Any]]:
         """The sandbox runner PAL's decisions call; the loop adds it to this run's tools."""
-        from agentlab.tools.builtin.python import CodeError, describe_failure
+        from agentlab.tools.builtin.python import CodeError, SandboxRunner
         from agentlab.tools.function_tool import tool
 
-        strategy = self
+        runner = SandboxRunner(self.sandbox, self.timeout)
 
         @tool(name=RUNNER, timeout=self.timeout + 10)
         async def run_solution(program: str) -> str:
@@ -79,21 +79,12 @@ class PAL:
             Args:
                 program: Python source that defines solution().
             """
-            result = await strategy._sandbox().arun(program, timeout=strategy.timeout, call="solution")
-            if not result.ok:
-                raise CodeError(describe_failure(result))
+            result = await runner.run(program, call="solution")
             if result.value is None:
                 raise CodeError("solution() returned None: end it with `return <the answer>`.")
             return json.dumps(result.value, ensure_ascii=False) if not isinstance(result.value, str) else result.value
 
         return [run_solution]
-
-    def _sandbox(self) -> Sandbox:
-        if self.sandbox is None:
-            from agentlab.sandbox import Sandbox
-
-            self.sandbox = Sandbox(timeout=self.timeout)
-        return self.sandbox
 
     def start(self, context: StrategyContext) -> None:
         self.format = context.decision_format

@@ -22,18 +22,28 @@ def describe_failure(result: SandboxResult) -> str:
     return f"{detail}\n{tail}" if tail and tail not in detail else detail
 
 
-def python_tool(sandbox: Sandbox | None = None, *, timeout: float = 10.0, name: str = "python") -> Tool[..., Any]:
-    """A tool that runs code in `sandbox` (created on first use) and returns what it printed."""
-    holder: dict[str, Sandbox] = {}
+class SandboxRunner:
+    """Runs code in a sandbox created on first use (or the one given), raising CodeError on failure:
+    the one path by which tools and strategies (the `python` tool, PAL) run model-written code."""
 
-    def get_sandbox() -> Sandbox:
-        if sandbox is not None:
-            return sandbox
-        if "sandbox" not in holder:
+    def __init__(self, sandbox: Sandbox | None = None, timeout: float = 10.0) -> None:
+        self.sandbox = sandbox
+        self.timeout = timeout
+
+    async def run(self, code: str, call: str | None = None) -> SandboxResult:
+        if self.sandbox is None:
             from agentlab.sandbox import Sandbox
 
-            holder["sandbox"] = Sandbox(timeout=timeout)
-        return holder["sandbox"]
+            self.sandbox = Sandbox(timeout=self.timeout)
+        result = await self.sandbox.arun(code, timeout=self.timeout, call=call)
+        if not result.ok:
+            raise CodeError(describe_failure(result))
+        return result
+
+
+def python_tool(sandbox: Sandbox | None = None, *, timeout: float = 10.0, name: str = "python") -> Tool[..., Any]:
+    """A tool that runs code in `sandbox` (created on first use) and returns what it printed."""
+    runner = SandboxRunner(sandbox, timeout)
 
     # The tool's own timeout is looser than the sandbox's, which kills the code first and says so.
     @tool(name=name, timeout=timeout + 10)
@@ -43,9 +53,7 @@ def python_tool(sandbox: Sandbox | None = None, *, timeout: float = 10.0, name: 
         Args:
             code: A Python program (standard library maths modules only; no files, network or processes).
         """
-        result = await get_sandbox().arun(code, timeout=timeout)
-        if not result.ok:
-            raise CodeError(describe_failure(result))
+        result = await runner.run(code)
         return result.stdout or "(no output: print the result)"
 
     return run_python
