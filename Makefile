@@ -22,7 +22,9 @@ demo: install
 
 test: install
 	$(PY) -m ruff check agentlab tests examples tools
+	$(PY) -m ruff format --check agentlab tests examples tools
 	$(PY) -m pytest -q
 
 lint: install
 	$(PY) -m ruff check agentlab tests examples tools
+	$(PY) -m ruff format --check agentlab tests examples tools

@@ -66,7 +66,7 @@ class RepeatGuard:
         self.nudged = False
 
     def check(self, episode: object, calls: list[ToolCall]) -> str:
-        """"new", "nudge" or "stop"."""
+        """ "new", "nudge" or "stop"."""
         if not calls:
             return "new"
         signature = json.dumps([episode, [[c.name, c.arguments] for c in calls]], sort_keys=True, default=str)
@@ -139,9 +139,7 @@ class Agent:
         retries: list[ev.Event] = []  # filled while a model call is retried, drained right after it
         status: Status = "error"
         error: str | None = None
-        yield ev.RunStarted(
-            task, getattr(strategy, "name", "custom"), self.model.name, tools.names(), tools.schemas()
-        )
+        yield ev.RunStarted(task, getattr(strategy, "name", "custom"), self.model.name, tools.names(), tools.schemas())
         try:
             fmt = (await self.model.capabilities()).best_format()
             strategy.start(StrategyContext(task, tools, fmt, self.instructions, self.max_steps))

@@ -105,8 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "answer": result.answer,
             "status": result.status,
             "steps": result.steps,
-            "usage": {"prompt_tokens": result.usage.prompt_tokens,
-                      "completion_tokens": result.usage.completion_tokens},
+            "usage": {"prompt_tokens": result.usage.prompt_tokens, "completion_tokens": result.usage.completion_tokens},
             "duration": round(result.duration, 3),
             "error": result.error,
         }
@@ -149,8 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (strategies with a store: babyagi)")
     run.add_argument("--store", metavar="PATH", help="the strategy's SQLite store (babyagi)")
-    run.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                     help="a strategy option, e.g. --option inner=pal --option max_rounds=3 (repeatable)")
+    run.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a strategy option, e.g. --option inner=pal --option max_rounds=3 (repeatable)",
+    )
     run.set_defaults(handler=cmd_run)
     tools = sub.add_parser("tools", help="list built-in tools")
     tools.set_defaults(handler=cmd_tools)

@@ -80,8 +80,12 @@ class DemoLibrary:
             try:
                 data = json.loads(line)
                 self._demos.append(
-                    Demo(str(data["task"]), tuple(map(str, data["trajectory"])), str(data["answer"]),
-                         float(data.get("created_at", 0.0)))
+                    Demo(
+                        str(data["task"]),
+                        tuple(map(str, data["trajectory"])),
+                        str(data["answer"]),
+                        float(data.get("created_at", 0.0)),
+                    )
                 )
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
                 self.problems.append(f"{path}:{number}: not a demo ({error})")
@@ -97,7 +101,7 @@ class DemoLibrary:
         lines = tuple(trajectory)
         if len(lines) > self.max_trajectory_lines:  # keep the start (the approach) and the end (the finish)
             half = self.max_trajectory_lines // 2
-            lines = (*lines[:half], "…", *lines[-(self.max_trajectory_lines - half - 1):])
+            lines = (*lines[:half], "…", *lines[-(self.max_trajectory_lines - half - 1) :])
         demo = Demo(task.strip(), lines, answer.strip(), time.time())
         with self._lock:
             for known in self._demos:

@@ -36,8 +36,6 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
 
 
-
-
 class OTelRecorder:
     """Turns the events of one run at a time into spans; call `record` with each event in order.
 
@@ -126,8 +124,11 @@ class OTelRecorder:
 
     def _on_note(self, event: ev.Note) -> None:
         if self._run is not None:
-            self._run.add_event("agentlab.note", {"agentlab.step": event.step, "agentlab.note": self._clip(event.text)},
-                                timestamp=_ns(event.time))
+            self._run.add_event(
+                "agentlab.note",
+                {"agentlab.step": event.step, "agentlab.note": self._clip(event.text)},
+                timestamp=_ns(event.time),
+            )
 
     # --- model calls -------------------------------------------------------------------------
 
@@ -169,8 +170,9 @@ class OTelRecorder:
     def _on_parse_error(self, event: ev.ParseError) -> None:
         # The call itself succeeded; its reply was unusable and the model is asked again.
         if self._chat is not None:
-            self._chat.add_event("agentlab.parse_error", {"agentlab.error": self._clip(event.error)},
-                                 timestamp=_ns(event.time))
+            self._chat.add_event(
+                "agentlab.parse_error", {"agentlab.error": self._clip(event.error)}, timestamp=_ns(event.time)
+            )
         self._end_chat()
 
     # --- tools -------------------------------------------------------------------------------
@@ -191,8 +193,9 @@ class OTelRecorder:
             import json
 
             attributes["gen_ai.tool.call.arguments"] = self._clip(json.dumps(call.arguments, default=str))
-        return self._tracer.start_span(f"execute_tool {call.name}", context=self._parent(),
-                                       attributes=attributes, start_time=_ns(start))
+        return self._tracer.start_span(
+            f"execute_tool {call.name}", context=self._parent(), attributes=attributes, start_time=_ns(start)
+        )
 
     def _on_tool_result(self, event: ev.ToolResult) -> None:
         span = self._tools.pop(event.call.id, None)

@@ -65,8 +65,9 @@ def write_html(trace_path: str | Path, out_path: str | Path, *, title: str | Non
     return loaded
 
 
-def render_html(events: Iterable[dict[str, Any]], *, title: str = "agentlab trace",
-                problems: Sequence[str] = ()) -> str:
+def render_html(
+    events: Iterable[dict[str, Any]], *, title: str = "agentlab trace", problems: Sequence[str] = ()
+) -> str:
     runs = split_runs(events)
     body = [f"<h1>{_e(title)}</h1>"]
     if problems:
@@ -83,13 +84,15 @@ def render_html(events: Iterable[dict[str, Any]], *, title: str = "agentlab trac
             for n, run in enumerate(runs, 1)
         )
         body.append(f'<nav><ol class="runs-index">{links}</ol></nav>')
-    body.append('<div class="controls"><button type="button" id="toggle-details">Expand all</button> '
-                '<label><input type="checkbox" id="hide-model"> hide model calls</label></div>')
+    body.append(
+        '<div class="controls"><button type="button" id="toggle-details">Expand all</button> '
+        '<label><input type="checkbox" id="hide-model"> hide model calls</label></div>'
+    )
     body += [_RunView(run, n).render() for n, run in enumerate(runs, 1)]
     script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
     policy = f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>\n"
@@ -139,7 +142,7 @@ class _RunView:
             call = started.get("call") or {}
             steps.setdefault(int(started.get("step") or 0), []).append(
                 f'<div class="ev tool_result failed"><span class="label">no result</span> '
-                f'<code>{_e(call.get("name"))}</code> was still running when the trace ends</div>'
+                f"<code>{_e(call.get('name'))}</code> was still running when the trace ends</div>"
             )
         trailing = retries + trailing
         items = [
@@ -156,27 +159,31 @@ class _RunView:
     def _header(self) -> str:
         first = self.events[0]
         if first.get("kind") != "run_started":
-            return (f'<header><h2>Run {self.number}</h2><p class="warn">This part of the trace has no '
-                    "run_started event; it begins mid-run.</p></header>")
+            return (
+                f'<header><h2>Run {self.number}</h2><p class="warn">This part of the trace has no '
+                "run_started event; it begins mid-run.</p></header>"
+            )
         tools = ", ".join(str(t) for t in first.get("tools") or []) or "none"
         return (
             f'<header><h2>Run {self.number}</h2><p class="task">{_e(first.get("task"))}</p>'
-            f'<dl><dt>strategy</dt><dd>{_e(first.get("strategy"))}</dd><dt>model</dt><dd>{_e(first.get("model"))}</dd>'
+            f"<dl><dt>strategy</dt><dd>{_e(first.get('strategy'))}</dd><dt>model</dt><dd>{_e(first.get('model'))}</dd>"
             f"<dt>tools</dt><dd>{_e(tools)}</dd><dt>started</dt><dd>{_e(_clock(self.start))}</dd></dl></header>"
         )
 
     def _summary(self) -> str:
         end = self.finished
         if end is None:
-            return ('<footer class="summary status-unfinished"><strong>Unfinished:</strong> the trace ends '
-                    "before the run did (still running, or interrupted).</footer>")
+            return (
+                '<footer class="summary status-unfinished"><strong>Unfinished:</strong> the trace ends '
+                "before the run did (still running, or interrupted).</footer>"
+            )
         usage = end.get("usage") or {}
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         parts = [
             f'<span class="badge {_status_class(self.events)}">{_e(end.get("status"))}</span>',
-            f'<span>{_e(end.get("steps"))} steps</span>',
+            f"<span>{_e(end.get('steps'))} steps</span>",
             f"<span>{prompt + completion} tokens ({prompt} in, {completion} out)</span>",
-            f'<span>{float(end.get("duration") or 0):.2f}s</span>',
+            f"<span>{float(end.get('duration') or 0):.2f}s</span>",
         ]
         answer = end.get("answer")
         answer_html = f'<div class="answer"><span class="label">answer</span>{_pre(answer)}</div>' if answer else ""
@@ -191,8 +198,8 @@ class _RunView:
             duration = float(event.get("duration") or 0)
             return (
                 f'<div class="ev model_call">{self._timing(event, duration)}<span class="label">model</span> '
-                f'{int(usage.get("prompt_tokens") or 0)} in · {int(usage.get("completion_tokens") or 0)} out · '
-                f'{duration:.2f}s · {_e(event.get("messages"))} messages · {_e(event.get("decision_format"))}</div>'
+                f"{int(usage.get('prompt_tokens') or 0)} in · {int(usage.get('completion_tokens') or 0)} out · "
+                f"{duration:.2f}s · {_e(event.get('messages'))} messages · {_e(event.get('decision_format'))}</div>"
             )
         if kind == "decision":
             parts = []
@@ -215,8 +222,10 @@ class _RunView:
                 f'<span class="muted"> {duration:.2f}s</span>{_pre(event.get("output"))}</div>'
             )
         if kind == "parse_error":
-            return (f'<div class="ev parse_error"><span class="label">parse error</span>{_e(event.get("error"))}'
-                    f'{_pre(event.get("raw"), "raw reply")}</div>')
+            return (
+                f'<div class="ev parse_error"><span class="label">parse error</span>{_e(event.get("error"))}'
+                f"{_pre(event.get('raw'), 'raw reply')}</div>"
+            )
         if kind == "note":
             data = event.get("data")
             extra = _pre(json.dumps(data, indent=2, ensure_ascii=False, default=str), "data") if data else ""
@@ -227,8 +236,10 @@ class _RunView:
         return f'<div class="ev other"><span class="label">{_e(kind)}</span>{_pre(payload)}</div>'
 
     def _retry(self, event: dict[str, Any]) -> str:
-        return (f'<div class="ev retry"><span class="label">retry</span>attempt {_e(event.get("attempt"))} '
-                f'after {_e(event.get("error"))}; waiting {float(event.get("wait") or 0):.1f}s</div>')
+        return (
+            f'<div class="ev retry"><span class="label">retry</span>attempt {_e(event.get("attempt"))} '
+            f"after {_e(event.get('error'))}; waiting {float(event.get('wait') or 0):.1f}s</div>"
+        )
 
     def _timing(self, event: dict[str, Any], duration: float) -> str:
         """A bar placing the call within the run (only computed numbers reach the style attribute)."""
@@ -236,8 +247,10 @@ class _RunView:
         begin = max(0.0, end - duration)
         left = min(100.0, 100 * begin / self.span)
         width = max(0.5, min(100.0 - left, 100 * duration / self.span))
-        return (f'<span class="when" title="starts {begin:.2f}s into the run">+{begin:.2f}s</span>'
-                f'<span class="bar"><span style="margin-left:{left:.2f}%;width:{width:.2f}%"></span></span>')
+        return (
+            f'<span class="when" title="starts {begin:.2f}s into the run">+{begin:.2f}s</span>'
+            f'<span class="bar"><span style="margin-left:{left:.2f}%;width:{width:.2f}%"></span></span>'
+        )
 
 
 def _e(value: Any) -> str:

@@ -52,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         console.print(f"Run [bold]{run_id}[/] in {args.store}; resume it with: --resume {run_id}")
 
-    tools = [calculator, web_search] if not args.offline and network_available() else [
-        calculator, *search_tools(default_corpus())
-    ]
+    tools = (
+        [calculator, web_search]
+        if not args.offline and network_available()
+        else [calculator, *search_tools(default_corpus())]
+    )
     agent = Agent(
         tools=tools,
         strategy="babyagi",

@@ -32,8 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", help="append the run's events to this JSONL file")
     args = parser.parse_args(argv)
 
-    agent = Agent(tools=[calculator], strategy="camel", user_role=args.user, assistant_role=args.assistant,
-                  max_turns=args.max_turns, max_steps=args.max_steps, trace=args.trace)
+    agent = Agent(
+        tools=[calculator],
+        strategy="camel",
+        user_role=args.user,
+        assistant_role=args.assistant,
+        max_turns=args.max_turns,
+        max_steps=args.max_steps,
+        trace=args.trace,
+    )
     finished = render_events(agent.stream(args.idea), Console())
     return 0 if finished is not None and finished.status == "done" else 1
 

@@ -28,8 +28,11 @@ DEFAULT_QUESTION = "What is 3 * 5?"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("question", nargs="?", default=DEFAULT_QUESTION)
-    parser.add_argument("--tools", help="built-in verification tools, comma-separated (default: calculator, and "
-                        "python with an AGENTLAB_BASE_URL endpoint; the embedded model copes with fewer tools)")
+    parser.add_argument(
+        "--tools",
+        help="built-in verification tools, comma-separated (default: calculator, and "
+        "python with an AGENTLAB_BASE_URL endpoint; the embedded model copes with fewer tools)",
+    )
     parser.add_argument("--inner", default="react", help="the strategy that drafts the first answer")
     parser.add_argument("--max-rounds", type=int, default=2, help="revisions at most")
     parser.add_argument("--max-steps", type=int, default=10)
@@ -45,8 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]Not installed here, verifying without: {', '.join(missing)}[/]")
     tools = [available[name] for name in wanted if name in available]
 
-    agent = Agent(tools=tools, strategy="critic", inner=args.inner, max_rounds=args.max_rounds,
-                  max_steps=args.max_steps, trace=args.trace)
+    agent = Agent(
+        tools=tools,
+        strategy="critic",
+        inner=args.inner,
+        max_rounds=args.max_rounds,
+        max_steps=args.max_steps,
+        trace=args.trace,
+    )
     events: list[ev.Event] = []
 
     def recorded() -> Iterator[ev.Event]:

@@ -70,7 +70,7 @@ def test_json_schema_mode_when_endpoint_has_no_native_tools():
 
 def test_plain_json_mode_repairs_one_malformed_reply():
     script = [
-        {"content": "Sure! {\"thought\": \"x\", \"action\": "},  # broken JSON
+        {"content": 'Sure! {"thought": "x", "action": '},  # broken JSON
         {"content": "Here you go:\n```json\n" + decide("final_answer", answer="ok")["content"] + "\n```"},
     ]
     with ScriptedServer(script, native_tools=False, json_schema=False) as srv:
@@ -110,8 +110,9 @@ def test_parallel_tool_calls_run_concurrently():
         running -= 1
         return name.upper()
 
-    calls = {"tool_calls": [{"name": "probe", "arguments": {"name": "a"}},
-                            {"name": "probe", "arguments": {"name": "b"}}]}
+    calls = {
+        "tool_calls": [{"name": "probe", "arguments": {"name": "a"}}, {"name": "probe", "arguments": {"name": "b"}}]
+    }
     with ScriptedServer([calls, call("final_answer", answer="AB")]) as srv:
         result = Agent(model=model_for(srv), tools=[probe]).run("both")
         tool_messages = [m for m in srv.requests[1]["messages"] if m["role"] == "tool"]
@@ -123,8 +124,12 @@ def test_parallel_tool_calls_run_concurrently():
 
 
 def test_tool_calls_sharing_an_id_each_get_their_own_result():
-    calls = {"tool_calls": [{"id": "same", "name": "add", "arguments": {"a": 1, "b": 1}},
-                            {"id": "same", "name": "add", "arguments": {"a": 2, "b": 3}}]}
+    calls = {
+        "tool_calls": [
+            {"id": "same", "name": "add", "arguments": {"a": 1, "b": 1}},
+            {"id": "same", "name": "add", "arguments": {"a": 2, "b": 3}},
+        ]
+    }
     with ScriptedServer([calls, call("final_answer", answer="2 and 5")]) as srv:
         result = Agent(model=model_for(srv), tools=[add]).run("both")
         tool_messages = [m for m in srv.requests[1]["messages"] if m["role"] == "tool"]
@@ -133,8 +138,13 @@ def test_tool_calls_sharing_an_id_each_get_their_own_result():
 
 
 def test_invalid_arguments_exceptions_and_timeouts_become_observations():
-    script = [call("add", a="two", b=3), call("explode", reason="test"), call("slow", seconds=5),
-              call("nope"), call("final_answer", answer="survived")]
+    script = [
+        call("add", a="two", b=3),
+        call("explode", reason="test"),
+        call("slow", seconds=5),
+        call("nope"),
+        call("final_answer", answer="survived"),
+    ]
     with ScriptedServer(script) as srv:
         result = Agent(model=model_for(srv), tools=[add, explode, slow]).run("go")
     outputs = [e for e in result.events if isinstance(e, ev.ToolResult)]
@@ -223,8 +233,7 @@ def test_last_step_is_constrained_to_a_final_answer_in_json_schema_mode():
 
 
 def test_token_budget():
-    script = [{**call("add", a=i, b=1), "usage": {"prompt_tokens": 400, "completion_tokens": 100}}
-              for i in range(5)]
+    script = [{**call("add", a=i, b=1), "usage": {"prompt_tokens": 400, "completion_tokens": 100}} for i in range(5)]
     with ScriptedServer(script) as srv:
         result = Agent(model=model_for(srv), tools=[add], max_tokens=1200).run("loop")
     assert result.status == "budget" and result.usage.total_tokens == 1500 and result.steps == 3
@@ -333,8 +342,17 @@ def srv_choice(request: dict) -> str | None:
 def test_stream_yields_events_in_order():
     with ScriptedServer([call("add", a=2, b=2), call("final_answer", answer="4")]) as srv:
         order = [e.kind for e in Agent(model=model_for(srv), tools=[add]).stream("2+2")]
-    assert order == ["run_started", "model_call", "decision", "tool_started", "tool_result",
-                     "model_call", "decision", "final", "run_finished"]
+    assert order == [
+        "run_started",
+        "model_call",
+        "decision",
+        "tool_started",
+        "tool_result",
+        "model_call",
+        "decision",
+        "final",
+        "run_finished",
+    ]
 
 
 async def test_sync_and_async_give_the_same_result():
@@ -343,8 +361,11 @@ async def test_sync_and_async_give_the_same_result():
         agent = Agent(model=model_for(srv), tools=[add])
         async_result = await agent.arun("2+3")
         sync_result = await asyncio.to_thread(agent.run, "2+3")
-    assert (async_result.answer, async_result.status, async_result.steps) == \
-        (sync_result.answer, sync_result.status, sync_result.steps) == ("5", "done", 2)
+    assert (
+        (async_result.answer, async_result.status, async_result.steps)
+        == (sync_result.answer, sync_result.status, sync_result.steps)
+        == ("5", "done", 2)
+    )
     assert [e.kind for e in async_result.events] == [e.kind for e in sync_result.events]
 
 
@@ -375,8 +396,11 @@ def test_capabilities_are_probed_once_per_endpoint():
 
 @pytest.mark.parametrize("native_tools", [True, False])
 def test_first_request_is_short_and_its_prefix_is_stable(native_tools):
-    script = [call("add", a=1, b=2), call("final_answer", answer="3")] if native_tools else \
-        [decide("add", a=1, b=2), decide("final_answer", answer="3")]
+    script = (
+        [call("add", a=1, b=2), call("final_answer", answer="3")]
+        if native_tools
+        else [decide("add", a=1, b=2), decide("final_answer", answer="3")]
+    )
     with ScriptedServer(script, native_tools=native_tools) as srv:
         Agent(model=model_for(srv), tools=[add]).run("What is 1 + 2?")
         first, second = srv.requests

@@ -104,8 +104,15 @@ def test_creates_deduplicates_and_follows_the_prioritisation(fmt: str, tmp_path:
         progress(fmt, True, "Venus is bigger than Mercury."),
     ]
     with ScriptedServer(script, **SERVER_FLAGS[fmt]) as srv:
-        agent = Agent(model=model_for(srv, fmt), tools=[diameter], strategy="babyagi", max_steps=30,
-                      store=store, first_task="List the planets", max_new_tasks=5)
+        agent = Agent(
+            model=model_for(srv, fmt),
+            tools=[diameter],
+            strategy="babyagi",
+            max_steps=30,
+            store=store,
+            first_task="List the planets",
+            max_new_tasks=5,
+        )
         result = agent.run("Which is bigger, Mercury or Venus?")
         requests = list(srv.requests)
         assert srv.remaining == 0 and not srv.failures
@@ -118,7 +125,9 @@ def test_creates_deduplicates_and_follows_the_prioritisation(fmt: str, tmp_path:
 
     created = notes(result, "created")
     assert [[c["task"] for c in n.data["created"]] for n in created] == [
-        ["Measure Venus", "Measure Mercury"], ["Compare the sizes"], []
+        ["Measure Venus", "Measure Mercury"],
+        ["Compare the sizes"],
+        [],
     ]
     assert created[0].data["dropped"] == ["list the planets!", "measure venus"]
     assert created[1].data["dropped"] == ["Measure Venus."]
@@ -189,8 +198,11 @@ def test_stops_when_the_objective_is_complete(tmp_path: Path):
 
 
 def test_stops_when_the_queue_is_empty(tmp_path: Path):
-    script = [answer("tools", "only result"), progress("tools", summary="Only one thing to do."),
-              plan("tools", "new_tasks", tasks=[])]
+    script = [
+        answer("tools", "only result"),
+        progress("tools", summary="Only one thing to do."),
+        plan("tools", "new_tasks", tasks=[]),
+    ]
     with ScriptedServer(script) as srv:
         agent = Agent(model=model_for(srv), strategy="babyagi", store=tmp_path / "q.sqlite3")
         result = agent.run("objective")
@@ -218,8 +230,12 @@ def test_a_run_stopped_after_a_task_resumes_with_the_planning_of_that_task(tmp_p
         first = Agent(model=model_for(srv), strategy="babyagi", store=store, max_steps=1).run("objective")
     run_id = notes(first, "started")[0].data["run_id"]
     assert first.status == "max_steps" and TaskStore(store).run(run_id).state == {"phase": "check", "task_id": 1}
-    script = [progress("tools"), plan("tools", "new_tasks", tasks=["t2"]), answer("tools", "r2"),
-              progress("tools", True, "both")]
+    script = [
+        progress("tools"),
+        plan("tools", "new_tasks", tasks=["t2"]),
+        answer("tools", "r2"),
+        progress("tools", True, "both"),
+    ]
     with ScriptedServer(script) as srv:
         again = Agent(model=model_for(srv), strategy="babyagi", store=store, resume=run_id).run("objective")
         first_request = srv.requests[0]
@@ -241,8 +257,13 @@ def test_a_resumed_run_rebuilds_the_results_memory_and_shows_only_related_result
         plan("tools", "new_tasks", tasks=[]),  # task 3 is claimed, then the step budget stops the run
     ]
     with ScriptedServer(script) as srv:
-        first = Agent(model=model_for(srv), strategy="babyagi", store=store, max_steps=len(script),
-                      first_task="Name the capital of France").run("Describe Paris")
+        first = Agent(
+            model=model_for(srv),
+            strategy="babyagi",
+            store=store,
+            max_steps=len(script),
+            first_task="Name the capital of France",
+        ).run("Describe Paris")
         assert srv.remaining == 0
     run_id = notes(first, "started")[0].data["run_id"]
     assert first.status == "max_steps" and TaskStore(store).run(run_id).tasks_done == 2
@@ -285,8 +306,9 @@ def test_resuming_a_finished_run_answers_from_the_store_without_the_model(tmp_pa
 
 def test_resuming_an_unknown_run_fails_clearly(tmp_path: Path):
     with ScriptedServer([]) as srv:
-        result = Agent(model=model_for(srv), strategy="babyagi", store=tmp_path / "q.sqlite3",
-                       resume="nope").run("objective")
+        result = Agent(model=model_for(srv), strategy="babyagi", store=tmp_path / "q.sqlite3", resume="nope").run(
+            "objective"
+        )
     assert result.status == "error" and "no run 'nope'" in (result.error or "")
 
 
@@ -311,9 +333,24 @@ def test_a_killed_run_resumes_without_losing_or_repeating_finished_tasks(tmp_pat
         {**answer("tools", "never seen"), "delay": 120},  # task 3 hangs: the process is killed here
     ]
     with ScriptedServer(script) as srv:
-        command = [sys.executable, "-m", "agentlab.cli", "run", "the objective", "--strategy", "babyagi",
-                   "--base-url", srv.base_url, "--model", "scripted", "--store", str(store), "--max-steps", "30",
-                   "--json"]
+        command = [
+            sys.executable,
+            "-m",
+            "agentlab.cli",
+            "run",
+            "the objective",
+            "--strategy",
+            "babyagi",
+            "--base-url",
+            srv.base_url,
+            "--model",
+            "scripted",
+            "--store",
+            str(store),
+            "--max-steps",
+            "30",
+            "--json",
+        ]
         process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 120
@@ -328,22 +365,27 @@ def test_a_killed_run_resumes_without_losing_or_repeating_finished_tasks(tmp_pat
             process.wait()
     assert process.returncode == -signal.SIGKILL
     assert [(t[0], t[2], t[4]) for t in before] == [
-        (1, "done", "result one"), (2, "done", "result two"), (3, "running", None)
+        (1, "done", "result one"),
+        (2, "done", "result two"),
+        (3, "running", None),
     ]
     (run,) = TaskStore(store).runs()
     assert (run.objective, run.status, run.tasks_done) == ("the objective", "running", 2)
 
     resumed_script = [answer("tools", "result three"), progress("tools", True, "all three done")]
     with ScriptedServer(resumed_script) as srv:
-        result = Agent(model=model_for(srv), strategy="babyagi", store=store, resume=run.run_id,
-                       max_steps=10).run("the objective")
+        result = Agent(model=model_for(srv), strategy="babyagi", store=store, resume=run.run_id, max_steps=10).run(
+            "the objective"
+        )
         assert srv.remaining == 0 and not srv.failures
     assert (result.status, result.answer) == ("done", "all three done")
     assert executed_tasks(srv) == ["task three"]  # tasks 1 and 2 were not executed again
     assert notes(result, "resumed")[0].data["requeued"] == [3]
     after = _table(store)
     assert [(t[0], t[2], t[3], t[4]) for t in after] == [
-        (1, "done", 1, "result one"), (2, "done", 1, "result two"), (3, "done", 2, "result three")
+        (1, "done", 1, "result one"),
+        (2, "done", 1, "result two"),
+        (3, "done", 2, "result three"),
     ]
     final = TaskStore(store).run(run.run_id)
     assert (final.status, final.tasks_done, final.answer) == ("done", 3, "all three done")
@@ -352,13 +394,28 @@ def test_a_killed_run_resumes_without_losing_or_repeating_finished_tasks(tmp_pat
 def test_cli_reports_the_run_id_and_resumes_a_finished_run(tmp_path: Path):
     store = tmp_path / "q.sqlite3"
     with ScriptedServer([answer("tools", "r1"), progress("tools", True, "cli answer")]) as srv:
-        base = [sys.executable, "-m", "agentlab.cli", "run", "objective", "--strategy", "babyagi", "--base-url",
-                srv.base_url, "--model", "scripted", "--store", str(store), "--json"]
+        base = [
+            sys.executable,
+            "-m",
+            "agentlab.cli",
+            "run",
+            "objective",
+            "--strategy",
+            "babyagi",
+            "--base-url",
+            srv.base_url,
+            "--model",
+            "scripted",
+            "--store",
+            str(store),
+            "--json",
+        ]
         first = subprocess.run(base, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert first.returncode == 0, first.stderr
         summary = json.loads(first.stdout)
-        again = subprocess.run([*base, "--resume", summary["run_id"]], cwd=tmp_path, capture_output=True,
-                               text=True, timeout=120)
+        again = subprocess.run(
+            [*base, "--resume", summary["run_id"]], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
     assert (summary["status"], summary["answer"]) == ("done", "cli answer")
     assert TaskStore(store).run(summary["run_id"]).status == "done"
     resumed = json.loads(again.stdout)
@@ -377,8 +434,15 @@ def test_babyagi_runs_on_the_embedded_model(tmp_path: Path):
     # No tools: the 135M model tends to repeat a tool call until the loop stops it as stalled, while here
     # every task is answered directly, so the run reaches the planning decisions (complete?, new tasks).
     store = tmp_path / "q.sqlite3"
-    agent = Agent(model=LocalModel(), tools=[], strategy="babyagi", max_steps=8, store=store, max_tasks=2,
-                  first_task="Compute 12 * 7")
+    agent = Agent(
+        model=LocalModel(),
+        tools=[],
+        strategy="babyagi",
+        max_steps=8,
+        store=store,
+        max_tasks=2,
+        first_task="Compute 12 * 7",
+    )
     result = agent.run("Find 12 * 7 and say whether it is even.")
     assert result.status in ("done", "max_steps"), result.error
     assert not [e for e in result.events if isinstance(e, ev.ParseError)]

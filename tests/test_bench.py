@@ -40,8 +40,9 @@ async def test_both_episodes_make_the_same_requests():
 def test_overhead(capsys):
     assert main(["overhead", "--steps", "3", "--rounds", "2", "--episodes", "2"]) == 0
     out, summary = last_line(capsys)
-    assert re.fullmatch(r"overhead: agentlab / raw openai = \d+\.\d\dx \([-+]\d+\.\d\d ms per step\), target <= 1.2x",
-                        summary)
+    assert re.fullmatch(
+        r"overhead: agentlab / raw openai = \d+\.\d\dx \([-+]\d+\.\d\d ms per step\), target <= 1.2x", summary
+    )
     assert "| raw openai |" in out and "| agentlab |" in out and "per-round ratio" in out
 
 

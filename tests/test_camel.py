@@ -52,13 +52,15 @@ def run(script: list[dict], **options: object):
 
 
 def test_terminates_on_the_users_token_with_the_last_solution():
-    result, requests = run([
-        specified("Compute 17 * 23 and report the product."),
-        instruct("Instruction: compute 17 * 23."),
-        decide("calculator", "use the tool", expression="17*23"),
-        solve("Solution: 391"),
-        instruct(DONE_TOKEN),
-    ])
+    result, requests = run(
+        [
+            specified("Compute 17 * 23 and report the product."),
+            instruct("Instruction: compute 17 * 23."),
+            decide("calculator", "use the tool", expression="17*23"),
+            solve("Solution: 391"),
+            instruct(DONE_TOKEN),
+        ]
+    )
     assert (result.status, result.answer) == ("done", "391")
     assert len(requests) == 5
     assert notes(result, "specified")[0]["task"] == "Compute 17 * 23 and report the product."
@@ -79,7 +81,10 @@ def test_terminates_on_the_users_token_with_the_last_solution():
 def test_turn_limit_ends_with_the_last_solution():
     result, requests = run(
         [instruct("Instruction: say 1."), solve("Solution: 1"), instruct("Instruction: say 2."), solve("Solution: 2")],
-        max_turns=2, specify=False, user_role="Teacher", assistant_role="Student",
+        max_turns=2,
+        specify=False,
+        user_role="Teacher",
+        assistant_role="Student",
     )
     assert (result.status, result.answer) == ("done", "2")
     assert len(requests) == 4
@@ -89,12 +94,15 @@ def test_turn_limit_ends_with_the_last_solution():
 
 
 def test_role_flip_by_the_assistant_is_corrected_in_its_next_request():
-    result, requests = run([
-        instruct("Instruction: compute 2 + 2."),
-        solve("Instruction: please compute 2 + 2 yourself."),
-        solve("Solution: 4"),
-        instruct(DONE_TOKEN),
-    ], specify=False)
+    result, requests = run(
+        [
+            instruct("Instruction: compute 2 + 2."),
+            solve("Instruction: please compute 2 + 2 yourself."),
+            solve("Solution: 4"),
+            instruct(DONE_TOKEN),
+        ],
+        specify=False,
+    )
     assert (result.status, result.answer) == ("done", "4")
     flips = notes(result, "role_flip")
     assert [(f["role"], f["count"]) for f in flips] == [("assistant", 1)]
@@ -107,12 +115,15 @@ def test_role_flip_by_the_assistant_is_corrected_in_its_next_request():
 
 
 def test_role_flip_by_the_user_is_corrected_and_not_forwarded():
-    result, requests = run([
-        instruct("Solution: the answer is 4."),
-        instruct("Instruction: compute 2 + 2."),
-        solve("Solution: 4"),
-        instruct(DONE_TOKEN),
-    ], specify=False)
+    result, requests = run(
+        [
+            instruct("Solution: the answer is 4."),
+            instruct("Instruction: compute 2 + 2."),
+            solve("Solution: 4"),
+            instruct(DONE_TOKEN),
+        ],
+        specify=False,
+    )
     assert (result.status, result.answer) == ("done", "4")
     assert [f["role"] for f in notes(result, "role_flip")] == ["user"]
     assert "do not solve" in requests[1]["messages"][-1]["content"]
@@ -120,13 +131,16 @@ def test_role_flip_by_the_user_is_corrected_and_not_forwarded():
 
 
 def test_repeated_messages_are_nudged_once_then_stopped():
-    result, requests = run([
-        instruct("Instruction: list a prime."),
-        solve("Solution: 2"),
-        instruct("Instruction: list a prime."),  # the same again: nudged
-        instruct("Instruction: list a prime."),  # and again: the loop is stopped
-        solve("never requested"),
-    ], specify=False)
+    result, requests = run(
+        [
+            instruct("Instruction: list a prime."),
+            solve("Solution: 2"),
+            instruct("Instruction: list a prime."),  # the same again: nudged
+            instruct("Instruction: list a prime."),  # and again: the loop is stopped
+            solve("never requested"),
+        ],
+        specify=False,
+    )
     assert (result.status, result.answer) == ("stalled", "2")
     assert len(requests) == 4
     assert [n["role"] for n in notes(result, "loop_nudge")] == ["user"]
@@ -152,7 +166,8 @@ def test_raw_newlines_inside_json_strings_are_accepted():
 def test_out_of_budget_returns_the_last_solution():
     result, _ = run(
         [instruct("Instruction: say 1."), solve("Solution: 1"), instruct("Instruction: say 2.")],
-        specify=False, max_steps=3,
+        specify=False,
+        max_steps=3,
     )
     assert (result.status, result.answer) == ("max_steps", "1")
 
@@ -190,10 +205,22 @@ def test_example_plays_the_roles_against_a_scripted_server():
     ]
     example = Path(__file__).resolve().parents[1] / "examples" / "camel_roleplay.py"
     with ScriptedServer(script, native_tools=False) as srv:
-        env = {**os.environ, "AGENTLAB_BASE_URL": srv.base_url, "AGENTLAB_MODEL": "scripted",
-               "AGENTLAB_API_KEY": "test-key", "COLUMNS": "200"}
-        command = [sys.executable, str(example), "3 books at 12, 2 pens at 1.5", "--user", "Shopper",
-                   "--assistant", "Cashier"]
+        env = {
+            **os.environ,
+            "AGENTLAB_BASE_URL": srv.base_url,
+            "AGENTLAB_MODEL": "scripted",
+            "AGENTLAB_API_KEY": "test-key",
+            "COLUMNS": "200",
+        }
+        command = [
+            sys.executable,
+            str(example),
+            "3 books at 12, 2 pens at 1.5",
+            "--user",
+            "Shopper",
+            "--assistant",
+            "Cashier",
+        ]
         completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "Shopper: Instruction: add up the prices." in completed.stdout

@@ -18,7 +18,11 @@ def agentlab(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "agentlab.cli", *args],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=full_env,
     )
 
 
@@ -27,15 +31,28 @@ def test_run_json_with_a_tool_from_a_file(tmp_path):
     tools_file.write_text(
         "from agentlab import tool\n\n"
         "@tool\ndef shout(text: str) -> str:\n"
-        "    \"\"\"Upper-case text.\n\n    Args:\n        text: Input.\n    \"\"\"\n"
+        '    """Upper-case text.\n\n    Args:\n        text: Input.\n    """\n'
         "    return text.upper()\n"
     )
-    script = [{"tool_calls": [{"name": "shout", "arguments": {"text": "hi"}}]},
-              {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "HI"}}]}]
+    script = [
+        {"tool_calls": [{"name": "shout", "arguments": {"text": "hi"}}]},
+        {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "HI"}}]},
+    ]
     trace = tmp_path / "trace.jsonl"
     with ScriptedServer(script) as srv:
-        proc = agentlab("run", "shout hi", "--tools", f"{tools_file}:shout,calculator", "--base-url", srv.base_url,
-                        "--model", "scripted", "--json", "--trace", str(trace))
+        proc = agentlab(
+            "run",
+            "shout hi",
+            "--tools",
+            f"{tools_file}:shout,calculator",
+            "--base-url",
+            srv.base_url,
+            "--model",
+            "scripted",
+            "--json",
+            "--trace",
+            str(trace),
+        )
         sent_tools = {t["function"]["name"] for t in srv.requests[0]["tools"]}
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -45,17 +62,23 @@ def test_run_json_with_a_tool_from_a_file(tmp_path):
 
 
 def test_run_json_exit_code_is_nonzero_unless_done():
-    with ScriptedServer([{"tool_calls": [{"name": "calculator", "arguments": {"expression": f"{i}+1"}}]}
-                         for i in range(3)]) as srv:
-        proc = agentlab("run", "loop", "--max-steps", "2", "--json",
-                        env={"AGENTLAB_BASE_URL": srv.base_url, "AGENTLAB_MODEL": "scripted"})
+    with ScriptedServer(
+        [{"tool_calls": [{"name": "calculator", "arguments": {"expression": f"{i}+1"}}]} for i in range(3)]
+    ) as srv:
+        proc = agentlab(
+            "run",
+            "loop",
+            "--max-steps",
+            "2",
+            "--json",
+            env={"AGENTLAB_BASE_URL": srv.base_url, "AGENTLAB_MODEL": "scripted"},
+        )
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["status"] == "max_steps"
 
 
 def test_run_renders_events_for_people():
-    script = [{"tool_calls": [{"name": "calculator", "arguments": {"expression": "17*23"}}]},
-              {"content": "391"}]
+    script = [{"tool_calls": [{"name": "calculator", "arguments": {"expression": "17*23"}}]}, {"content": "391"}]
     with ScriptedServer(script) as srv:
         proc = agentlab("run", "17*23?", "--base-url", srv.base_url, "--model", "scripted")
     assert proc.returncode == 0, proc.stderr
@@ -78,8 +101,21 @@ def test_strategy_options_from_the_command_line():
     program = "def solution():\n    return 2 + 2\n"
     script = [{"content": f"```python\n{program}```"}] * 2
     with ScriptedServer(script) as srv:
-        proc = agentlab("run", "2+2?", "--strategy", "pal", "--option", "samples=2", "--option", "temperature=0.9",
-                        "--base-url", srv.base_url, "--model", "scripted", "--json")
+        proc = agentlab(
+            "run",
+            "2+2?",
+            "--strategy",
+            "pal",
+            "--option",
+            "samples=2",
+            "--option",
+            "temperature=0.9",
+            "--base-url",
+            srv.base_url,
+            "--model",
+            "scripted",
+            "--json",
+        )
         temperatures = [r["temperature"] for r in srv.requests]
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["answer"] == "4" and temperatures == [0.9, 0.9]

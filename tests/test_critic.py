@@ -152,11 +152,18 @@ def test_cli_runs_critic_against_a_scripted_server():
         critique("Confirmed.", True, "15"),
     ]
     with ScriptedServer(script, native_tools=False) as srv:
-        env = {**os.environ, "AGENTLAB_BASE_URL": srv.base_url, "AGENTLAB_MODEL": "scripted",
-               "AGENTLAB_API_KEY": "test-key"}
+        env = {
+            **os.environ,
+            "AGENTLAB_BASE_URL": srv.base_url,
+            "AGENTLAB_MODEL": "scripted",
+            "AGENTLAB_API_KEY": "test-key",
+        }
         completed = subprocess.run(
             [sys.executable, "-m", "agentlab.cli", "run", "--strategy", "critic", "--max-steps", "6", "--json", TASK],
-            capture_output=True, text=True, env=env, timeout=120,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
         )
     assert completed.returncode == 0, completed.stderr
     summary = json.loads(completed.stdout)
@@ -172,10 +179,14 @@ def test_example_renders_a_verified_answer_against_a_scripted_server():
     ]
     example = Path(__file__).resolve().parents[1] / "examples" / "critic_qa.py"
     with ScriptedServer(script, native_tools=False) as srv:
-        env = {**os.environ, "AGENTLAB_BASE_URL": srv.base_url, "AGENTLAB_MODEL": "scripted",
-               "AGENTLAB_API_KEY": "test-key", "COLUMNS": "200"}
-        completed = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, env=env,
-                                   timeout=120)
+        env = {
+            **os.environ,
+            "AGENTLAB_BASE_URL": srv.base_url,
+            "AGENTLAB_MODEL": "scripted",
+            "AGENTLAB_API_KEY": "test-key",
+            "COLUMNS": "200",
+        }
+        completed = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, env=env, timeout=120)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "Answer: 395" in completed.stdout and "Verified: yes" in completed.stdout
 
@@ -197,11 +208,14 @@ def test_critic_runs_end_to_end_on_the_embedded_model():
 def test_critic_over_pal_verifies_the_program_answer():
     program = "def solution():\n    return 3 * 5\n"
     script = [
-        {"content": f"```python\n{program}```"},                       # PAL writes the program: draft 15
+        {"content": f"```python\n{program}```"},  # PAL writes the program: draft 15
         {"tool_calls": [{"name": "calculator", "arguments": {"expression": "3*5"}}]},  # the verifier checks
         {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "15 is right"}}]},
-        {"tool_calls": [{"name": "critique", "arguments": {"critique": "matches", "correct": True,
-                                                           "revised_answer": "15"}}]},
+        {
+            "tool_calls": [
+                {"name": "critique", "arguments": {"critique": "matches", "correct": True, "revised_answer": "15"}}
+            ]
+        },
     ]
     with ScriptedServer(script) as srv:
         result = Agent(model=model_for(srv), tools=[calculator], strategy="critic", inner="pal").run("3*5?")

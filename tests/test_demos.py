@@ -20,7 +20,7 @@ def call(name: str, thought: str = "", /, **arguments: object) -> dict:
 def test_a_solved_run_becomes_a_demo_in_the_next_similar_runs_prompt(tmp_path: Path):
     path = tmp_path / "demos.jsonl"
     library = DemoLibrary(path)
-    library.add("Name the capital of France.", ["Action: lookup {\"title\": \"France\"}"], "Paris")
+    library.add("Name the capital of France.", ['Action: lookup {"title": "France"}'], "Paris")
     solved_task = "What is 17 plus 25?"
     with ScriptedServer([call("add", "I add the two numbers.", a=17, b=25), call("final_answer", answer="42")]) as srv:
         solved = Agent(model=model_for(srv), tools=[add]).run(solved_task)
@@ -55,8 +55,14 @@ def test_library_is_compact_and_tolerates_a_damaged_file(tmp_path: Path):
     path = tmp_path / "demos.jsonl"
     library = DemoLibrary(path, max_trajectory_lines=6)
     long = library.add("count to ten", [f"Observation: {n}" for n in range(1, 11)], "10")
-    assert long.trajectory == ("Observation: 1", "Observation: 2", "Observation: 3", "…",
-                               "Observation: 9", "Observation: 10")
+    assert long.trajectory == (
+        "Observation: 1",
+        "Observation: 2",
+        "Observation: 3",
+        "…",
+        "Observation: 9",
+        "Observation: 10",
+    )
     assert library.add("count to ten", [f"Observation: {n}" for n in range(1, 11)], "10") is long  # no duplicate
     with path.open("a", encoding="utf-8") as file:
         file.write('{"task": "half a line\n')

@@ -133,9 +133,9 @@ async def read_sse(client: Any, task: str) -> list[tuple[str, dict[str, Any]]]:
         assert response.headers["content-type"].startswith("text/event-stream")
         async for line in response.aiter_lines():
             if line.startswith("event: "):
-                name = line[len("event: "):]
+                name = line[len("event: ") :]
             elif line.startswith("data: "):
-                data = json.loads(line[len("data: "):])
+                data = json.loads(line[len("data: ") :])
             elif line == "" and name is not None:
                 events.append((name, data))  # type: ignore[arg-type]
                 name, data = None, None
@@ -147,8 +147,17 @@ async def test_sse_streams_each_runs_events_in_order():
     with ScriptedServer(reply, latency=0.05) as srv, serve(example.create_app(model_factory(srv))) as url:
         async with httpx2.AsyncClient(base_url=url, timeout=60) as client:
             streams = await asyncio.gather(*(read_sse(client, f"What is {n} squared?") for n in (3, 4, 5)))
-    expected = ["run_started", "model_call", "decision", "tool_started", "tool_result",
-                "model_call", "decision", "final", "run_finished"]
+    expected = [
+        "run_started",
+        "model_call",
+        "decision",
+        "tool_started",
+        "tool_result",
+        "model_call",
+        "decision",
+        "final",
+        "run_finished",
+    ]
     for n, events in zip((3, 4, 5), streams, strict=True):
         assert [name for name, _ in events] == expected
         assert all(data["kind"] == name for name, data in events)

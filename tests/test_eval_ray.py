@@ -24,8 +24,9 @@ def test_items_run_as_ray_tasks(tmp_path, scripted_server):
     items = load_items("arith", n=4, seed=2)
     ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
     try:
-        results = evaluate(config, items, ItemCache(tmp_path / "cache.jsonl"), model=config.model.build(),
-                           executor="ray")
+        results = evaluate(
+            config, items, ItemCache(tmp_path / "cache.jsonl"), model=config.model.build(), executor="ray"
+        )
     finally:
         ray.shutdown()
     assert [r["id"] for r in results] == [i.id for i in items]

@@ -114,8 +114,9 @@ def test_hotpotqa_over_a_small_corpus(tmp_path, scripted_server, strategy):
 
     srv = scripted_server(model)
     config = EvalConfig("hotpotqa", StrategySpec(strategy), ModelSpec(srv.base_url, "scripted"), str(corpus))
-    [result] = evaluate(config, load_items("hotpotqa", n=1, data=data), ItemCache(tmp_path / "c.jsonl"),
-                        model=config.model.build())
+    [result] = evaluate(
+        config, load_items("hotpotqa", n=1, data=data), ItemCache(tmp_path / "c.jsonl"), model=config.model.build()
+    )
     if strategy == "react":
         assert result["correct"] and result["f1"] == 1.0 and result["steps"] == 2
     else:  # "the city of Paris": not an exact match, partial F1
@@ -126,8 +127,19 @@ def test_hotpotqa_over_a_small_corpus(tmp_path, scripted_server, strategy):
 def test_run_files_keep_dotted_model_names(tmp_path):
     from tools.eval.report import summarize, write_run
 
-    result = {"id": "1", "gold": "2", "prediction": "2", "correct": True, "status": "done", "steps": 1,
-              "decisions": 1, "parse_errors": 0, "prompt_tokens": 5, "completion_tokens": 1, "seconds": 0.1}
+    result = {
+        "id": "1",
+        "gold": "2",
+        "prediction": "2",
+        "correct": True,
+        "status": "done",
+        "steps": 1,
+        "decisions": 1,
+        "parse_errors": 0,
+        "prompt_tokens": 5,
+        "completion_tokens": 1,
+        "seconds": 0.1,
+    }
     config = {"suite": "arith", "strategy": "react"}
     first = write_run(tmp_path, "20260101-000000", config, "SmolLM2.Q4_1", summarize([result]), [result])
     second = write_run(tmp_path, "20260101-000001", config, "SmolLM2.Q4_1", summarize([result]), [result])

@@ -77,21 +77,33 @@ def check_example(example: dict) -> list[dict]:
 def traces(tmp_path: Path) -> list[Path]:
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     # Run 1 (done): a thought, two parallel calls, then the answer.
-    assert run_agent(
-        [call(("add", {"a": 2, "b": 3}), ("shout", {"text": "hi"}), content="Both at once."), final("5 HI")],
-        first, "Add 2 and 3, and shout hi.",
-    ) == "done"
+    assert (
+        run_agent(
+            [call(("add", {"a": 2, "b": 3}), ("shout", {"text": "hi"}), content="Both at once."), final("5 HI")],
+            first,
+            "Add 2 and 3, and shout hi.",
+        )
+        == "done"
+    )
     # Run 2 (max_steps), appended to the same file.
     assert run_agent([call(("add", {"a": 1, "b": 1}))], first, "Count forever.", max_steps=1) == "max_steps"
     # Run 3 (done): repeats a call (the loop refuses to run it again), then answers.
-    assert run_agent(
-        [call(("add", {"a": 4, "b": 4})), call(("add", {"a": 4, "b": 4})), final("8")], first, "What is 4 + 4?"
-    ) == "done"
+    assert (
+        run_agent(
+            [call(("add", {"a": 4, "b": 4})), call(("add", {"a": 4, "b": 4})), final("8")], first, "What is 4 + 4?"
+        )
+        == "done"
+    )
     # Run 4 (done) in JSON mode with a reply that cannot be parsed along the way.
-    assert run_agent(
-        [decide("shout", text="json"), {"content": "not json at all"}, decide("final_answer", answer="JSON")],
-        second, "Shout json.", native_tools=False,
-    ) == "done"
+    assert (
+        run_agent(
+            [decide("shout", text="json"), {"content": "not json at all"}, decide("final_answer", answer="JSON")],
+            second,
+            "Shout json.",
+            native_tools=False,
+        )
+        == "done"
+    )
     return [first, second]
 
 
@@ -150,8 +162,10 @@ def test_scorer_filter(traces: list[Path], tmp_path: Path, capsys: pytest.Captur
     assert [json.loads(line)["messages"][-1]["content"] for line in out.read_text().splitlines()] == ["8"]
     assert "exported 1 of 4 runs" in capsys.readouterr().err
     # A numeric score is compared with the threshold: only the run with two tool results reaches 2.
-    assert main(["export", *map(str, traces), "--scorer", f"{scorers}:tool_calls", "--threshold", "2",
-                 "-o", str(out)]) == 0
+    assert (
+        main(["export", *map(str, traces), "--scorer", f"{scorers}:tool_calls", "--threshold", "2", "-o", str(out)])
+        == 0
+    )
     assert [json.loads(line)["messages"][-1]["content"] for line in out.read_text().splitlines()] == ["5 HI"]
 
 

@@ -43,7 +43,10 @@ def test_pal_runs_end_to_end_on_the_embedded_model(local_model):
 def test_react_search_example_exits_0_offline():
     proc = subprocess.run(
         [sys.executable, "examples/react_search.py", "--offline", "--max-steps", "3"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Offline" in proc.stdout and "local_search" in proc.stdout and "Answer" in proc.stdout

@@ -270,9 +270,7 @@ async def check_served_tools(client) -> None:
 async def test_mcp_serve_over_stdio(tools_file: Path):
     from mcp import Client, StdioServerParameters
 
-    command = StdioServerParameters(
-        command=PYTHON, args=["-m", "agentlab.cli", "mcp-serve", f"{tools_file}:TOOLS"]
-    )
+    command = StdioServerParameters(command=PYTHON, args=["-m", "agentlab.cli", "mcp-serve", f"{tools_file}:TOOLS"])
     async with Client(command) as client:
         await check_served_tools(client)
 
@@ -281,7 +279,13 @@ async def test_mcp_serve_over_http_round_trips_through_mcp_tools(tools_file: Pat
     from mcp import Client
 
     process = await asyncio.create_subprocess_exec(
-        PYTHON, "-m", "agentlab.cli", "mcp-serve", f"{tools_file}:TOOLS", "--http", "0",
+        PYTHON,
+        "-m",
+        "agentlab.cli",
+        "mcp-serve",
+        f"{tools_file}:TOOLS",
+        "--http",
+        "0",
         stderr=asyncio.subprocess.PIPE,
     )
     try:

@@ -120,8 +120,10 @@ def test_reflection_runs_when_importance_adds_up():
         assert len(srv.requests) == 1 and store.last_reflection_error is None
     assert "1. Build 41 failed" in prompt and "3. Build 44 failed" in prompt
     reflections = store.recent(10, kinds=["reflection"])
-    assert [r.text for r in reflections] == ["Builds fail whenever the cache volume is full",
-                                             "Ignored: cites nothing real"]
+    assert [r.text for r in reflections] == [
+        "Builds fail whenever the cache volume is full",
+        "Ignored: cites nothing real",
+    ]
     assert reflections[0].sources == (a.id, c.id) and reflections[1].sources == ()
     assert reflections[0].importance == 8 and b.id not in reflections[0].sources
     top = store.retrieve("why do builds fail", k=1, weights=RetrievalWeights(recency=0, importance=1, relevance=1))
@@ -212,6 +214,8 @@ def test_an_agent_plans_through_the_plan_tool():
     assert result.status == "done"
     assert "The ferns need water every two days" in json.dumps(planning["messages"])
     (output,) = [m["content"] for m in last["messages"] if m["role"] == "tool"]
-    assert output.splitlines() == ['#2 Plan for "Water the plants", step 1/2: Fill the can',
-                                   '#3 Plan for "Water the plants", step 2/2: Water the ferns']
+    assert output.splitlines() == [
+        '#2 Plan for "Water the plants", step 1/2: Fill the can',
+        '#3 Plan for "Water the plants", step 2/2: Water the ferns',
+    ]
     assert [m.sources for m in store.recent(5, kinds=["plan"])] == [(1,), (1,)]

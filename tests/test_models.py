@@ -9,8 +9,9 @@ from agentlab.models.local import local_model_available
 
 
 def test_environment_endpoint_wins():
-    model = default_model({"AGENTLAB_BASE_URL": "http://127.0.0.1:1/v1", "AGENTLAB_MODEL": "m",
-                           "AGENTLAB_API_KEY": "k"})
+    model = default_model(
+        {"AGENTLAB_BASE_URL": "http://127.0.0.1:1/v1", "AGENTLAB_MODEL": "m", "AGENTLAB_API_KEY": "k"}
+    )
     assert isinstance(model, OpenAIModel) and model.base_url == "http://127.0.0.1:1/v1" and model.name == "m"
 
 
@@ -35,11 +36,14 @@ def test_no_configuration_falls_back_to_the_embedded_model():
 def test_long_string_bounds_are_dropped_for_the_local_grammar():
     from agentlab.models.local import grammar_safe
 
-    schema = {"type": "object", "properties": {
-        "thought": {"type": "string", "maxLength": 200},
-        "program": {"type": "string", "maxLength": 5000},
-        "items": {"type": "array", "items": {"type": "string", "maxLength": 9000}},
-    }}
+    schema = {
+        "type": "object",
+        "properties": {
+            "thought": {"type": "string", "maxLength": 200},
+            "program": {"type": "string", "maxLength": 5000},
+            "items": {"type": "array", "items": {"type": "string", "maxLength": 9000}},
+        },
+    }
     safe = grammar_safe(schema)
     assert safe["properties"]["thought"]["maxLength"] == 200
     assert "maxLength" not in safe["properties"]["program"]

@@ -108,12 +108,20 @@ def test_pal_math_example_runs_against_an_endpoint(tmp_path):
     from pathlib import Path
 
     data = tmp_path / "gsm8k.jsonl"
-    data.write_text(json.dumps({"question": "Tom has 7 apples and eats 3. How many are left?",
-                                "answer": "7 - 3 = 4\n#### 4"}) + "\n")
+    data.write_text(
+        json.dumps({"question": "Tom has 7 apples and eats 3. How many are left?", "answer": "7 - 3 = 4\n#### 4"})
+        + "\n"
+    )
     root = Path(__file__).resolve().parents[1]
     with ScriptedServer([fenced(PROGRAM)]) as srv:
         env = {**os.environ, "AGENTLAB_BASE_URL": srv.base_url, "AGENTLAB_MODEL": "scripted"}
-        proc = subprocess.run([sys.executable, "examples/pal_math.py", "--n", "1", "--data", str(data)],
-                              cwd=root, env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "examples/pal_math.py", "--n", "1", "--data", str(data)],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert proc.returncode == 0, proc.stderr
     assert "1/1 correct" in proc.stdout

@@ -100,7 +100,9 @@ def _variant(name: str) -> Sandbox:
 def test_os_system_and_subprocess_cannot_execute(box: Sandbox, tmp_path: Path) -> None:
     need("seccomp")
     host_marker = tmp_path / "executed"
-    code = ESCAPE + f"""
+    code = (
+        ESCAPE
+        + f"""
 sp = _bi.__import__("subprocess")
 for attempt in (
     lambda: os.system("touch /tmp/inner-marker {host_marker}"),
@@ -114,6 +116,7 @@ for attempt in (
         print("blocked", type(exc).__name__)
 print("inner-marker", os.path.exists("/tmp/inner-marker"))
 """
+    )
     r = box.run(code)
     assert "inner-marker False" in r.stdout, r
     assert "uid=" not in r.stdout
@@ -146,7 +149,9 @@ def test_ctypes_raw_syscalls_are_refused(box: Sandbox) -> None:
     need("seccomp")
     if platform.machine() != "x86_64":
         pytest.skip("raw syscall numbers below are for x86_64")
-    code = ESCAPE + """
+    code = (
+        ESCAPE
+        + """
 ct = _bi.__import__("ctypes")
 libc = ct.CDLL(None, use_errno=True)
 pid = libc.syscall(57)  # fork
@@ -163,6 +168,7 @@ print("socket", libc.socket(2, 1, 0))  # AF_INET
 print("execv", libc.execv(b"/bin/sh", (ct.c_char_p * 2)(b"sh", None)))
 print("still here")
 """
+    )
     r = box.run(code)
     assert r.ok, r
     for name in ("fork", "vfork", "clone", "unshare", "mount", "ptrace", "setuid", "socket", "execv"):
@@ -171,7 +177,9 @@ print("still here")
 
 
 def test_thread_bomb_is_bounded(box: Sandbox) -> None:
-    code = ESCAPE + """
+    code = (
+        ESCAPE
+        + """
 _thread = _bi.__import__("_thread")
 time = _bi.__import__("time")
 n = 0
@@ -182,6 +190,7 @@ try:
 except Exception as exc:
     print("stopped after", n, type(exc).__name__)
 """
+    )
     started = time.monotonic()
     r = box.run(code)
     assert time.monotonic() - started < TIMEOUT + MARGIN
@@ -197,7 +206,9 @@ def test_cannot_read_host_secrets(box: Sandbox) -> None:
     need("bubblewrap")
     project = Path(__file__).resolve().parents[1]
     host_root = set(os.listdir("/root")) if os.access("/root", os.R_OK) else set()
-    code = ESCAPE + f"""
+    code = (
+        ESCAPE
+        + f"""
 for path in ("/etc/shadow", "/etc/passwd", "/etc/hostname", "{project}/pyproject.toml", "/root/.bashrc",
              "/root/.ssh/id_rsa", "/proc/1/environ"):
     try:
@@ -207,6 +218,7 @@ for path in ("/etc/shadow", "/etc/passwd", "/etc/hostname", "{project}/pyproject
 print("ROOT", sorted(os.listdir("/root")))
 print("WORK", os.path.exists("{project}"), os.path.exists("/home"), os.path.exists("/run"))
 """
+    )
     r = box.run(code)
     assert r.ok, r
     assert "pyproject.toml ->" in r.stdout and "/etc/shadow ->" in r.stdout and "/etc/passwd ->" in r.stdout
@@ -224,7 +236,9 @@ def test_cannot_write_outside_the_work_dir(variant: str, tmp_path: Path) -> None
     stdlib = os.path.dirname(os.__file__)
     targets = [tmp_path / "escape.txt", Path(stdlib) / "agentlab_evil.py", Path("/usr/agentlab_evil.txt")]
     targets.append(Path("/etc/agentlab_evil.txt"))
-    code = ESCAPE + f"""
+    code = (
+        ESCAPE
+        + f"""
 for path in {[str(t) for t in targets]!r} + ["/agentlab_evil.txt"]:
     try:
         with open(path, "w") as fh:
@@ -236,6 +250,7 @@ with open("scratch.txt", "w") as fh:  # the work dir itself is writable
     fh.write("ok")
 print("scratch", open("scratch.txt").read())
 """
+    )
     try:
         with _variant(variant) as box:
             r = box.run(code)
@@ -249,7 +264,9 @@ print("scratch", open("scratch.txt").read())
 
 
 def test_disk_and_file_size_limits(box: Sandbox) -> None:
-    code = ESCAPE + """
+    code = (
+        ESCAPE
+        + """
 try:
     with open("big.bin", "wb") as fh:
         for _ in range(1000):
@@ -257,6 +274,7 @@ try:
 except OSError as exc:
     print("limited", exc.errno)
 """
+    )
     r = box.run(code)
     assert "limited" in r.stdout  # EFBIG from RLIMIT_FSIZE or ENOSPC from the capped tmpfs
     assert_host_responsive()
@@ -276,7 +294,9 @@ def test_no_network_to_host_loopback(variant: str) -> None:
         tcp.listen(5)
         udp.bind(("127.0.0.1", 0))
         tport, uport = tcp.getsockname()[1], udp.getsockname()[1]
-        code = ESCAPE + f"""
+        code = (
+            ESCAPE
+            + f"""
 try:
     socket = _bi.__import__("socket")
 except ImportError:  # direct mode: the stdlib may be unreadable after the uid drop - use ctypes
@@ -301,6 +321,7 @@ else:
     except OSError as exc:
         print("udp refused", type(exc).__name__)
 """
+        )
         with _variant(variant) as box:
             r = box.run(code)
         assert "CONNECTED" not in r.stdout
@@ -322,7 +343,9 @@ def test_host_unix_socket_not_reachable(box: Sandbox, tmp_path: Path) -> None:
     try:
         server.bind(str(path))
         server.listen(1)
-        code = ESCAPE + f"""
+        code = (
+            ESCAPE
+            + f"""
 socket = _bi.__import__("socket")
 try:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -331,6 +354,7 @@ try:
 except OSError as exc:
     print("refused", type(exc).__name__)
 """
+        )
         r = box.run(code)
         assert "CONNECTED" not in r.stdout
         server.settimeout(0.5)
@@ -347,7 +371,9 @@ except OSError as exc:
 def test_host_environment_is_not_visible(variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = f"s3cret-{uuid.uuid4().hex}"
     monkeypatch.setenv("AGENTLAB_SANDBOX_SECRET", secret)
-    code = ESCAPE + """
+    code = (
+        ESCAPE
+        + """
 print(dict(os.environ))
 for pid in ["self", "1"] + [p for p in os.listdir("/proc") if p.isdigit()]:
     try:
@@ -355,6 +381,7 @@ for pid in ["self", "1"] + [p for p in os.listdir("/proc") if p.isdigit()]:
     except OSError as exc:
         print(pid, type(exc).__name__)
 """
+    )
     with _variant(variant) as box:
         r = box.run(code)
     assert "AGENTLAB_SANDBOX_SECRET" not in r.stdout + r.stderr
@@ -442,7 +469,9 @@ for attempt in (
 def test_unpickling_is_contained_and_parent_never_unpickles(box: Sandbox, tmp_path: Path) -> None:
     need("seccomp")
     host_marker = tmp_path / "unpickled"
-    code = ESCAPE + f"""
+    code = (
+        ESCAPE
+        + f"""
 # The gadget runs with the *real* builtins (an escape we grant on purpose), so only the OS
 # layers can stop it: unpickling calls os.system, the marshalled code calls os.fork.
 gadget = '''
@@ -465,6 +494,7 @@ class Evil:
 def solution():
     return Evil()
 """
+    )
     r = box.run(code, call="solution")
     assert r.ok, r
     assert "loads " in r.stdout and "loads 0\n" not in r.stdout  # system() could not run sh
@@ -476,11 +506,14 @@ def solution():
 
 def test_privileges_are_dropped_inside(box: Sandbox) -> None:
     need("uid_drop", "no_new_privs", "seccomp")
-    code = ESCAPE + """
+    code = (
+        ESCAPE
+        + """
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
 print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())
 print({k: status[k].strip() for k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp")})
 """
+    )
     r = box.run(code)
     assert r.ok, r
     assert "65534 65534 65534 []" in r.stdout
@@ -494,7 +527,9 @@ def test_host_processes_invisible_and_unkillable(box: Sandbox) -> None:
     with Sandbox(pool_size=1) as other:
         other.run("pass")  # leaves one pre-spawned worker idle (also uid 65534)
         idle = list(other._idle)
-        code = ESCAPE + """
+        code = (
+            ESCAPE
+            + """
 signal = _bi.__import__("signal")
 pids = [p for p in os.listdir("/proc") if p.isdigit()]
 cmdlines = [open(f"/proc/{p}/cmdline", "rb").read() for p in pids]
@@ -504,6 +539,7 @@ try:
 except OSError as exc:
     print("kill -1:", type(exc).__name__)
 """
+        )
         r = box.run(code)
         assert "False" in r.stdout.splitlines()[0]
         assert int(r.stdout.split()[0]) <= 5
@@ -560,7 +596,9 @@ def test_huge_output_is_truncated(box: Sandbox) -> None:
 
 
 def test_flooding_the_result_pipe_is_cut_off(box: Sandbox) -> None:
-    code = ESCAPE + """
+    code = (
+        ESCAPE
+        + """
 stat = _bi.__import__("stat")
 for fd in range(3, 20):
     try:
@@ -570,6 +608,7 @@ for fd in range(3, 20):
     except OSError:
         pass
 """
+    )
     started = time.monotonic()
     r = box.run(code)
     assert not r.ok and "more output than the protocol allows" in r.error
@@ -590,7 +629,9 @@ def test_deep_recursion_is_an_error_not_a_hang(box: Sandbox) -> None:
 @pytest.mark.parametrize("pool_size", [0, 2])
 def test_no_state_leaks_between_runs(pool_size: int) -> None:
     with Sandbox(precheck=False, pool_size=pool_size, timeout=TIMEOUT) as box:
-        first = box.run(ESCAPE + """
+        first = box.run(
+            ESCAPE
+            + """
 import json
 json.LEAKED = True
 _sys.modules["leak_marker"] = object()
@@ -598,11 +639,15 @@ open("/tmp/state.txt", "w").write("leak")
 open("state2.txt", "w").write("leak")
 LEAK_GLOBAL = 1
 print("written")
-""")
+"""
+        )
         assert first.stdout == "written\n", first
-        second = box.run(ESCAPE + """
+        second = box.run(
+            ESCAPE
+            + """
 import json
 print(hasattr(json, "LEAKED"), "leak_marker" in _sys.modules, os.path.exists("/tmp/state.txt"),
       os.path.exists("state2.txt"), "LEAK_GLOBAL" in globals())
-""")
+"""
+        )
     assert second.stdout == "False False False False False\n", second

@@ -258,9 +258,7 @@ async def test_concurrent_requests_overlap(scripted_server: Factory) -> None:
     srv = scripted_server(lambda body, index: {"content": str(index)}, latency=0.05)
     c = aclient(srv)
     started = time.perf_counter()
-    replies = await asyncio.gather(
-        *(c.chat.completions.create(model="scripted", messages=USER) for _ in range(50))
-    )
+    replies = await asyncio.gather(*(c.chat.completions.create(model="scripted", messages=USER) for _ in range(50)))
     elapsed = time.perf_counter() - started
     await c.close()
     assert sorted(int(r.choices[0].message.content or "") for r in replies) == list(range(50))

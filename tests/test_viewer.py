@@ -38,8 +38,9 @@ def trace_file(tmp_path: Path) -> Path:
         call("final_answer", "Done.", answer="5"),
     ]
     with ScriptedServer(first) as srv:
-        result = Agent(model=model_for(srv), tools=[add, fetch_page, explode], trace=path,
-                       max_parse_failures=3).run("What is 2 + 3, and what is on the page?")
+        result = Agent(model=model_for(srv), tools=[add, fetch_page, explode], trace=path, max_parse_failures=3).run(
+            "What is 2 + 3, and what is on the page?"
+        )
     assert result.status == "done" and result.steps == 5
     with ScriptedServer([{"content": "Paris"}]) as srv:
         Agent(model=model_for(srv), tools=[add], trace=path).run("Capital of France?")
@@ -91,9 +92,18 @@ def _browser(tmp_path: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1200,1600"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1200,1600",
+    ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 

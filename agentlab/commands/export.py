@@ -21,10 +21,17 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("traces", nargs="+", help="JSONL trace files; a file may hold several runs")
     parser.add_argument("--format", choices=FORMATS, default=FORMATS[0])
     parser.add_argument("-o", "--output", help="write here instead of stdout")
-    parser.add_argument("--status", action="append", choices=(*STATUSES, "any"),
-                        help="keep runs that ended with this status (repeatable; default done; 'any' keeps all)")
-    parser.add_argument("--scorer", metavar="MODULE_OR_FILE:FUNCTION",
-                        help="keep runs for which FUNCTION(trace_events) is true or at least --threshold")
+    parser.add_argument(
+        "--status",
+        action="append",
+        choices=(*STATUSES, "any"),
+        help="keep runs that ended with this status (repeatable; default done; 'any' keeps all)",
+    )
+    parser.add_argument(
+        "--scorer",
+        metavar="MODULE_OR_FILE:FUNCTION",
+        help="keep runs for which FUNCTION(trace_events) is true or at least --threshold",
+    )
     parser.add_argument("--threshold", type=float, default=0.5, help="minimum numeric score (default 0.5)")
     parser.add_argument("--system", help="a system message to put first in every example")
     parser.set_defaults(handler=run)
@@ -37,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         scorer = _load_scorer(args.scorer) if args.scorer else None
         with open(args.output, "w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout) as out:
-            stats = export_openai_chat(args.traces, out, statuses=statuses, scorer=scorer,
-                                       threshold=args.threshold, system=args.system)
+            stats = export_openai_chat(
+                args.traces, out, statuses=statuses, scorer=scorer, threshold=args.threshold, system=args.system
+            )
     except (OSError, ValueError, ImportError) as error:  # a missing file, a line that is not JSON, a bad --scorer
         print(f"agentlab export: {error}", file=sys.stderr)
         return 2

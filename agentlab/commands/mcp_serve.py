@@ -15,8 +15,12 @@ def add_parser(subparsers: Any) -> None:
         description="Serve agentlab tools to MCP clients: over stdio by default, or streamable HTTP on 127.0.0.1.",
     )
     parser.add_argument("tools", help="built-in names or MODULE_OR_FILE:NAME, comma-separated (as for `run --tools`)")
-    parser.add_argument("--http", type=int, metavar="PORT",
-                        help="serve streamable HTTP at http://127.0.0.1:PORT/mcp (0 picks a free port)")
+    parser.add_argument(
+        "--http",
+        type=int,
+        metavar="PORT",
+        help="serve streamable HTTP at http://127.0.0.1:PORT/mcp (0 picks a free port)",
+    )
     parser.add_argument("--name", default="agentlab", help="the server name MCP clients see")
     parser.set_defaults(handler=run)
 

@@ -241,4 +241,3 @@ async def _list_all_tools(client: Client) -> list[ServerTool]:
         if cursor is None:
             break
     return tools
-

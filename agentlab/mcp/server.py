@@ -31,9 +31,7 @@ def build_server(tools: Iterable[Any] | ToolRegistry, name: str = DEFAULT_SERVER
     from agentlab import __version__
 
     registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
-    listing = [
-        types.Tool(name=t.name, description=t.description or None, input_schema=t.parameters) for t in registry
-    ]
+    listing = [types.Tool(name=t.name, description=t.description or None, input_schema=t.parameters) for t in registry]
     schemas = {t.name: t.parameters for t in registry}
 
     async def list_tools(_ctx: Any, _params: types.PaginatedRequestParams | None) -> types.ListToolsResult:

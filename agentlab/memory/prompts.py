@@ -87,8 +87,7 @@ async def plan(model: Model, goal: str, memories: Sequence[Memory], max_steps: i
     known = "\n".join(f"- {m.text}" for m in memories) or "(nothing relevant)"
     messages = [
         {"role": "system", "content": PLAN_SYSTEM},
-        {"role": "user", "content": f"Goal: {goal}\n\nWhat memory knows:\n{known}\n\n"
-                                    f"Write at most {max_steps} steps."},
+        {"role": "user", "content": f"Goal: {goal}\n\nWhat memory knows:\n{known}\n\nWrite at most {max_steps} steps."},
     ]
     response = await model.complete(structured_request(messages, PlanSteps, fmt, name="write_plan"))
     return read_structured(response, PlanSteps).steps[:max_steps]

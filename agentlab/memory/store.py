@@ -160,8 +160,9 @@ class MemoryStore:
         """Blocking `aadd` (also usable from code that already runs an event loop)."""
         return run_sync(self.aadd(text, importance, kind, sources=sources))
 
-    def _insert(self, text: str, kind: str, importance: float, source: ImportanceSource,
-                sources: tuple[int, ...]) -> Memory:
+    def _insert(
+        self, text: str, kind: str, importance: float, source: ImportanceSource, sources: tuple[int, ...]
+    ) -> Memory:
         now = self.clock()
         with self._lock, self._db:
             self._db.execute("BEGIN")
@@ -170,8 +171,16 @@ class MemoryStore:
                 " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (text, kind, importance, source, now, now),
             ).fetchone()
-            known = {r[0] for r in self._db.execute(
-                f"SELECT id FROM memories WHERE id IN ({','.join('?' * len(sources))})", sources)} if sources else set()
+            known = (
+                {
+                    r[0]
+                    for r in self._db.execute(
+                        f"SELECT id FROM memories WHERE id IN ({','.join('?' * len(sources))})", sources
+                    )
+                }
+                if sources
+                else set()
+            )
             missing = set(sources) - known
             if missing:
                 raise ValueError(f"unknown source memories {sorted(missing)}")
@@ -213,8 +222,7 @@ class MemoryStore:
             return []
         insights = await reflect(self.model, recent, self.max_insights)
         stored = [
-            await self.aadd(insight.text, insight.importance, "reflection", sources=ids)
-            for insight, ids in insights
+            await self.aadd(insight.text, insight.importance, "reflection", sources=ids) for insight, ids in insights
         ]
         with self._lock, self._db:
             self._db.execute("INSERT OR REPLACE INTO memory_meta VALUES (?, 0)", (_PENDING,))
@@ -299,8 +307,9 @@ class MemoryStore:
         best = sorted(scored, key=lambda s: (s.score, s.memory.id), reverse=True)[:k]
         if touch:
             with self._lock, self._db:
-                self._db.executemany("UPDATE memories SET last_accessed = ? WHERE id = ?",
-                                     [(now, s.memory.id) for s in best])
+                self._db.executemany(
+                    "UPDATE memories SET last_accessed = ? WHERE id = ?", [(now, s.memory.id) for s in best]
+                )
         return best
 
     def recent(self, n: int = 10, *, kinds: Sequence[str] | None = None) -> list[Memory]:
@@ -319,8 +328,9 @@ class MemoryStore:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM memories").fetchone()[0])
 
-    def _select(self, kinds: Sequence[str] | None, *, limit: int | None = None,
-                ids: Sequence[int] | None = None) -> list[Memory]:
+    def _select(
+        self, kinds: Sequence[str] | None, *, limit: int | None = None, ids: Sequence[int] | None = None
+    ) -> list[Memory]:
         where, params = [], []
         if kinds:
             where.append(f"kind IN ({','.join('?' * len(kinds))})")
@@ -373,4 +383,3 @@ def _normalise(values: list[float]) -> list[float]:
     if high - low < 1e-12:
         return [0.0] * len(values)
     return [(v - low) / (high - low) for v in values]
-

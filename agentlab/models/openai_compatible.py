@@ -171,8 +171,11 @@ class OpenAIModel:
             "type": "function",
             "function": {"name": PROBE_NAME, "description": "Report a code.", "parameters": parameters},
         }
-        earlier_call = {"id": "probe_1", "type": "function",
-                        "function": {"name": PROBE_NAME, "arguments": '{"ok": true, "code": ""}'}}
+        earlier_call = {
+            "id": "probe_1",
+            "type": "function",
+            "function": {"name": PROBE_NAME, "arguments": '{"ok": true, "code": ""}'},
+        }
         request = ModelRequest(
             messages=[
                 {"role": "user", "content": f"Call {PROBE_NAME}, then call it again with the code it returned."},

@@ -49,8 +49,10 @@ class ConsoleRenderer:
                 out(f"[bold]Task:[/] {event.task}", highlight=False)
                 out(f"[dim]strategy={event.strategy} model={event.model} tools={', '.join(event.tools)}[/]")
             case ev.ModelCall():
-                out(f"[dim]step {event.step}: {event.usage.total_tokens} tokens in {event.duration:.1f}s "
-                    f"({event.decision_format})[/]")
+                out(
+                    f"[dim]step {event.step}: {event.usage.total_tokens} tokens in {event.duration:.1f}s "
+                    f"({event.decision_format})[/]"
+                )
             case ev.ModelRetry():
                 out(f"[yellow]retry {event.attempt} in {event.wait:.1f}s: {event.error}[/]")
             case ev.Decision():
@@ -69,8 +71,11 @@ class ConsoleRenderer:
                 out(f"[bold green]Answer:[/] {event.answer}", highlight=False)
             case ev.RunFinished():
                 detail = f" — {event.error}" if event.error else ""
-                out(f"[bold]Status:[/] {event.status} after {event.steps} steps, "
-                    f"{event.usage.total_tokens} tokens, {event.duration:.1f}s{detail}", highlight=False)
+                out(
+                    f"[bold]Status:[/] {event.status} after {event.steps} steps, "
+                    f"{event.usage.total_tokens} tokens, {event.duration:.1f}s{detail}",
+                    highlight=False,
+                )
                 return
         if not isinstance(event, ev.RunFinished | ev.Final):
             self._spin("thinking…" if not isinstance(event, ev.ToolStarted) else "running tools…")

@@ -167,11 +167,14 @@ class TaskStore:
             ).fetchone()
             for text in texts:
                 text, norm = text.strip(), normalise_task(text)
-                inserted = norm and db.execute(
-                    "INSERT OR IGNORE INTO tasks (run_id, task_id, text, norm, status, position, created_at) "
-                    "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-                    (run_id, next_id, text, norm, next_position, now),
-                ).rowcount
+                inserted = (
+                    norm
+                    and db.execute(
+                        "INSERT OR IGNORE INTO tasks (run_id, task_id, text, norm, status, position, created_at) "
+                        "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                        (run_id, next_id, text, norm, next_position, now),
+                    ).rowcount
+                )
                 if not inserted:
                     dropped.append(text)
                     continue

@@ -226,11 +226,13 @@ class BabyAGI:
         self._task, self._phase = task, "execute"
         self._inner = self._new_executor()
         self._inner.start(
-            StrategyContext(self._task_prompt(task), self.context.tools, self.context.decision_format,
-                            self.context.instructions)
+            StrategyContext(
+                self._task_prompt(task), self.context.tools, self.context.decision_format, self.context.instructions
+            )
         )
-        self._note(f"task {task.task_id} started: {task.text}", task_id=task.task_id, task=task.text,
-                   attempt=task.attempts)
+        self._note(
+            f"task {task.task_id} started: {task.text}", task_id=task.task_id, task=task.text, attempt=task.attempts
+        )
         return None
 
     def _finish_task(self, result: str) -> None:
@@ -241,8 +243,12 @@ class BabyAGI:
         if self._inner is not None:
             self._notes += self._inner.notes()
         self._task, self._inner, self._phase = task, None, "check"
-        self._note(f"task {task.task_id} finished: {task.text} → {_clip(result, 200)}", task_id=task.task_id,
-                   task=task.text, result=result)
+        self._note(
+            f"task {task.task_id} finished: {task.text} → {_clip(result, 200)}",
+            task_id=task.task_id,
+            task=task.text,
+            result=result,
+        )
 
     def _read_progress(self, response: ModelResponse) -> ModelDecision:
         progress = decisions.read_structured(response, Progress)
@@ -279,8 +285,7 @@ class BabyAGI:
             raise DecisionError(f"Order the pending task ids {sorted(pending_ids)}, most important first.")
         queue = self.store.reorder(self.run_id, order)
         self._retry = []
-        self._note("prioritised tasks " + ", ".join(str(t.task_id) for t in queue),
-                   order=[t.task_id for t in queue])
+        self._note("prioritised tasks " + ", ".join(str(t.task_id) for t in queue), order=[t.task_id for t in queue])
         self._enter("pick")
         return ModelDecision(thought="Queue: " + "; ".join(t.text for t in queue), final_answer=self._advance())
 
@@ -306,29 +311,42 @@ class BabyAGI:
         return decisions.structured_request(messages, shape, self.context.decision_format, name=name)
 
     def _check_prompt(self) -> tuple[type[BaseModel], str, str]:
-        return Progress, "progress", (
-            f"Objective: {self.objective}\n\nResults of the finished tasks:\n{self._digest()}\n\n"
-            "Do these results achieve the objective? Set complete to true only if they do. In summary, answer "
-            'the objective from the results, briefly. Example: {"complete": false, "summary": "..."}'
+        return (
+            Progress,
+            "progress",
+            (
+                f"Objective: {self.objective}\n\nResults of the finished tasks:\n{self._digest()}\n\n"
+                "Do these results achieve the objective? Set complete to true only if they do. In summary, answer "
+                'the objective from the results, briefly. Example: {"complete": false, "summary": "..."}'
+            ),
         )
 
     def _create_prompt(self) -> tuple[type[BaseModel], str, str]:
         assert self._task is not None
         pending = self.store.tasks(self.run_id, "pending")
-        return NewTasks, "new_tasks", (
-            f"Objective: {self.objective}\n\nLast finished task: {self._task.text}\n"
-            f"Its result: {_clip(self._task.result or '')}\n\n"
-            f"Finished tasks:\n{_listing(self._done_tasks())}\nPending tasks:\n{_listing(pending)}\n\n"
-            f"List at most {self.max_new_tasks} new short tasks still needed to reach the objective, none that "
-            'is finished or pending; an empty list if none is needed. Example: {"tasks": ["Find ...", "Compute ..."]}'
+        return (
+            NewTasks,
+            "new_tasks",
+            (
+                f"Objective: {self.objective}\n\nLast finished task: {self._task.text}\n"
+                f"Its result: {_clip(self._task.result or '')}\n\n"
+                f"Finished tasks:\n{_listing(self._done_tasks())}\nPending tasks:\n{_listing(pending)}\n\n"
+                f"List at most {self.max_new_tasks} new short tasks still needed to reach the objective, none that "
+                "is finished or pending; an empty list if none is needed. "
+                'Example: {"tasks": ["Find ...", "Compute ..."]}'
+            ),
         )
 
     def _prioritise_prompt(self) -> tuple[type[BaseModel], str, str]:
         pending = self.store.tasks(self.run_id, "pending")
         example = json.dumps({"order": [t.task_id for t in reversed(pending)]})
-        return Priorities, "priorities", (
-            f"Objective: {self.objective}\n\nPending tasks (id. task):\n{_listing(pending, ids=True)}\n\n"
-            f"Order all pending task ids by priority, most important first. Example: {example}"
+        return (
+            Priorities,
+            "priorities",
+            (
+                f"Objective: {self.objective}\n\nPending tasks (id. task):\n{_listing(pending, ids=True)}\n\n"
+                f"Order all pending task ids by priority, most important first. Example: {example}"
+            ),
         )
 
     def _task_prompt(self, task: TaskRecord) -> str:
@@ -347,8 +365,9 @@ class BabyAGI:
 
     def _related_results(self, query: str) -> list[TaskRecord]:
         """The finished tasks most relevant to `query` (BM25 over their text and result); none that shares no term."""
-        found = self._results.retrieve(query, RELATED_RESULTS, weights=RELATED_BY_RELEVANCE, touch=False,
-                                       matching_only=True)
+        found = self._results.retrieve(
+            query, RELATED_RESULTS, weights=RELATED_BY_RELEVANCE, touch=False, matching_only=True
+        )
         return [self._result_tasks[scored.memory.id] for scored in found]
 
     def _remember_result(self, task: TaskRecord) -> None:

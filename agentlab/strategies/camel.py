@@ -75,8 +75,10 @@ class Instruction(BaseModel):
     """The AI user's next message."""
 
     # maxLength bounds generation under a grammar without rejecting longer replies from other models.
-    instruction: str = Field(description="One instruction, or the termination token when the task is done.",
-                             json_schema_extra={"maxLength": 300})
+    instruction: str = Field(
+        description="One instruction, or the termination token when the task is done.",
+        json_schema_extra={"maxLength": 300},
+    )
 
 
 class Camel:
@@ -195,8 +197,9 @@ class Camel:
         if self._assistant_started:
             self.assistant.say(text)
         else:
-            self.assistant.start(StrategyContext(text, self.context.tools, self.context.decision_format,
-                                                 self.context.instructions))
+            self.assistant.start(
+                StrategyContext(text, self.context.tools, self.context.decision_format, self.context.instructions)
+            )
             self._assistant_started = True
         self.phase = "assistant"
         return ModelDecision(thought=thought)
@@ -214,8 +217,10 @@ class Camel:
         self.turns += 1
         if self.turns >= self.max_turns:
             self.phase = "done"
-            self._note(f"turn limit of {self.max_turns} reached; answering with the last solution",
-                       {"event": "turn_limit", "turns": self.turns})
+            self._note(
+                f"turn limit of {self.max_turns} reached; answering with the last solution",
+                {"event": "turn_limit", "turns": self.turns},
+            )
             return ModelDecision(thought=thought, final_answer=self.solution)
         self.user.say(text)
         self.phase = "user"
@@ -238,8 +243,10 @@ class Camel:
             self._correct(role, CORRECT_LOOP.replace("{what}", what), "loop_nudge", text)
             return ModelDecision(thought=thought)
         self.phase = "stalled"
-        self._note(f"empty loop: {role} sent {what} messages; stopping with the last solution",
-                   {"event": "empty_loop", "role": role, "message": text, "answer": self.solution})
+        self._note(
+            f"empty loop: {role} sent {what} messages; stopping with the last solution",
+            {"event": "empty_loop", "role": role, "message": text, "answer": self.solution},
+        )
         return ModelDecision(thought=thought)
 
     def _correct(self, role: str, template: str, event: str, text: str) -> None:
@@ -251,9 +258,10 @@ class Camel:
             self.assistant.say(message)
         if event == "role_flip":
             self.role_flips[role] += 1
-        self._note(f"{event.replace('_', ' ')} by {role}: corrected",
-                   {"event": event, "role": role, "message": text, "correction": message,
-                    "count": self.role_flips[role]})
+        self._note(
+            f"{event.replace('_', ' ')} by {role}: corrected",
+            {"event": event, "role": role, "message": text, "correction": message, "count": self.role_flips[role]},
+        )
 
     def _note(self, text: str, data: dict[str, Any]) -> None:
         self._notes.append((text, data))

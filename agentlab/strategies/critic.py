@@ -50,8 +50,9 @@ class Critique(BaseModel):
     # maxLength bounds generation under a grammar without rejecting longer replies from other models.
     critique: str = Field(description="What the checks show about the answer.", json_schema_extra={"maxLength": 300})
     correct: bool = Field(description="True if the answer needs no change.")
-    revised_answer: str = Field(description="The corrected answer, or the same answer if correct.",
-                                json_schema_extra={"maxLength": 200})
+    revised_answer: str = Field(
+        description="The corrected answer, or the same answer if correct.", json_schema_extra={"maxLength": 200}
+    )
 
 
 class Critic:
@@ -110,8 +111,10 @@ class Critic:
                 self._verify_steps += 1
                 self._asked = "verify"
                 return self.verifier.next_step()
-            self._note("verification step limit reached; critiquing with the checks so far",
-                       {"phase": "verify", "steps": self._verify_steps})
+            self._note(
+                "verification step limit reached; critiquing with the checks so far",
+                {"phase": "verify", "steps": self._verify_steps},
+            )
             self._report = "The checks did not finish."
             self.phase = "critique"
         if self.phase == "critique":
@@ -177,8 +180,9 @@ class Critic:
         if not len(self.context.tools):
             self.phase = "critique"  # nothing to verify with: the critique alone decides
         elif first:
-            self.verifier.start(StrategyContext(prompt, self.context.tools, self.context.decision_format,
-                                                self.context.instructions))
+            self.verifier.start(
+                StrategyContext(prompt, self.context.tools, self.context.decision_format, self.context.instructions)
+            )
             self.phase = "verify"
         else:
             self.verifier.say(prompt)
@@ -198,20 +202,28 @@ class Critic:
         self.critic.record(critique.model_dump_json())
         self._note(
             f"critique: {'correct' if correct else 'incorrect'} — {critique.critique}",
-            {"phase": "critique", "answer": self.answer, "critique": critique.critique, "correct": correct,
-             "verified": checked and correct},
+            {
+                "phase": "critique",
+                "answer": self.answer,
+                "critique": critique.critique,
+                "correct": correct,
+                "verified": checked and correct,
+            },
         )
         thought = f"Critique: {critique.critique}"
         if correct or self.revisions >= self.max_rounds:
             if not correct:
                 self.answer = revised  # out of rounds: the latest revision, unverified
-                self._note(f"revision (unverified, out of rounds): {revised}",
-                           {"phase": "revision", "answer": revised, "verified": False})
+                self._note(
+                    f"revision (unverified, out of rounds): {revised}",
+                    {"phase": "revision", "answer": revised, "verified": False},
+                )
             self.verified = correct and checked
             self.phase = "done"
-            self._note(f"final answer {'verified' if self.verified else 'not verified'}",
-                       {"phase": "final", "answer": self.answer, "verified": self.verified,
-                        "revisions": self.revisions})
+            self._note(
+                f"final answer {'verified' if self.verified else 'not verified'}",
+                {"phase": "final", "answer": self.answer, "verified": self.verified, "revisions": self.revisions},
+            )
             return ModelDecision(thought=thought, final_answer=self.answer)
         self.revisions += 1
         self.answer = revised

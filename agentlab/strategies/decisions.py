@@ -104,8 +104,10 @@ def _read_json(response: ModelResponse, step: int) -> ModelDecision:
     data = _loads_object(_json_span(text), "your reply")
     action = data.get("action")
     if not isinstance(action, dict) or not isinstance(action.get("name"), str):
-        raise DecisionError('Missing "action" with a "name". Example: {"thought": "...", "action": '
-                            '{"name": "final_answer", "arguments": {"answer": "..."}}}')
+        raise DecisionError(
+            'Missing "action" with a "name". Example: {"thought": "...", "action": '
+            '{"name": "final_answer", "arguments": {"answer": "..."}}}'
+        )
     arguments = action.get("arguments") or {}
     if not isinstance(arguments, dict):
         raise DecisionError('"arguments" must be a JSON object.')

@@ -90,7 +90,7 @@ class PAL:
         self.format = context.decision_format
         as_json = self.format == "json_schema"
         example = json.dumps({"program": EXAMPLE_PROGRAM}) if as_json else f"```python\n{EXAMPLE_PROGRAM}```"
-        system = SYSTEM + (" Reply with JSON {\"program\": \"...\"}." if as_json else " Reply with one code block.")
+        system = SYSTEM + (' Reply with JSON {"program": "..."}.' if as_json else " Reply with one code block.")
         if context.instructions:
             system += "\n" + context.instructions
         self.messages = [

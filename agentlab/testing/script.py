@@ -129,9 +129,7 @@ class Completion:
     usage: dict[str, Any] = field(default_factory=dict)
 
 
-def build_completion(
-    item: ScriptItem, request: dict[str, Any], next_call_id: Callable[[], str]
-) -> Completion:
+def build_completion(item: ScriptItem, request: dict[str, Any], next_call_id: Callable[[], str]) -> Completion:
     """Turn a validated reply item into a Completion (usage estimated where not given)."""
     calls = [
         {
@@ -236,9 +234,7 @@ def stream_chunks(
         yield chunk({"tool_calls": [opening]})
         args = fn["arguments"]
         for start in range(0, len(args), piece):
-            yield chunk(
-                {"tool_calls": [{"index": index, "function": {"arguments": args[start : start + piece]}}]}
-            )
+            yield chunk({"tool_calls": [{"index": index, "function": {"arguments": args[start : start + piece]}}]})
     yield chunk({}, c.finish_reason)
     if include_usage:
         yield {

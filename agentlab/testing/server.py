@@ -235,9 +235,7 @@ class ScriptedServer:
     def _model_json(self) -> dict[str, Any]:
         return {"id": self.model, "object": "model", "created": 0, "owned_by": "agentlab"}
 
-    async def _chat(
-        self, request: _http.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
+    async def _chat(self, request: _http.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         keep_alive = request.keep_alive
         try:
             body = json.loads(request.body)
@@ -318,9 +316,7 @@ class ScriptedServer:
         self.failures.append(message)
         return await self._send_json(writer, status, error_json(status, message), keep_alive=keep_alive)
 
-    async def _send_error_item(
-        self, writer: asyncio.StreamWriter, item: ScriptItem, keep_alive: bool
-    ) -> bool:
+    async def _send_error_item(self, writer: asyncio.StreamWriter, item: ScriptItem, keep_alive: bool) -> bool:
         status: int = item["status"]
         body = item.get("body")
         if body is None:
@@ -346,9 +342,7 @@ class ScriptedServer:
         self, writer: asyncio.StreamWriter, status: int, payload: dict[str, Any], *, keep_alive: bool
     ) -> bool:
         data = json.dumps(payload).encode()
-        head = _http.response_head(
-            status, content_type=_JSON, keep_alive=keep_alive, content_length=len(data)
-        )
+        head = _http.response_head(status, content_type=_JSON, keep_alive=keep_alive, content_length=len(data))
         writer.write(head + data)  # one write: one segment for small replies
         await writer.drain()
         return keep_alive
@@ -356,9 +350,7 @@ class ScriptedServer:
     async def _send_stream(
         self, writer: asyncio.StreamWriter, completion: Completion, include_usage: bool, keep_alive: bool
     ) -> bool:
-        head = _http.response_head(
-            200, content_type="text/event-stream", keep_alive=keep_alive, content_length=None
-        )
+        head = _http.response_head(200, content_type="text/event-stream", keep_alive=keep_alive, content_length=None)
         writer.write(head)
         chunks = stream_chunks(
             completion,

@@ -52,8 +52,9 @@ async def _traced_peak_per_agent(episodes: list[Any]) -> float:
     return (peak - baseline) / len(episodes)
 
 
-async def _one_size(base_url: str, agents: int, steps: int, latency: float, raw: bool,
-                    memory: bool) -> list[ConcurrencyRow]:
+async def _one_size(
+    base_url: str, agents: int, steps: int, latency: float, raw: bool, memory: bool
+) -> list[ConcurrencyRow]:
     model = agentlab_model(base_url)  # one model (one connection pool) shared by all agents
     await agentlab_episode(agentlab_agent(base_url, steps, model), steps)  # warm-up, outside the timing
     wall = await _wall([agentlab_episode(agentlab_agent(base_url, steps, model), steps) for _ in range(agents)])
@@ -74,8 +75,13 @@ async def _one_size(base_url: str, agents: int, steps: int, latency: float, raw:
     return rows
 
 
-def measure(sizes: tuple[int, ...] = (10, 100, 500), steps: int = 10, latency: float = 0.05,
-            raw_up_to: int = 100, memory_up_to: int = 100) -> list[ConcurrencyRow]:
+def measure(
+    sizes: tuple[int, ...] = (10, 100, 500),
+    steps: int = 10,
+    latency: float = 0.05,
+    raw_up_to: int = 100,
+    memory_up_to: int = 100,
+) -> list[ConcurrencyRow]:
     """Rows for agentlab at each size, for the raw client up to `raw_up_to` agents (for reference); memory is
     measured up to `memory_up_to` agents."""
     rows: list[ConcurrencyRow] = []

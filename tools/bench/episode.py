@@ -73,8 +73,11 @@ async def raw_episode(client: Any, steps: int) -> int:
                 "role": "assistant",
                 "content": message.content or "",
                 "tool_calls": [
-                    {"id": c.id, "type": "function", "function": {"name": c.function.name,
-                                                                  "arguments": c.function.arguments}}
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.function.name, "arguments": c.function.arguments},
+                    }
                     for c in message.tool_calls
                 ],
             }

@@ -64,8 +64,10 @@ async def _measure(runs: int, max_tokens: int) -> LocalModelResult:
     free = ModelRequest(messages=[{"role": "user", "content": FREE_PROMPT}], max_tokens=max_tokens)
     schema = decisions.decision_schema(ToolRegistry([calculator]))
     constrained = ModelRequest(
-        messages=[{"role": "system", "content": decisions.json_instructions(ToolRegistry([calculator]))},
-                  {"role": "user", "content": DECISION_TASK}],
+        messages=[
+            {"role": "system", "content": decisions.json_instructions(ToolRegistry([calculator]))},
+            {"role": "user", "content": DECISION_TASK},
+        ],
         response_schema=schema,
         max_tokens=max_tokens,
     )
@@ -100,5 +102,7 @@ def table(result: LocalModelResult) -> list[str]:
 
 
 def summary(result: LocalModelResult) -> str:
-    return (f"local model: {spread(result.free_tps)[0]:.0f} tok/s free, {spread(result.constrained_tps)[0]:.0f} tok/s "
-            f"constrained, first decision {spread(result.first_decision_warm)[0]:.2f} s warm")
+    return (
+        f"local model: {spread(result.free_tps)[0]:.0f} tok/s free, {spread(result.constrained_tps)[0]:.0f} tok/s "
+        f"constrained, first decision {spread(result.first_decision_warm)[0]:.2f} s warm"
+    )

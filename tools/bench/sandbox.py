@@ -71,8 +71,10 @@ def _level_rows(runs: int) -> list[SandboxRow]:
     try:
         from agentlab.sandbox._detect import _candidates, launch_config
 
-        levels += [(f"{mode}{' + seccomp' if seccomp else ''} (pinned)", (launch_config, mode, seccomp))
-                   for mode, seccomp in _candidates()]
+        levels += [
+            (f"{mode}{' + seccomp' if seccomp else ''} (pinned)", (launch_config, mode, seccomp))
+            for mode, seccomp in _candidates()
+        ]
     except ImportError as error:
         rows.append(SandboxRow("other levels", [], [], f"skipped: cannot pin a level ({error})"))
     for label, pin in levels:
@@ -89,8 +91,15 @@ def _measure_level(sandbox_class: Any, pin: Any, runs: int, warm: bool) -> list[
         if pin is not None:
             make, mode, seccomp = pin
             base = sandbox._cfg()
-            sandbox._config = make(mode, seccomp, memory_mb=base.memory_mb, output_limit=base.output_limit,
-                                   allowed=base.allowed, packages=base.packages, tag=base.tag)
+            sandbox._config = make(
+                mode,
+                seccomp,
+                memory_mb=base.memory_mb,
+                output_limit=base.output_limit,
+                allowed=base.allowed,
+                packages=base.packages,
+                tag=base.tag,
+            )
         sandbox.run(CODE, call="solution")  # first run also probes the host once per process
         return _timed_runs(sandbox, runs, warm)
 
@@ -134,5 +143,7 @@ def summary(rows: list[SandboxRow]) -> str:
     first = rows[0]
     if not first.cold:
         return f"sandbox: {first.level}: {first.note}"
-    return (f"sandbox: {first.level.split(' ')[0]} cold {spread(first.cold)[0] * 1e3:.0f} ms, "
-            f"warm {spread(first.warm)[0] * 1e3:.0f} ms per run")
+    return (
+        f"sandbox: {first.level.split(' ')[0]} cold {spread(first.cold)[0] * 1e3:.0f} ms, "
+        f"warm {spread(first.warm)[0] * 1e3:.0f} ms per run"
+    )

@@ -20,4 +20,3 @@ def percentile(samples: Sequence[float], q: float) -> float:
 def spread(samples: Sequence[float]) -> tuple[float, float, float]:
     """(median, p10, p90)."""
     return statistics.median(samples), percentile(samples, 10), percentile(samples, 90)
-

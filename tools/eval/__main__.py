@@ -22,7 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", required=True, choices=sorted(SUITES))
     parser.add_argument(
-        "--strategy", nargs="+", default=["react"], metavar="NAME",
+        "--strategy",
+        nargs="+",
+        default=["react"],
+        metavar="NAME",
         help="one or more of direct, cot and agentlab.strategies.STRATEGIES; options as name:key=value,...",
     )
     parser.add_argument("--n", type=int, default=50, help="how many items (default 50)")
@@ -87,8 +90,13 @@ def _run_with_progress(
     """`evaluate` under a rich progress bar on stderr (stdout stays for the tables and summaries)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[correct]} correct"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[correct]} correct"),
+    )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(f"{config.suite} · {config.strategy.label}", total=len(items), correct=0)
         correct = 0
@@ -98,8 +106,9 @@ def _run_with_progress(
             correct += bool(result["correct"])
             progress.update(task, advance=1, correct=correct)
 
-        return evaluate(config, items, cache, model=model, executor=executor, concurrency=concurrency,
-                        on_result=advance)
+        return evaluate(
+            config, items, cache, model=model, executor=executor, concurrency=concurrency, on_result=advance
+        )
 
 
 if __name__ == "__main__":

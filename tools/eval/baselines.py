@@ -13,8 +13,7 @@ from agentlab.strategies import Conclusion, DecisionError, ModelDecision, Observ
 
 DIRECT_SYSTEM = "Answer the question. Reply with the final answer only: no explanation."
 COT_SYSTEM = (
-    "Answer the question. Think step by step, then give the final answer on a last line "
-    "that starts with 'Answer:'."
+    "Answer the question. Think step by step, then give the final answer on a last line that starts with 'Answer:'."
 )
 _ANSWER_LINE = re.compile(r"answer\s*(?:is)?\s*[:=]\s*(.+)", re.IGNORECASE)
 
