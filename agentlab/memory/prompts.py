@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from agentlab.strategies.decisions import read_structured, structured_request
+from agentlab.decisions import read_structured, structured_request
 
 if TYPE_CHECKING:
     from agentlab.memory.store import Memory

@@ -145,8 +145,8 @@ class MemoryStore:
             importance, source = await self._rate(text)
         memory = self._insert(text, kind, _check_importance(importance), source, tuple(sources))
         if kind != "reflection" and self.model is not None and self._bump_pending(memory.importance):
+            from agentlab.decisions import DecisionError
             from agentlab.models.base import ModelError
-            from agentlab.strategies.base import DecisionError
 
             try:
                 await self.areflect()
@@ -200,9 +200,9 @@ class MemoryStore:
     async def _rate(self, text: str) -> tuple[float, ImportanceSource]:
         if self.model is None:
             return DEFAULT_IMPORTANCE, "default"
+        from agentlab.decisions import DecisionError
         from agentlab.memory.prompts import rate_importance
         from agentlab.models.base import ModelError
-        from agentlab.strategies.base import DecisionError
 
         try:
             return await rate_importance(self.model, text), "model"
@@ -247,9 +247,9 @@ class MemoryStore:
         goal = " ".join(goal.split())
         if not goal:
             raise ValueError("a plan needs a goal")
+        from agentlab.decisions import DecisionError
         from agentlab.memory.prompts import plan
         from agentlab.models.base import ModelError
-        from agentlab.strategies.base import DecisionError
 
         kinds = [kind for kind in self._kinds() if kind != "plan"]
         relevant = [s.memory for s in self.retrieve(goal, k, kinds=kinds)] if kinds else []

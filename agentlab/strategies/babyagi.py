@@ -23,10 +23,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from agentlab import decisions
 from agentlab.memory.store import MemoryStore, RetrievalWeights
 from agentlab.models.base import ModelRequest, ModelResponse
 from agentlab.store import TaskRecord, TaskStore
-from agentlab.strategies import decisions
 from agentlab.strategies.base import (
     Conclusion,
     DecisionError,

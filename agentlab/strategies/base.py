@@ -6,18 +6,15 @@ interprets replies and folds observations into its own conversation state. One i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agentlab.decisions import DecisionError, ModelDecision
 from agentlab.events import Status, ToolCall
 from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
 
 if TYPE_CHECKING:
     from agentlab.tools import ToolOutput, ToolRegistry
-
-
-class DecisionError(ValueError):
-    """The model's reply is not a usable decision; the message is written for the model to fix it."""
 
 
 class StrategyFailed(RuntimeError):
@@ -31,15 +28,6 @@ class StrategyContext:
     decision_format: DecisionFormat
     instructions: str | None = None  # extra system guidance from the user
     max_steps: int | None = None  # the run's step budget, so a strategy can plan its last step
-
-
-@dataclass
-class ModelDecision:
-    """One step's typed prediction: a thought, then tool calls, a final answer, or neither (keep going)."""
-
-    thought: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    final_answer: str | None = None
 
 
 @dataclass

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agentlab import decisions
+from agentlab.decisions import DecisionError
 from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
-from agentlab.strategies import decisions
-from agentlab.strategies.base import DecisionError
 from agentlab.strategies.react import ReAct, rejection_turns
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from agentlab.strategies.decisions import ShapeT
+    from agentlab.decisions import ShapeT
 
 
 class ToolDialogue(ReAct):

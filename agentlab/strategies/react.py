@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentlab import decisions
 from agentlab.models.base import ModelRequest, ModelResponse
-from agentlab.strategies import decisions
 from agentlab.strategies.base import (
     Conclusion,
     DecisionError,

@@ -50,9 +50,8 @@ async def _first_decision(agent: Any) -> float:
 
 
 async def _measure(runs: int, max_tokens: int) -> LocalModelResult:
-    from agentlab import Agent
+    from agentlab import Agent, decisions
     from agentlab.models import LocalModel, ModelRequest
-    from agentlab.strategies import decisions
     from agentlab.tools import ToolRegistry, calculator
 
     model = LocalModel(max_tokens=max_tokens)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentlab.events import ToolCall
 from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
-from agentlab.strategies.base import DecisionError, ModelDecision
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -18,6 +18,20 @@ if TYPE_CHECKING:
     from agentlab.tools import ToolRegistry
 
     ShapeT = TypeVar("ShapeT", bound=BaseModel)
+
+
+class DecisionError(ValueError):
+    """The model's reply is not a usable decision; the message is written for the model to fix it."""
+
+
+@dataclass
+class ModelDecision:
+    """One step's typed prediction: a thought, then tool calls, a final answer, or neither (keep going)."""
+
+    thought: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    final_answer: str | None = None
+
 
 FINAL = "final_answer"
 _FINAL_PARAMETERS = {
