@@ -145,7 +145,7 @@ def test_isolation_report_shape(sb: Sandbox) -> None:
 
 
 def test_strict_refuses_when_a_layer_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    degraded = Isolation({"bubblewrap": False, "seccomp": True}, mode="direct", notes=("no bwrap",))
+    degraded = Isolation({"bubblewrap": False, "landlock": True, "seccomp": True}, mode="direct", notes=("no bwrap",))
     monkeypatch.setattr(Sandbox, "isolation", property(lambda self: degraded))
     box = Sandbox(strict=True, pool_size=0)
     with pytest.raises(SandboxUnavailable, match="bubblewrap"):
@@ -153,14 +153,14 @@ def test_strict_refuses_when_a_layer_is_missing(monkeypatch: pytest.MonkeyPatch)
 
 
 async def test_strict_refuses_in_arun_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    degraded = Isolation({"seccomp": False}, mode="direct")
+    degraded = Isolation({"bubblewrap": True, "seccomp": False}, mode="bwrap-root")
     monkeypatch.setattr(Sandbox, "isolation", property(lambda self: degraded))
     with pytest.raises(SandboxUnavailable):
         await Sandbox(strict=True, pool_size=0).arun("print(1)")
 
 
 def test_degradation_is_logged_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    degraded = Isolation({"bubblewrap": False, "seccomp": True}, mode="direct", notes=("no bwrap",))
+    degraded = Isolation({"bubblewrap": False, "landlock": True, "seccomp": True}, mode="direct", notes=("no bwrap",))
     monkeypatch.setattr(Sandbox, "isolation", property(lambda self: degraded))
     with Sandbox(pool_size=0) as box, caplog.at_level(logging.WARNING, logger="agentlab.sandbox"):
         box.run("pass")

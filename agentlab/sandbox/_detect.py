@@ -11,6 +11,7 @@ import functools
 import os
 import time
 
+from ._landlock import MAX_KNOWN_ABI, host_abi
 from ._launch import NOBODY, LaunchConfig, bwrap_path
 from ._policy import DEFAULT_ALLOWED_IMPORTS
 from ._proc import Worker, decode_report
@@ -20,7 +21,7 @@ from ._seccomp import build_filter, supported_arch
 # Variables the sandbox itself may define (none of them comes from the host).
 SAFE_ENV = frozenset({"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "LC_CTYPE", "PWD"})
 LAYERS = (
-    "bubblewrap", "seccomp", "no_new_privs", "uid_drop", "rlimits", "empty_env",
+    "bubblewrap", "landlock", "seccomp", "no_new_privs", "uid_drop", "rlimits", "empty_env",
     "network_namespace", "pid_namespace",
 )  # fmt: skip
 _PROBE_MEMORY_MB = 256
@@ -38,17 +39,23 @@ def _own_namespace(name: str) -> str | None:
         return None
 
 
-def _candidates() -> list[tuple[str, bool]]:
-    """(mode, use_seccomp) pairs, strongest first."""
+def landlock_abi(use_landlock: bool = True) -> int:
+    """The ABI the worker will enforce: the kernel's, capped at the newest one this code knows."""
+    return min(host_abi(), MAX_KNOWN_ABI) if use_landlock else 0
+
+
+def _candidates(use_bwrap: bool = True, use_landlock: bool = True) -> list[tuple[str, bool, int]]:
+    """(mode, use_seccomp, landlock ABI) triples, strongest first."""
     modes = []
-    if bwrap_path():
+    if use_bwrap and bwrap_path():
         modes.append("bwrap-root" if os.geteuid() == 0 else "bwrap-user")
     modes.append("direct")
-    out = [(m, True) for m in modes] if seccomp_program() else []
-    return out + [(m, False) for m in modes]
+    abi = landlock_abi(use_landlock)
+    seccomp = [True, False] if seccomp_program() else [False]
+    return [(m, sc, ll) for sc in seccomp for m in modes for ll in ([abi, 0] if abi else [0])]
 
 
-def launch_config(mode: str, use_seccomp: bool, **overrides) -> LaunchConfig:
+def launch_config(mode: str, use_seccomp: bool, landlock: int = 0, **overrides) -> LaunchConfig:
     params = {
         "memory_mb": _PROBE_MEMORY_MB,
         "output_limit": 1000,
@@ -61,6 +68,7 @@ def launch_config(mode: str, use_seccomp: bool, **overrides) -> LaunchConfig:
         seccomp=seccomp_program() if use_seccomp else None,
         drop_uid=os.geteuid() == 0,
         bwrap=bwrap_path() if mode != "direct" else None,
+        landlock_abi=landlock,
         **params,
     )
 
@@ -78,8 +86,10 @@ def _assess(mode: str, report: dict, notes: list[str]) -> dict[str, bool]:
     status = report.get("status", {})
     ns = report.get("ns", {})
     cap_eff = status.get("CapEff", "")
+    landlock = report.get("landlock") if isinstance(report.get("landlock"), dict) else {}
     layers = {
         "bubblewrap": mode != "direct",
+        "landlock": landlock.get("abi", 0) > 0 and landlock.get("fs_confined") is True,
         "seccomp": status.get("Seccomp") == "2",
         "no_new_privs": status.get("NoNewPrivs") == "1",
         "uid_drop": (
@@ -95,25 +105,38 @@ def _assess(mode: str, report: dict, notes: list[str]) -> dict[str, bool]:
     }
     if os.geteuid() != 0:
         notes.append("not root: code runs under the calling user's uid (cannot switch to nobody)")
+    if not layers["landlock"]:
+        notes.append(_landlock_note())
     if not layers["seccomp"] and not supported_arch():
         notes.append("no seccomp syscall table for this CPU architecture")
     return layers
 
 
-@functools.lru_cache(maxsize=1)
-def detect() -> tuple[str, bool, Isolation]:
-    """(mode, use_seccomp, verified isolation report) for this host."""
+def _landlock_note() -> str:
+    if host_abi() <= 0:
+        return "Landlock not available (needs Linux >= 5.13 with 'landlock' in the lsm= boot parameter)"
+    return "Landlock switched off (use_landlock=False) or refused by the kernel"
+
+
+@functools.lru_cache(maxsize=8)
+def detect(use_bwrap: bool = True, use_landlock: bool = True) -> tuple[str, bool, int, Isolation]:
+    """(mode, use_seccomp, landlock ABI, verified isolation report) for this host and these choices."""
     import sys
 
     notes: list[str] = []
     if not sys.platform.startswith("linux"):
-        notes.append(f"platform {sys.platform}: namespaces and seccomp need Linux")
+        notes.append(f"platform {sys.platform}: namespaces, Landlock and seccomp need Linux")
+    elif not use_bwrap:
+        notes.append("bubblewrap switched off (use_bwrap=False): no mount, network or pid namespaces")
     elif not bwrap_path():
-        notes.append("bwrap (bubblewrap) not found: no filesystem, network or pid isolation")
-    for mode, use_seccomp in _candidates():
-        report, why = _probe(launch_config(mode, use_seccomp))
+        notes.append("bwrap (bubblewrap) not found on PATH: no mount, network or pid namespaces")
+    for mode, use_seccomp, abi in _candidates(use_bwrap, use_landlock):
+        report, why = _probe(launch_config(mode, use_seccomp, abi))
         if report is not None:
             layers = _assess(mode, report, notes)
-            return mode, use_seccomp, Isolation(layers=layers, mode=mode, notes=tuple(notes))
-        notes.append(f"{mode}{' with seccomp' if use_seccomp else ''} failed: {why.strip()[:300]}")
-    return "unavailable", False, Isolation({name: False for name in LAYERS}, "unavailable", tuple(notes))
+            used = abi if layers["landlock"] else 0
+            return mode, use_seccomp, used, Isolation(layers, mode, tuple(notes), landlock_abi=used)
+        extras = (" with seccomp" if use_seccomp else "") + (f" with Landlock ABI {abi}" if abi else "")
+        notes.append(f"{mode}{extras} failed: {why.strip()[:300]}")
+    unavailable = Isolation({name: False for name in LAYERS}, "unavailable", tuple(notes))
+    return "unavailable", False, 0, unavailable

@@ -14,6 +14,9 @@ Three launch modes, chosen once per process by probing (see :func:`detect`):
     No usable bwrap: a plain child process in its own session, with rlimits, seccomp, empty
     environment and (as root) the uid drop - but it sees the host filesystem and network
     namespace.  Reported as degraded.
+
+In every mode the worker also restricts itself with Landlock where the kernel has it (see
+``_landlock.py``): the file system layer that still holds without bubblewrap and without root.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import shutil
 import sys
 import sysconfig
 from dataclasses import dataclass
+
+from ._landlock import LandlockPolicy
+from ._landlock import policy as landlock_policy
 
 NOBODY = 65534
 WORKDIR = "/tmp"
@@ -44,6 +50,7 @@ class Interpreter:
 
     executable: str
     paths: tuple[str, ...]  # files/dirs to bind read-only at the same location
+    needed: tuple[str, ...] = ()  # every file/dir it reads, /usr ones included (the Landlock rules)
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,13 +66,14 @@ def interpreter() -> Interpreter:
     dynload = sysconfig.get_config_var("DESTSHARED")
     if dynload:
         paths.append(dynload)
+    needed = sorted({os.path.normpath(p) for p in paths if p and os.path.exists(p)})
     # /usr is bound wholesale anyway; only add what lives elsewhere, once, outermost first.
     unique: list[str] = []
-    for path in sorted({os.path.normpath(p) for p in paths if p and os.path.exists(p)}):
+    for path in needed:
         if path.startswith("/usr/") or any(path.startswith(u + "/") for u in unique):
             continue
         unique.append(path)
-    return Interpreter(exe, tuple(unique))
+    return Interpreter(exe, tuple(unique), tuple(needed))
 
 
 @functools.lru_cache(maxsize=1)
@@ -113,6 +121,7 @@ class LaunchConfig:
     drop_uid: bool
     tag: str
     bwrap: str | None = None
+    landlock_abi: int = 0  # 0: no Landlock layer in the worker
 
     def worker_config(self, workdir: str | None) -> str:
         """Start-up settings in the worker's line format (it avoids importing json)."""
@@ -130,6 +139,7 @@ class LaunchConfig:
             "allowed": "\x1f".join(sorted(self.allowed)),
             "workdir": workdir or "",
             "paths": "\x1f".join(self.sys_path_extra()),
+            "landlock": self.landlock_policy(workdir).settings(),
         }
         for value in values.values():
             if any(c in str(value) for c in "\n\x00"):
@@ -191,6 +201,19 @@ class LaunchConfig:
         argv += ["--remount-ro", "/", "--chdir", WORKDIR, "--"]
         return argv
 
+    def landlock_policy(self, workdir: str | None) -> LandlockPolicy:
+        """Read-only: interpreter, stdlib, system libraries, extra packages; read-write: the work dir."""
+        read_only = list(interpreter().needed)
+        read_dir_only: list[str] = []
+        if self.mode == "direct":
+            read_only += self.packages.values()
+            # The import system lists the directory on sys.path to find a package in it; listing
+            # names is all it gets there, files stay unreadable outside the packages themselves.
+            read_dir_only += self.sys_path_extra()
+        elif self.packages:
+            read_only.append(SITE_DIR)
+        return landlock_policy(self.landlock_abi, read_only, read_dir_only, workdir)
+
     def sys_path_extra(self) -> list[str]:
         if not self.packages:
             return []
@@ -199,10 +222,8 @@ class LaunchConfig:
         return [SITE_DIR]
 
 
-@functools.lru_cache(maxsize=1)
 def bwrap_path() -> str | None:
+    """bwrap as found on ``PATH`` (so removing it from ``PATH`` really switches bubblewrap off)."""
     if not sys.platform.startswith("linux"):
         return None
-    return shutil.which("bwrap") or next(
-        (p for p in ("/usr/bin/bwrap", "/usr/local/bin/bwrap") if os.access(p, os.X_OK)), None
-    )
+    return shutil.which("bwrap")

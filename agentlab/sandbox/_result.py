@@ -7,7 +7,9 @@ from typing import Any
 
 
 class SandboxUnavailable(RuntimeError):
-    """Raised by a ``strict=True`` sandbox when a protection layer is missing on this host."""
+    """Raised instead of running code when the host cannot confine it as required: always when
+    neither bubblewrap nor Landlock confines the file system (unless ``allow_weak=True``), and with
+    ``strict=True`` when any layer is missing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +30,19 @@ class Isolation:
     """Which protection layers are really active (verified from inside a probe worker).
 
     ``layers`` maps a layer name to whether it is active; ``missing`` lists the inactive ones;
-    ``notes`` explains why, in words.  ``str(isolation)`` is a one-paragraph summary.
+    ``notes`` explains why, in words; ``landlock_abi`` is the Landlock ABI the worker enforces
+    (0: none; >= 4 also refuses TCP bind/connect).  ``str(isolation)`` is a one-paragraph summary.
     """
 
     layers: dict[str, bool]
     mode: str
     notes: tuple[str, ...] = field(default=())
+    landlock_abi: int = 0
+
+    @property
+    def filesystem_confined(self) -> bool:
+        """Whether bubblewrap or Landlock keeps the code away from the host's files."""
+        return bool(self.layers.get("bubblewrap") or self.layers.get("landlock"))
 
     @property
     def missing(self) -> list[str]:
@@ -46,6 +55,8 @@ class Isolation:
     def __str__(self) -> str:
         active = ", ".join(name for name, on in self.layers.items() if on) or "none"
         text = f"sandbox isolation ({self.mode}): active: {active}"
+        if self.landlock_abi:
+            text += f" (Landlock ABI {self.landlock_abi})"
         if self.missing:
             text += f"; MISSING: {', '.join(self.missing)}"
         if self.notes:

@@ -6,15 +6,16 @@ site-packages have to be visible inside the sandbox) and uses only the standard 
 Life cycle of one worker process (it is never reused):
 
 1. trusted start-up: close stray fds, drop the bounding set and switch to the unprivileged uid
-   (when started as root), set PR_SET_NO_NEW_PRIVS, set resource limits, install the seccomp
-   filter built by the parent;
+   (when started as root), set PR_SET_NO_NEW_PRIVS, set resource limits, restrict the file system
+   (and TCP) with the Landlock rules decided by the parent, install the seccomp filter built by the
+   parent;
 2. block on stdin until the parent sends exactly one job (this is where pre-spawned workers of
    the warm pool wait);
 3. run the model's code with a guarded ``__import__`` and capped stdout/stderr, stream output to
    the parent as JSON lines, send one final ``{"done": ...}`` line and ``_exit``.
 
 Nothing here is a security boundary against the code it runs (that code shares this process);
-the boundary is the namespaces, uid, rlimits and seccomp set up before the code starts.
+the boundary is the namespaces, uid, rlimits, Landlock and seccomp set up before the code starts.
 """
 
 import builtins
@@ -128,13 +129,67 @@ class _CappedStream(io.TextIOBase):
         self._channel.flush()
 
 
+def _open_landlock_paths(spec):
+    """O_PATH fds for the Landlock rules, opened *before* the uid drop (``nobody`` may not be able to
+    traverse e.g. ``/root/.pyenv``).  A path that does not exist here simply grants nothing."""
+    if not spec:
+        return None, []
+    header, *entries = spec.split("\x1f")
+    opened = []
+    for entry in entries:
+        path, _, rights = entry.rpartition("\x1e")
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        opened.append((fd, int(rights)))
+    return [int(v) for v in header.split(";")], opened
+
+
+def _landlock(libc, header, opened):
+    """Restrict this process (and everything it starts) to the rules; fail closed on any error."""
+    import ctypes
+    import stat
+
+    abi, fs, net, scope, file_rights = header
+
+    class RulesetAttr(ctypes.Structure):
+        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed", ctypes.c_uint64), ("fd", ctypes.c_int32)]
+
+    def call(nr, *args):
+        result = libc.syscall(ctypes.c_long(nr), *args)
+        if result < 0:
+            raise OSError(ctypes.get_errno(), f"landlock syscall {nr} failed")
+        return result
+
+    size = 8 if abi < 4 else 16 if abi < 6 else 24  # the struct grew with the ABI
+    attr = RulesetAttr(fs, net, scope)
+    ruleset = call(444, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    try:
+        for fd, rights in opened:
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                rights &= file_rights
+            rule = PathBeneath(rights, fd)
+            call(445, ctypes.c_int(ruleset), ctypes.c_int(1), ctypes.byref(rule), ctypes.c_uint32(0))
+        call(446, ctypes.c_int(ruleset), ctypes.c_uint32(0))
+    finally:
+        os.close(ruleset)
+        for fd, _ in opened:
+            os.close(fd)
+
+
 def _harden(cfg):
-    """Trusted start-up: uid drop, no_new_privs, rlimits, seccomp.  Returns the libc handle."""
+    """Trusted start-up: uid drop, no_new_privs, rlimits, Landlock, seccomp (in this order)."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
     prctl = libc.prctl
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    landlock_header, landlock_paths = _open_landlock_paths(cfg["landlock"])
 
     if cfg["drop_uid"] and os.getuid() == 0:
         # Empty the capability bounding set first (needs CAP_SETPCAP, granted to us by bwrap only
@@ -162,6 +217,10 @@ def _harden(cfg):
     for which, value in limits.items():
         resource.setrlimit(which, (value, value))
 
+    # Landlock needs no_new_privs (set above) and must come before seccomp, which is the last word.
+    if landlock_header:
+        _landlock(libc, landlock_header, landlock_paths)
+
     if cfg["seccomp"]:
         program = bytes.fromhex(cfg["seccomp"])
 
@@ -175,17 +234,28 @@ def _harden(cfg):
             raise OSError(ctypes.get_errno(), "installing the seccomp filter failed")
 
 
-def _self_report(cfg):
-    """What this process can observe about its own confinement (sent back with every result)."""
-    status = {}
+def _fs_confined():
+    """Whether the file system is confined as seen from here: listing ``/`` must be refused."""
     try:
-        with open("/proc/self/status") as fh:
+        fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    except PermissionError:
+        return True
+    os.close(fd)
+    return False
+
+
+def _self_report(cfg, status_fd):
+    """What this process can observe about its own confinement (sent back with every result).
+
+    ``status_fd`` is ``/proc/self/status``, opened before Landlock hid ``/proc``; procfs renders
+    the text at read time, so it shows the state after hardening."""
+    status = {}
+    if status_fd is not None:
+        with open(status_fd, closefd=True) as fh:
             for line in fh:
                 key, _, value = line.partition(":")
                 if key in ("NoNewPrivs", "Seccomp", "CapEff", "CapPrm", "CapBnd"):
                     status[key] = value.strip()
-    except OSError:
-        pass
     namespaces = {}
     for ns in ("net", "pid", "mnt"):
         try:
@@ -200,6 +270,7 @@ def _self_report(cfg):
         "env": sorted(os.environ),
         "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[0],
         "rlimit_nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0],
+        "landlock": {"abi": int(cfg["landlock"].split(";", 1)[0] or 0), "fs_confined": _fs_confined()},
     }
 
 
@@ -222,7 +293,7 @@ def _parse_config(text):
         key, _, value = line.partition("=")
         if key in ("allowed", "paths"):
             cfg[key] = [v for v in value.split("\x1f") if v]
-        elif key in ("seccomp", "workdir"):
+        elif key in ("seccomp", "workdir", "landlock"):
             cfg[key] = value
         else:
             cfg[key] = int(value)
@@ -362,9 +433,13 @@ def main():
                 __import__(name)
             except Exception:
                 pass
+    try:
+        status_fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        status_fd = None
     _harden(cfg)
     os.dup2(devnull, 2)  # from here on nothing may write to the parent except the channel
-    report = _self_report(cfg)
+    report = _self_report(cfg, status_fd)
     channel = _Channel(result_fd)
 
     job = _read_job(0)

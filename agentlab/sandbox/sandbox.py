@@ -20,6 +20,16 @@ if TYPE_CHECKING:  # the process machinery is imported on first use, keeping `im
 logger = logging.getLogger("agentlab.sandbox")
 
 
+def _weak_host_message(isolation: Isolation) -> str:
+    return (
+        "refusing to run model-written code: neither bubblewrap nor Landlock can confine the file system "
+        "here, so the code could read and write the host's files. Install bubblewrap (Debian/Ubuntu: "
+        "apt-get install bubblewrap; Fedora: dnf install bubblewrap) or use Linux >= 5.13 with Landlock "
+        "enabled (CONFIG_SECURITY_LANDLOCK=y and 'landlock' in the lsm= boot parameter); or pass "
+        f"Sandbox(allow_weak=True) to run it anyway. Details: {isolation}"
+    )
+
+
 def _kill_all(workers: list[Worker]) -> None:
     while workers:
         workers.pop().kill()
@@ -31,6 +41,11 @@ class Sandbox:
     Every run gets a fresh worker process (never reused, so no state survives between runs);
     ``pool_size`` workers are pre-spawned and wait - fully confined - for their job, which hides
     the interpreter start-up.  See ``docs/security.md`` for the layers.
+
+    Strict by default: when neither bubblewrap nor Landlock can confine the file system, runs raise
+    :class:`SandboxUnavailable` saying what to install or enable; ``allow_weak=True`` accepts such a
+    host (a warning is logged).  ``strict=True`` refuses when *any* layer is missing.
+    ``use_bwrap=False`` / ``use_landlock=False`` leave that layer out even where it is available.
     """
 
     def __init__(
@@ -44,13 +59,21 @@ class Sandbox:
         *,
         pool_size: int = 2,
         precheck: bool = True,
+        allow_weak: bool = False,
+        use_bwrap: bool = True,
+        use_landlock: bool = True,
     ) -> None:
         if timeout <= 0 or memory_mb < 32 or output_limit < 1 or pool_size < 0:
             raise ValueError("timeout > 0, memory_mb >= 32, output_limit >= 1, pool_size >= 0")
+        if strict and allow_weak:
+            raise ValueError("strict=True (refuse if any layer is missing) contradicts allow_weak=True")
         self.timeout = float(timeout)
         self.memory_mb = int(memory_mb)
         self.output_limit = int(output_limit)
         self.strict = strict
+        self.allow_weak = allow_weak
+        self.use_bwrap = use_bwrap
+        self.use_landlock = use_landlock
         self.pool_size = pool_size
         self.extra_imports = tuple(extra_imports)
         base = DEFAULT_ALLOWED_IMPORTS if allowed_imports is None else frozenset(allowed_imports)
@@ -71,7 +94,7 @@ class Sandbox:
         """The protection actually in force on this host (probed once per process)."""
         from ._detect import detect
 
-        return detect()[2]
+        return detect(self.use_bwrap, self.use_landlock)[3]
 
     def run(self, code: str, timeout: float | None = None, call: str | None = None) -> SandboxResult:
         """Execute ``code``; with ``call="solution"`` also return ``solution()``'s value (blocking :meth:`arun`)."""
@@ -129,10 +152,11 @@ class Sandbox:
             from ._detect import detect, launch_config
             from ._launch import find_packages
 
-            mode, use_seccomp, _ = detect()
+            mode, use_seccomp, landlock, _ = detect(self.use_bwrap, self.use_landlock)
             self._config = launch_config(
                 "direct" if mode == "unavailable" else mode,
                 use_seccomp,
+                landlock,
                 memory_mb=self.memory_mb,
                 output_limit=self.output_limit,
                 allowed=self.allowed_imports,
@@ -149,6 +173,8 @@ class Sandbox:
         if self._closed:
             raise RuntimeError("Sandbox is closed")
         isolation = self.isolation
+        if not isolation.filesystem_confined and not self.allow_weak:
+            raise SandboxUnavailable(_weak_host_message(isolation))
         if isolation.missing:
             if self.strict:
                 raise SandboxUnavailable(f"refusing to run untrusted code: {isolation}")
