@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -243,7 +244,7 @@ for label, args in (("connect", (fd, addr, 16)), ("bind", (fd, any_port, 16))):
 
 def test_host_processes_cannot_be_signalled(box: Sandbox) -> None:
     """Same uid (non-root caller) or not: the code cannot kill a process outside its sandbox."""
-    sleeper = subprocess.Popen(["sleep", "30"])
+    sleeper = subprocess.Popen([sys.executable, "-S", "-c", "import time; time.sleep(30)"])
     try:
         code = (
             ESCAPE

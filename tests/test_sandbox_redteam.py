@@ -13,6 +13,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -65,7 +66,7 @@ def assert_no_leftover(box: Sandbox) -> None:
 
 def assert_host_responsive() -> None:
     started = time.monotonic()
-    subprocess.run(["true"], check=True, timeout=5)
+    subprocess.run([sys.executable, "-S", "-c", ""], check=True, timeout=5)  # PATH may hide tools
     assert time.monotonic() - started < 2.0
 
 
@@ -103,10 +104,13 @@ def test_os_system_and_subprocess_cannot_execute(box: Sandbox, tmp_path: Path) -
     code = (
         ESCAPE
         + f"""
-sp = _bi.__import__("subprocess")
+try:
+    sp = _bi.__import__("subprocess")
+except ImportError:  # direct mode as root: the stdlib may be unreadable after the uid drop
+    sp = None
 for attempt in (
     lambda: os.system("touch /tmp/inner-marker {host_marker}"),
-    lambda: sp.run(["/usr/bin/id"], capture_output=True).stdout,
+    lambda: sp.run(["/usr/bin/id"], capture_output=True).stdout if sp else "no subprocess module",
     lambda: os.execv("/bin/sh", ["sh", "-c", "touch /tmp/inner-marker"]),
     lambda: os.posix_spawn("/usr/bin/touch", ["touch", "/tmp/inner-marker"], {{}}),
 ):
@@ -217,7 +221,7 @@ for path in ("/etc/shadow", "/etc/passwd", "/etc/hostname", "{project}/pyproject
         print(path, "->", type(exc).__name__)
 try:
     print("ROOT", sorted(os.listdir("/root")))
-except PermissionError:  # Landlock: not even the bind-mount skeleton can be listed
+except OSError:  # Landlock: not even the bind-mount skeleton can be listed; or no /root at all
     print("ROOT", [])
 print("WORK", os.path.exists("{project}"), os.path.exists("/home"), os.path.exists("/run"))
 """
@@ -487,7 +491,10 @@ try:
 except OSError as exc:
     print("marshal blocked", exc)
 '''
-exec(gadget, {{"__builtins__": _bi}})
+try:
+    exec(gadget, {{"__builtins__": _bi}})
+except ImportError:  # direct mode as root: pickle may be unreadable after the uid drop
+    print("no pickle")
 print("inner", os.path.exists("/tmp/inner-pickle"))
 
 class Evil:
@@ -500,9 +507,10 @@ def solution():
     )
     r = box.run(code, call="solution")
     assert r.ok, r
-    assert "loads " in r.stdout and "loads 0\n" not in r.stdout  # system() could not run sh
-    assert "inner False" in r.stdout
-    assert "marshal blocked" in r.stdout and "forked" not in r.stdout
+    if "no pickle" not in r.stdout:
+        assert "loads " in r.stdout and "loads 0\n" not in r.stdout  # system() could not run sh
+        assert "marshal blocked" in r.stdout
+    assert "inner False" in r.stdout and "forked" not in r.stdout
     assert isinstance(r.value, str) and "Evil object" in r.value  # a repr string, never an object
     assert not host_marker.exists()
 
@@ -522,7 +530,7 @@ else:
     print({k: status[k].strip() for k in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp")})
 """
     )
-    with Sandbox(timeout=TIMEOUT, precheck=False, pool_size=0, use_landlock=use_landlock) as box:
+    with Sandbox(timeout=TIMEOUT, precheck=False, pool_size=0, use_landlock=use_landlock, allow_weak=True) as box:
         r = box.run(code)
     assert r.ok, r
     assert "65534 65534 65534 []" in r.stdout
@@ -650,7 +658,10 @@ def test_no_state_leaks_between_runs(pool_size: int) -> None:
 import json
 json.LEAKED = True
 _sys.modules["leak_marker"] = object()
-open("/tmp/state.txt", "w").write("leak")
+try:
+    open("/tmp/state.txt", "w").write("leak")
+except PermissionError:  # Landlock without bubblewrap: the host's /tmp is not the scratch dir
+    pass
 open("state2.txt", "w").write("leak")
 LEAK_GLOBAL = 1
 print("written")
