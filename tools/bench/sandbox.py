@@ -72,8 +72,8 @@ def _level_rows(runs: int) -> list[SandboxRow]:
         from agentlab.sandbox._detect import _candidates, launch_config
 
         levels += [
-            (f"{mode}{' + seccomp' if seccomp else ''} (pinned)", (launch_config, mode, seccomp))
-            for mode, seccomp in _candidates()
+            (_pinned_label(mode, seccomp, landlock), (launch_config, mode, seccomp, landlock))
+            for mode, seccomp, landlock in _candidates()
         ]
     except ImportError as error:
         rows.append(SandboxRow("other levels", [], [], f"skipped: cannot pin a level ({error})"))
@@ -86,14 +86,22 @@ def _level_rows(runs: int) -> list[SandboxRow]:
     return rows
 
 
+def _pinned_label(mode: str, seccomp: bool, landlock: int) -> str:
+    parts = [mode] + (["seccomp"] if seccomp else []) + ([f"Landlock ABI {landlock}"] if landlock else [])
+    only = " (Landlock only: no bubblewrap)" if mode == "direct" and landlock else ""
+    return " + ".join(parts) + only + " (pinned)"
+
+
 def _measure_level(sandbox_class: Any, pin: Any, runs: int, warm: bool) -> list[float]:
-    with sandbox_class(pool_size=1 if warm else 0) as sandbox:
+    # Pinned levels include unconfined ones (no bubblewrap, no Landlock): measured, never the default.
+    with sandbox_class(pool_size=1 if warm else 0, allow_weak=pin is not None) as sandbox:
         if pin is not None:
-            make, mode, seccomp = pin
+            make, mode, seccomp, landlock = pin
             base = sandbox._cfg()
             sandbox._config = make(
                 mode,
                 seccomp,
+                landlock,
                 memory_mb=base.memory_mb,
                 output_limit=base.output_limit,
                 allowed=base.allowed,
