@@ -150,8 +150,6 @@ class Agent:
             raise TypeError(f"approve must be a callable or None, not {type(approve).__name__}")
         if instructions is not None and not isinstance(instructions, str):
             raise TypeError(f"instructions must be a str or None, not {type(instructions).__name__}")
-        if not isinstance(strategy, str) and not callable(strategy):
-            raise TypeError(f"strategy must be a name, a factory or a strategy instance, not {type(strategy).__name__}")
         if model is None:
             from agentlab.models import default_model
 
@@ -391,9 +389,13 @@ def _check_limit(name: str, value: object, kind: type) -> None:
 def _factory_of(strategy: StrategySpec) -> StrategySpec:
     """The strategy spec an Agent keeps: a name or a factory. An instance is refused, since every run needs
     a fresh one."""
-    if isinstance(strategy, (str, type)) or not callable(getattr(strategy, "next_step", None)):
+    if isinstance(strategy, (str, type)):
         return strategy
-    raise TypeError(
-        f"strategy must be a name or a factory (one instance serves one run), not a {type(strategy).__name__} "
-        "instance; pass e.g. strategy=lambda: ..."
-    )
+    if callable(getattr(strategy, "next_step", None)):
+        raise TypeError(
+            f"strategy must be a name or a factory, not a {type(strategy).__name__} instance (one instance serves "
+            "one run); pass e.g. strategy=lambda: ..."
+        )
+    if not callable(strategy):
+        raise TypeError(f"strategy must be a name or a factory, not {type(strategy).__name__}")
+    return strategy
