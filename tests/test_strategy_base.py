@@ -235,3 +235,19 @@ def test_create_names_a_misspelt_option_and_the_accepted_ones():
     with pytest.raises(ValueError, match=r"no option 'max_roundz'.*accepts: inner, max_rounds, max_verify_steps"):
         create("critic", max_roundz=1)
     assert isinstance(create("critic", max_rounds=1), Critic)
+
+
+def test_critic_drafts_with_a_plain_class_instance():
+    script = [
+        {"content": "15"},
+        {"content": json.dumps({"critique": "Fine.", "correct": True, "revised_answer": "15"})},
+    ]
+    with ScriptedServer(script, native_tools=False) as srv:
+        result = Agent(model=model_for(srv), tools=[], strategy="critic", inner=lambda: Echo()).run("3 * 5?")
+    assert (result.status, result.answer) == ("done", "15")
+    assert [e.data["phase"] for e in result.events if isinstance(e, ev.Note) and "phase" in e.data] == [
+        "draft",
+        "critique",
+        "final",
+    ]
+    assert create("critic", inner=Echo()).inner.name == "echo"

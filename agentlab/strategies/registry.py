@@ -11,10 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-from agentlab.strategies.base import StrategyBase, as_strategy, missing_methods
+from agentlab.strategies.base import Strategy, StrategyBase, as_strategy, missing_methods
 
 StrategyFactory = Callable[..., Any]
-StrategySpec = Union[str, StrategyFactory, StrategyBase]  # noqa: UP007 (a runtime alias, read by docs)
+# What names a strategy: a name in STRATEGIES, a factory, or an instance (of StrategyBase or a plain class).
+StrategySpec = Union[str, StrategyFactory, StrategyBase, Strategy]  # noqa: UP007 (a runtime alias)
 
 
 @dataclass(frozen=True)
