@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -168,7 +168,7 @@ class Agent:
         self.trace_path = Path(trace) if trace else None
         self.max_parse_failures = max_parse_failures
 
-    async def astream(self, task: str) -> AsyncIterator[ev.Event]:
+    async def astream(self, task: str) -> AsyncGenerator[ev.Event, None]:
         """Yield the run's events as they happen; the last one is always `RunFinished`."""
         from agentlab.trace import JsonlTrace
 
@@ -222,7 +222,7 @@ class Agent:
             run.end(request.status, request.answer)
         for event in run.drain():
             yield event
-        if run.over:
+        if isinstance(request, Conclusion):
             return
         self._check_budgets(run)
         response = await self._query(run, request)
@@ -382,7 +382,7 @@ def _check_limit(name: str, value: object, kind: type) -> None:
     allowed = (int, float) if kind is float else (int,)
     if isinstance(value, bool) or not isinstance(value, allowed):
         raise TypeError(f"{name} must be {'a number' if kind is float else 'an int'} or None, not {value!r}")
-    if value < 0:  # type: ignore[operator]
+    if value < 0:
         raise ValueError(f"{name} must be >= 0 or None (no limit), not {value!r}")
 
 

@@ -21,6 +21,23 @@ from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
 if TYPE_CHECKING:
     from agentlab.tools import Tool, ToolOutput, ToolRegistry
 
+__all__ = [
+    "REQUIRED_METHODS",
+    "CompositeStrategy",
+    "Conclusion",
+    "DecisionError",
+    "ModelDecision",
+    "Note",
+    "Observation",
+    "PlainStrategy",
+    "Strategy",
+    "StrategyBase",
+    "StrategyContext",
+    "StrategyFailed",
+    "as_strategy",
+    "missing_methods",
+]
+
 
 class StrategyFailed(RuntimeError):
     """The strategy cannot make progress (e.g. repairs exhausted); the run ends with status `error`."""

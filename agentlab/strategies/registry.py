@@ -106,7 +106,9 @@ def check_options(factory: StrategyFactory, options: Mapping[str, Any], label: s
 def _type_hints(target: Any) -> dict[str, Any]:
     """The constructor's parameter annotations that can be evaluated (names imported only for type
     checking cannot, and are skipped)."""
-    function = target.__init__ if isinstance(target, type) else target
+    function: Any = target
+    if isinstance(target, type):
+        function = typing.cast(Any, target).__init__
     raw = getattr(function, "__annotations__", {})
     namespace = getattr(function, "__globals__", {})
     hints: dict[str, Any] = {}
