@@ -142,10 +142,13 @@ class Agent:
         max_parse_failures: int = 2,
         **strategy_options: Any,
     ) -> None:
-        _check_limit("max_steps", max_steps, int)
-        _check_limit("max_tokens", max_tokens, int)
-        _check_limit("max_seconds", max_seconds, float)
-        _check_limit("max_parse_failures", max_parse_failures, int)
+        for name, limit, kind in (
+            ("max_steps", max_steps, int),
+            ("max_tokens", max_tokens, int),
+            ("max_seconds", max_seconds, float),
+            ("max_parse_failures", max_parse_failures, int),
+        ):
+            _check_limit(name, limit, kind)
         if approve is not None and not callable(approve):
             raise TypeError(f"approve must be a callable or None, not {type(approve).__name__}")
         if instructions is not None and not isinstance(instructions, str):
