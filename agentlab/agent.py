@@ -102,16 +102,20 @@ class RunState:
 
     @property
     def over(self) -> bool:
+        """Whether the run has ended (a status is set)."""
         return self.status is not None
 
     def emit(self, event: ev.Event) -> None:
+        """Queue an event; the loop yields it at the step's next boundary."""
         self._outbox.append(event)
 
     def drain(self) -> list[ev.Event]:
+        """The queued events, oldest first; the queue is left empty."""
         events, self._outbox = self._outbox, []
         return events
 
     def take_notes(self) -> None:
+        """Queue the strategy's notes since the last call as `Note` events."""
         for text, data in self.strategy.notes():
             self.emit(ev.Note(self.step, text, data))
 
