@@ -5,24 +5,25 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agentlab import events as ev
-from agentlab._sync import run_sync
+from agentlab._sync import iterate_sync, run_sync
+from agentlab.decisions import ModelDecision
 from agentlab.events import Status, ToolCall, Usage
-from agentlab.models.base import Model, ModelError
+from agentlab.models.base import DecisionFormat, Model, ModelError, ModelRequest, ModelResponse
 from agentlab.strategies import (
     Conclusion,
     DecisionError,
     Observation,
-    Strategy,
+    StrategyBase,
     StrategyContext,
     StrategyFailed,
-    create,
-    extra_tools,
+    StrategySpec,
+    strategy_factory,
 )
 from agentlab.tools import ApprovalCallback, ToolOutput, ToolRegistry
 
@@ -36,6 +37,8 @@ STALL_NUDGE = (
 
 @dataclass
 class RunResult:
+    """What a finished run returns: its answer and status, and every event it yielded."""
+
     answer: str | None
     status: Status
     steps: int
@@ -79,14 +82,62 @@ class RepeatGuard:
         return "nudge"
 
 
+class RunState:
+    """What one run carries from step to step. Events that arise inside a step (retries of a model call,
+    a strategy's notes) are `emit`ted here and yielded by the loop at the step's next boundary, so a new
+    kind of event needs no new plumbing."""
+
+    def __init__(self, task: str, strategy: StrategyBase, tools: ToolRegistry, deadline: float | None) -> None:
+        self.task, self.strategy, self.tools, self.deadline = task, strategy, tools, deadline
+        self.started = time.monotonic()
+        self.format: DecisionFormat = "json"
+        self.usage = Usage()
+        self.step = 0
+        self.parse_failures = 0
+        self.repeats = RepeatGuard()
+        self.answer: str | None = None
+        self.status: Status | None = None  # set when the run ends
+        self.error: str | None = None
+        self._outbox: list[ev.Event] = []
+
+    @property
+    def over(self) -> bool:
+        """Whether the run has ended (a status is set)."""
+        return self.status is not None
+
+    def emit(self, event: ev.Event) -> None:
+        """Queue an event; the loop yields it at the step's next boundary."""
+        self._outbox.append(event)
+
+    def drain(self) -> list[ev.Event]:
+        """The queued events, oldest first; the queue is left empty."""
+        events, self._outbox = self._outbox, []
+        return events
+
+    def take_notes(self) -> None:
+        """Queue the strategy's notes since the last call as `Note` events."""
+        for text, data in self.strategy.notes():
+            self.emit(ev.Note(self.step, text, data))
+
+    def end(self, status: Status, answer: str | None = None, error: str | None = None) -> None:
+        """End the run; a `done` run reports its answer as a `Final` event."""
+        self.status, self.answer, self.error = status, answer, error
+        if status == "done":
+            self.emit(ev.Final(self.step, answer or ""))
+
+
 class Agent:
+    """A tool-using agent: a model, tools and a strategy, run under budgets. Options beyond the ones named
+    here go to the strategy (e.g. `max_rounds=1` for `strategy="critic"`) and are checked against its
+    constructor when the agent is built."""
+
     def __init__(
         self,
         model: Model | None = None,
         tools: Iterable[Any] = (),
-        strategy: str | Callable[[], Strategy] = "react",
+        strategy: StrategySpec = "react",
         *,
-        max_steps: int = 10,
+        max_steps: int | None = 10,
         max_tokens: int | None = None,
         max_seconds: float | None = None,
         approve: ApprovalCallback | None = None,
@@ -95,6 +146,17 @@ class Agent:
         max_parse_failures: int = 2,
         **strategy_options: Any,
     ) -> None:
+        for name, limit, kind in (
+            ("max_steps", max_steps, int),
+            ("max_tokens", max_tokens, int),
+            ("max_seconds", max_seconds, float),
+            ("max_parse_failures", max_parse_failures, int),
+        ):
+            _check_limit(name, limit, kind)
+        if approve is not None and not callable(approve):
+            raise TypeError(f"approve must be a callable or None, not {type(approve).__name__}")
+        if instructions is not None and not isinstance(instructions, str):
+            raise TypeError(f"instructions must be a str or None, not {type(instructions).__name__}")
         if model is None:
             from agentlab.models import default_model
 
@@ -103,18 +165,17 @@ class Agent:
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
         self.strategy = strategy
         self.strategy_options = strategy_options
+        # Instances are not shared between runs: an instance given here must come from a factory.
+        self._new_strategy = strategy_factory(_factory_of(strategy), strategy_options)
+        if isinstance(strategy, str):
+            self._new_strategy()  # built once and dropped: the strategy's own checks (e.g. max_rounds >= 0) fail now
         self.max_steps, self.max_tokens, self.max_seconds = max_steps, max_tokens, max_seconds
         self.approve = approve
         self.instructions = instructions
         self.trace_path = Path(trace) if trace else None
         self.max_parse_failures = max_parse_failures
 
-    def _new_strategy(self) -> Strategy:
-        if isinstance(self.strategy, str):
-            return create(self.strategy, **self.strategy_options)
-        return self.strategy()
-
-    async def astream(self, task: str) -> AsyncIterator[ev.Event]:
+    async def astream(self, task: str) -> AsyncGenerator[ev.Event, None]:
         """Yield the run's events as they happen; the last one is always `RunFinished`."""
         from agentlab.trace import JsonlTrace
 
@@ -128,95 +189,126 @@ class Agent:
             if trace:
                 trace.close()
 
+    # --- the loop: run → step → ask the model, read the decision, act ----------------------------------
+
     async def _loop(self, task: str) -> AsyncIterator[ev.Event]:
-        strategy = self._new_strategy()
-        extra = extra_tools(strategy)  # e.g. PAL's program runner: part of this run's tools and its trace
-        tools = ToolRegistry([*self.tools, *extra]) if extra else self.tools
-        started = time.monotonic()
-        deadline = started + self.max_seconds if self.max_seconds else None
-        usage, step, answer, failures = Usage(), 0, None, 0
-        repeats = RepeatGuard()
-        retries: list[ev.Event] = []  # filled while a model call is retried, drained right after it
-        status: Status = "error"
-        error: str | None = None
-        yield ev.RunStarted(task, getattr(strategy, "name", "custom"), self.model.name, tools.names(), tools.schemas())
+        run = self._prepare(task)
+        tools = run.tools
+        yield ev.RunStarted(task, run.strategy.name, self.model.name, tools.names(), tools.schemas())
         try:
-            fmt = (await self.model.capabilities()).best_format()
-            strategy.start(StrategyContext(task, tools, fmt, self.instructions, self.max_steps))
-            while True:
-                request = strategy.next_step()
-                for text, data in strategy.notes():
-                    yield ev.Note(step, text, data)
-                if isinstance(request, Conclusion):
-                    answer, status = request.answer, request.status
-                    if status == "done":
-                        yield ev.Final(step, answer or "")
-                    break
-                self._check_budgets(step, usage, deadline)
-                step += 1
-                t0 = time.monotonic()
-                response = await self._within(
-                    deadline,
-                    self.model.complete(request, lambda n, e, w: retries.append(ev.ModelRetry(n, e, w))),
-                )
-                usage += response.usage
-                for retry in retries:
-                    yield retry
-                retries.clear()
-                chars = sum(len(str(m.get("content") or "")) for m in request.messages)
-                yield ev.ModelCall(step, len(request.messages), chars, response.usage, time.monotonic() - t0, fmt)
-                try:
-                    decision = strategy.interpret(response)
-                except DecisionError as bad:
-                    failures += 1
-                    yield ev.ParseError(step, str(bad), (response.content or "")[:2000])
-                    if failures >= self.max_parse_failures:
-                        raise ModelError(f"the model's reply could not be parsed {failures} times: {bad}") from bad
-                    strategy.reject(response, bad)
-                    continue
-                failures = 0
-                yield ev.Decision(step, decision.thought, decision.tool_calls, decision.final_answer)
-                for text, data in strategy.notes():
-                    yield ev.Note(step, text, data)
-                if decision.final_answer is not None:
-                    answer, status = decision.final_answer, "done"
-                    yield ev.Final(step, answer)
-                    break
-                verdict = repeats.check(getattr(strategy, "episode", None), decision.tool_calls)
-                if verdict == "stop":
-                    status, error = "stalled", f"repeated the same action: {decision.tool_calls[0].name}"
-                    break
-                if verdict == "nudge":
-                    yield ev.Note(step, "stall: same action repeated; nudging the model once")
-                    refused = ToolOutput(False, STALL_NUDGE, "repeated")
-                    strategy.observe([Observation(c, refused) for c in decision.tool_calls])
-                    continue
-                observations: list[Observation] = []
-                async for event in self._run_tools(tools, step, decision.tool_calls, deadline, observations):
+            await self._start(run)
+            while not run.over:
+                async for event in self._step(run):
                     yield event
-                strategy.observe(observations)
         except BudgetExceeded as stop:
-            status, error = stop.status, str(stop)
+            run.end(stop.status, error=str(stop))
         except (ModelError, StrategyFailed) as failure:
-            status, error = "error", str(failure)
+            run.end("error", error=str(failure))
         except Exception as bug:  # a run always ends with its trace and a status, even on our own bugs
-            status, error = "error", f"{type(bug).__name__}: {bug}"
-        for retry in retries:
-            yield retry
+            run.end("error", error=f"{type(bug).__name__}: {bug}")
+        for event in run.drain():  # e.g. the retries of a model call that failed
+            yield event
+        yield self._finish(run)
+
+    def _prepare(self, task: str) -> RunState:
+        strategy = self._new_strategy()
+        extra = strategy.extra_tools()  # e.g. PAL's program runner: part of this run's tools and its trace
+        tools = ToolRegistry([*self.tools, *extra]) if extra else self.tools
+        deadline = time.monotonic() + self.max_seconds if self.max_seconds is not None else None
+        return RunState(task, strategy, tools, deadline)
+
+    async def _start(self, run: RunState) -> None:
+        run.format = (await self.model.capabilities()).best_format()
+        run.strategy.start(StrategyContext(run.task, run.tools, run.format, self.instructions, self.max_steps))
+
+    async def _step(self, run: RunState) -> AsyncIterator[ev.Event]:
+        """One step: the strategy's next request, the model's reply, the decision read from it, the action."""
+        request = run.strategy.next_step()
+        run.take_notes()
+        if isinstance(request, Conclusion):
+            run.end(request.status, request.answer)
+        for event in run.drain():
+            yield event
+        if isinstance(request, Conclusion):
+            return
+        self._check_budgets(run)
+        response = await self._query(run, request)
+        for event in run.drain():
+            yield event
+        decision = self._read_decision(run, response)
+        for event in run.drain():
+            yield event
+        if decision is not None and not run.over:
+            async for event in self._act(run, decision):
+                yield event
+
+    async def _query(self, run: RunState, request: ModelRequest) -> ModelResponse:
+        """Ask the model, within the run's deadline; its retries and the call itself become events."""
+        run.step += 1
+        started = time.monotonic()
+        response: ModelResponse = await self._within(
+            run.deadline, self.model.complete(request, lambda n, e, w: run.emit(ev.ModelRetry(n, e, w)))
+        )
+        run.usage += response.usage
+        chars = sum(len(str(m.get("content") or "")) for m in request.messages)
+        duration = time.monotonic() - started
+        run.emit(ev.ModelCall(run.step, len(request.messages), chars, response.usage, duration, run.format))
+        return response
+
+    def _read_decision(self, run: RunState, response: ModelResponse) -> ModelDecision | None:
+        """The strategy's decision from the reply, or None when the reply was rejected for a repair round
+        (the run fails after `max_parse_failures` unusable replies in a row)."""
+        try:
+            decision = run.strategy.interpret(response)
+        except DecisionError as bad:
+            run.parse_failures += 1
+            run.emit(ev.ParseError(run.step, str(bad), (response.content or "")[:2000]))
+            if run.parse_failures >= self.max_parse_failures:
+                raise ModelError(f"the model's reply could not be parsed {run.parse_failures} times: {bad}") from bad
+            run.strategy.reject(response, bad)
+            return None
+        run.parse_failures = 0
+        run.emit(ev.Decision(run.step, decision.thought, decision.tool_calls, decision.final_answer))
+        run.take_notes()
+        if decision.final_answer is not None:
+            run.end("done", decision.final_answer)
+        return decision
+
+    async def _act(self, run: RunState, decision: ModelDecision) -> AsyncIterator[ev.Event]:
+        """Run the decision's tool calls and hand their results to the strategy; a repeated call is refused
+        with a nudge once, and ends the run as `stalled` the second time."""
+        verdict = run.repeats.check(run.strategy.episode, decision.tool_calls)
+        if verdict == "stop":
+            run.end("stalled", error=f"repeated the same action: {decision.tool_calls[0].name}")
+            return
+        if verdict == "nudge":
+            yield ev.Note(run.step, "stall: same action repeated; nudging the model once")
+            refused = ToolOutput(False, STALL_NUDGE, "repeated")
+            run.strategy.observe([Observation(c, refused) for c in decision.tool_calls])
+            return
+        observations: list[Observation] = []
+        async for event in self._run_tools(run.tools, run.step, decision.tool_calls, run.deadline, observations):
+            yield event
+        run.strategy.observe(observations)
+
+    def _finish(self, run: RunState) -> ev.RunFinished:
+        """The last event: the answer (the strategy's best one when the run stopped early) and the status."""
+        status: Status = run.status or "error"
+        answer, error = run.answer, run.error
         if answer is None:
             try:
-                answer = strategy.best_answer()
+                answer = run.strategy.best_answer()
             except Exception as bug:  # the run still ends with a status, and says why it stopped first
                 failed = f"best_answer failed: {type(bug).__name__}: {bug}"
                 status, error = "error", f"{error}; {failed}" if error else failed
-        yield ev.RunFinished(status, answer, step, usage, time.monotonic() - started, error)
+        return ev.RunFinished(status, answer, run.step, run.usage, time.monotonic() - run.started, error)
 
-    def _check_budgets(self, step: int, usage: Usage, deadline: float | None) -> None:
-        if step >= self.max_steps:
+    def _check_budgets(self, run: RunState) -> None:
+        if self.max_steps is not None and run.step >= self.max_steps:
             raise BudgetExceeded("max_steps", f"step budget of {self.max_steps} reached")
-        if self.max_tokens is not None and usage.total_tokens >= self.max_tokens:
-            raise BudgetExceeded("budget", f"token budget of {self.max_tokens} reached ({usage.total_tokens})")
-        if deadline is not None and time.monotonic() >= deadline:
+        if self.max_tokens is not None and run.usage.total_tokens >= self.max_tokens:
+            raise BudgetExceeded("budget", f"token budget of {self.max_tokens} reached ({run.usage.total_tokens})")
+        if run.deadline is not None and time.monotonic() >= run.deadline:
             raise self._out_of_time()
 
     def _out_of_time(self) -> BudgetExceeded:
@@ -259,7 +351,10 @@ class Agent:
             yield ev.ToolResult(step, calls[index], output.ok, output.content, output.duration)
         observations += [Observation(c, outputs[i]) for i, c in enumerate(calls)]
 
+    # --- the ways to run: all of them drain `astream` ------------------------------------------------
+
     async def arun(self, task: str) -> RunResult:
+        """Run to the end and return the result with every event."""
         collected: list[ev.Event] = []
         async for event in self.astream(task):
             collected.append(event)
@@ -268,6 +363,7 @@ class Agent:
         return RunResult(end.answer, end.status, end.steps, end.usage, end.duration, collected, end.error)
 
     def run(self, task: str) -> RunResult:
+        """Blocking `arun`; it also works where an event loop is already running (Jupyter, async apps)."""
         return run_sync(self._closing(self.arun(task)))
 
     async def _closing(self, work: Awaitable[T]) -> T:
@@ -280,15 +376,33 @@ class Agent:
                 await close()
 
     def stream(self, task: str) -> Iterator[ev.Event]:
-        """Blocking iteration over `astream`, on a private event loop."""
-        loop = asyncio.new_event_loop()
+        """Blocking iteration over `astream` on a private event loop; it also works where an event loop is
+        already running (the private loop then runs in a helper thread)."""
         events = self.astream(task)
-        try:
-            while True:
-                try:
-                    yield loop.run_until_complete(events.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            loop.run_until_complete(self._closing(events.aclose()))
-            loop.close()
+        return iterate_sync(events, lambda: self._closing(events.aclose()))
+
+
+def _check_limit(name: str, value: object, kind: type) -> None:
+    """None means no limit; a number must not be negative (0 stops before the first model call)."""
+    if value is None:
+        return
+    allowed = (int, float) if kind is float else (int,)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise TypeError(f"{name} must be {'a number' if kind is float else 'an int'} or None, not {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 or None (no limit), not {value!r}")
+
+
+def _factory_of(strategy: StrategySpec) -> StrategySpec:
+    """The strategy spec an Agent keeps: a name or a factory. An instance is refused, since every run needs
+    a fresh one."""
+    if isinstance(strategy, (str, type)):
+        return strategy
+    if callable(getattr(strategy, "next_step", None)):
+        raise TypeError(
+            f"strategy must be a name or a factory, not a {type(strategy).__name__} instance (one instance serves "
+            "one run); pass e.g. strategy=lambda: ..."
+        )
+    if not callable(strategy):
+        raise TypeError(f"strategy must be a name or a factory, not {type(strategy).__name__}")
+    return strategy

@@ -56,6 +56,12 @@ def _load(path: str, n_ctx: int, n_threads: int | None, seed: int) -> Any:
     return Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
 
 
+@cache
+def _lock_for(path: str, n_ctx: int, n_threads: int | None, seed: int) -> threading.Lock:
+    """One lock per loaded copy (same key as `_load`): every LocalModel sharing a copy takes turns on it."""
+    return threading.Lock()
+
+
 # llama.cpp expands a bounded string into one nested optional rule per character; a few thousand levels
 # overflow its grammar parser's stack and kill the process, so long bounds are left to max_tokens.
 MAX_GRAMMAR_STRING_BOUND = 500
@@ -97,7 +103,14 @@ class LocalModel:
         self.max_tokens = max_tokens
         self.repeat_penalty = repeat_penalty  # small models fall into "000000…" loops without it
         self.seed = seed
-        self._lock = threading.Lock()
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock of the loaded model this instance uses, shared with every instance that uses it."""
+        return _lock_for(*self._key())
+
+    def _key(self) -> tuple[str, int, int | None, int]:
+        return str(self.model_path), self.n_ctx, self.n_threads, self.seed
 
     def __repr__(self) -> str:
         return f"LocalModel({self.name!r})"
@@ -111,7 +124,7 @@ class LocalModel:
         return await asyncio.to_thread(self._complete, request)
 
     def _complete(self, request: ModelRequest) -> ModelResponse:
-        llm = _load(str(self.model_path), self.n_ctx, self.n_threads, self.seed)
+        llm = _load(*self._key())
         params: dict[str, Any] = {
             "messages": request.messages,
             "temperature": request.temperature if request.temperature is not None else self.temperature,
@@ -121,7 +134,7 @@ class LocalModel:
         if request.response_schema is not None:
             params["response_format"] = {"type": "json_object", "schema": grammar_safe(request.response_schema)}
         try:
-            with self._lock:
+            with self.lock:
                 completion = llm.create_chat_completion(**params)
         except Exception as error:  # llama.cpp raises plain ValueErrors, e.g. on a context overflow
             raise ModelError(f"{self.name}: {type(error).__name__}: {error}") from error

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,13 +27,14 @@ from agentlab.memory.store import MemoryStore, RetrievalWeights
 from agentlab.models.base import ModelRequest, ModelResponse
 from agentlab.store import TaskRecord, TaskStore
 from agentlab.strategies.base import (
+    CompositeStrategy,
     Conclusion,
     DecisionError,
     ModelDecision,
-    Observation,
-    Strategy,
+    StrategyBase,
     StrategyContext,
 )
+from agentlab.strategies.registry import StrategySpec, strategy_factory
 
 DEFAULT_STORE = Path(".agentlab") / "babyagi.sqlite3"
 DEFAULT_FIRST_TASK = "Make a short plan of the steps needed to reach the objective."
@@ -72,11 +72,11 @@ class Priorities(BaseModel):
     order: list[int]
 
 
-class BabyAGI:
+class BabyAGI(CompositeStrategy):
     """A persistent task-queue strategy. Options: `store` (SQLite path), `run_id` (a new uuid by default),
     `resume` (the RUN_ID of a stopped or killed run), `max_tasks` (tasks to finish, counted over the whole
-    run), `first_task`, `max_new_tasks` (per round) and `executor` (the inner strategy: a name in
-    STRATEGIES or a factory)."""
+    run), `first_task`, `max_new_tasks` (per round) and `executor` (the strategy that executes each task,
+    restarted per task: a name in STRATEGIES, a factory or an instance)."""
 
     name = "babyagi"
 
@@ -89,8 +89,9 @@ class BabyAGI:
         max_tasks: int | None = None,
         first_task: str | None = None,
         max_new_tasks: int = 3,
-        executor: str | Callable[[], Strategy] = "react",
+        executor: StrategySpec = "react",
     ) -> None:
+        super().__init__()
         if resume and run_id and resume != run_id:
             raise ValueError(f"run_id {run_id!r} and resume {resume!r} disagree; give one of them")
         if max_tasks is not None and max_tasks < 0:
@@ -102,13 +103,12 @@ class BabyAGI:
         self.first_task = first_task or DEFAULT_FIRST_TASK
         self.max_new_tasks = max(0, max_new_tasks)
         self.executor = executor
+        self._new_executor = strategy_factory(executor)
         self._phase: Phase = "pick"
         self._task: TaskRecord | None = None  # the task being executed, or just finished
-        self._inner: Strategy | None = None
-        self._inner_decided = False  # the last decision was the inner strategy's, so observations are its
+        self._inner: StrategyBase | None = None  # the executor of the current task
         self._retry: list[dict[str, Any]] = []  # rejected replies of the current planning decision
         self._answer: str | None = None
-        self._notes: list[tuple[str, dict[str, Any]]] = []
 
     # --- the Strategy protocol ---------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ class BabyAGI:
                 if run.state.get("phase") in ("check", "create", "prioritise"):
                     self._phase = run.state["phase"]
                     self._task = self.store.task(self.run_id, run.state["task_id"])
-            self._note(
+            self.note(
                 f"resumed run {self.run_id}: {run.tasks_done} tasks done"
                 + (f", re-running unfinished task {', '.join(str(t.task_id) for t in requeued)}" if requeued else ""),
                 requeued=[t.task_id for t in requeued],
@@ -145,7 +145,7 @@ class BabyAGI:
             self.max_tasks = DEFAULT_MAX_TASKS if self.max_tasks is None else self.max_tasks
             self.store.create_run(self.run_id, self.objective, {"max_tasks": self.max_tasks})
             self.store.add_tasks(self.run_id, [self.first_task])
-            self._note(f"started run {self.run_id} (resume it with resume={self.run_id!r})", store=str(self.store_path))
+            self.note(f"started run {self.run_id} (resume it with resume={self.run_id!r})", store=str(self.store_path))
         for task in self._done_tasks():
             self._remember_result(task)
 
@@ -158,39 +158,17 @@ class BabyAGI:
             return Conclusion(self._answer or self._digest())
         if self._phase == "execute":
             assert self._inner is not None
-            step = self._inner.next_step()
+            step = self.ask(self._inner, then=self._task_answered)
             if not isinstance(step, Conclusion):
                 return step
-            self._finish_task(step.answer)  # an executor that answers without asking the model
+            self._finish_task(step.answer or "")  # an executor that answers without asking the model
         return self._planning_request()
 
-    def interpret(self, response: ModelResponse) -> ModelDecision:
-        if self._phase == "execute":
-            assert self._inner is not None
-            decision = self._inner.interpret(response)
-            if decision.final_answer is None:
-                self._inner_decided = True  # the loop runs the task's tool calls; their observations go back in
-                return decision
-            self._finish_task(decision.final_answer)
-            return ModelDecision(thought=decision.thought)
-        if self._phase == "check":
-            return self._read_progress(response)
-        if self._phase == "create":
-            return self._read_new_tasks(response)
-        if self._phase == "prioritise":
-            return self._read_priorities(response)
-        raise DecisionError(f"no model reply was expected in phase {self._phase}")
+    def _task_answered(self, decision: ModelDecision) -> ModelDecision:
+        self._finish_task(decision.final_answer or "")
+        return ModelDecision(thought=decision.thought)
 
-    def observe(self, observations: list[Observation]) -> None:
-        # After a planning decision the loop hands back an empty list, which the next task must not see.
-        if self._inner_decided and self._inner is not None:
-            self._inner.observe(observations)
-        self._inner_decided = False
-
-    def reject(self, response: ModelResponse, error: DecisionError) -> None:
-        if self._phase == "execute" and self._inner is not None:
-            self._inner.reject(response, error)
-            return
+    def _planning_rejected(self, response: ModelResponse, error: DecisionError) -> None:
         said = response.content or "".join(c.arguments for c in response.tool_calls)
         self._retry += [{"role": "assistant", "content": said}, {"role": "user", "content": f"Error: {error}"}]
 
@@ -201,12 +179,6 @@ class BabyAGI:
 
     def best_answer(self) -> str | None:
         return self._answer or (self._digest() if self._done_tasks() else None)
-
-    def notes(self) -> list[tuple[str, dict[str, Any]]]:
-        drained, self._notes = self._notes, []
-        if self._inner is not None:
-            drained += self._inner.notes()
-        return drained
 
     # --- phases ------------------------------------------------------------------------------------
 
@@ -230,7 +202,7 @@ class BabyAGI:
                 self._task_prompt(task), self.context.tools, self.context.decision_format, self.context.instructions
             )
         )
-        self._note(
+        self.note(
             f"task {task.task_id} started: {task.text}", task_id=task.task_id, task=task.text, attempt=task.attempts
         )
         return None
@@ -240,10 +212,8 @@ class BabyAGI:
         state = {"phase": "check", "task_id": self._task.task_id}
         task = self.store.finish_task(self.run_id, self._task.task_id, result, run_state=state)
         self._remember_result(task)
-        if self._inner is not None:
-            self._notes += self._inner.notes()
         self._task, self._inner, self._phase = task, None, "check"
-        self._note(
+        self.note(
             f"task {task.task_id} finished: {task.text} → {_clip(result, 200)}",
             task_id=task.task_id,
             task=task.text,
@@ -268,7 +238,7 @@ class BabyAGI:
         proposed = [t.strip() for t in decisions.read_structured(response, NewTasks).tasks if t.strip()]
         added, dropped = self.store.add_tasks(self.run_id, proposed[: self.max_new_tasks])
         self._retry = []
-        self._note(
+        self.note(
             f"created {len(added)} tasks" + (f", dropped {len(dropped)} duplicates" if dropped else ""),
             created=[{"task_id": t.task_id, "task": t.text} for t in added],
             dropped=dropped,
@@ -285,7 +255,7 @@ class BabyAGI:
             raise DecisionError(f"Order the pending task ids {sorted(pending_ids)}, most important first.")
         queue = self.store.reorder(self.run_id, order)
         self._retry = []
-        self._note("prioritised tasks " + ", ".join(str(t.task_id) for t in queue), order=[t.task_id for t in queue])
+        self.note("prioritised tasks " + ", ".join(str(t.task_id) for t in queue), order=[t.task_id for t in queue])
         self._enter("pick")
         return ModelDecision(thought="Queue: " + "; ".join(t.text for t in queue), final_answer=self._advance())
 
@@ -299,16 +269,22 @@ class BabyAGI:
         answer = self._answer or self._digest()
         self.store.update_run(self.run_id, status=status, answer=answer)
         self._phase = "finished"
-        self._note(f"run {self.run_id} stopped: {why}", status=status)
+        self.note(f"run {self.run_id} stopped: {why}", status=status)
         return answer
 
     # --- prompts -----------------------------------------------------------------------------------
 
     def _planning_request(self) -> ModelRequest:
-        prompts = {"check": self._check_prompt, "create": self._create_prompt, "prioritise": self._prioritise_prompt}
-        shape, name, prompt = prompts[self._phase]()
+        planners = {
+            "check": (self._check_prompt, self._read_progress),
+            "create": (self._create_prompt, self._read_new_tasks),
+            "prioritise": (self._prioritise_prompt, self._read_priorities),
+        }
+        prompt_for, read = planners[self._phase]
+        shape, name, prompt = prompt_for()
         messages = [{"role": "system", "content": PLANNER_SYSTEM}, {"role": "user", "content": prompt}, *self._retry]
-        return decisions.structured_request(messages, shape, self.context.decision_format, name=name)
+        request = decisions.structured_request(messages, shape, self.context.decision_format, name=name)
+        return self.expect(request, read, self._planning_rejected)
 
     def _check_prompt(self) -> tuple[type[BaseModel], str, str]:
         return (
@@ -386,15 +362,9 @@ class BabyAGI:
         # No store when start() failed to open it; the loop still asks for a best answer.
         return self.store.tasks(self.run_id, "done") if hasattr(self, "store") else []
 
-    def _new_executor(self) -> Strategy:
-        if callable(self.executor):
-            return self.executor()
-        from agentlab.strategies import create
-
-        return create(self.executor)
-
-    def _note(self, text: str, **data: Any) -> None:
-        self._notes.append((text, {"run_id": self.run_id, **data}))
+    def note(self, text: str, **data: Any) -> None:
+        """Every note names the run, so a resumed run's trace lines up with the first one's."""
+        super().note(text, run_id=self.run_id, **data)
 
 
 def _clip(text: str, limit: int = RESULT_CHARS_IN_PROMPT) -> str:

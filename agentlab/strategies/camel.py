@@ -12,16 +12,15 @@ message to the offending role; an empty loop (empty or repeated messages) is nud
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from agentlab.models.base import ModelRequest, ModelResponse
 from agentlab.strategies.base import (
+    CompositeStrategy,
     Conclusion,
-    DecisionError,
     ModelDecision,
-    Observation,
     StrategyContext,
 )
 from agentlab.strategies.dialogue import Dialogue, ToolDialogue
@@ -81,7 +80,7 @@ class Instruction(BaseModel):
     )
 
 
-class Camel:
+class Camel(CompositeStrategy):
     name = "camel"
 
     def __init__(
@@ -93,6 +92,7 @@ class Camel:
         specify: bool = True,
         done_token: str = DONE_TOKEN,
     ) -> None:
+        super().__init__()
         if max_turns < 1:
             raise ValueError("max_turns must be >= 1")
         self.user_role, self.assistant_role = user_role, assistant_role
@@ -106,8 +106,6 @@ class Camel:
         self.role_flips = {"user": 0, "assistant": 0}
         self._loop_strikes = 0  # consecutive empty or repeated messages
         self._last = {"user": "", "assistant": ""}
-        self._observer: ToolDialogue | None = None
-        self._notes: list[tuple[str, dict[str, Any]]] = []
 
     @property
     def roles(self) -> dict[str, str]:
@@ -131,53 +129,36 @@ class Camel:
         self.assistant.system_prompt = ASSISTANT_INCEPTION.format(task=task, **self.roles)
         self.phase = "user"
 
-    # --- the loop's protocol -------------------------------------------------------------------------
-
     def next_step(self) -> ModelRequest | Conclusion:
         if self.phase == "specify":
-            return self.specifier.request(SpecifiedTask, "specify_task")
+            return self.expect(
+                self.specifier.request(SpecifiedTask, "specify_task"), self._specified, self.specifier.reject
+            )
         if self.phase == "user":
-            return self.user.request(Instruction, "instruct")
+            return self.expect(self.user.request(Instruction, "instruct"), self._instructed, self.user.reject)
         if self.phase == "assistant":
-            return self.assistant.next_step()
+            return self.ask(self.assistant, then=self._solved)
         if self.phase == "stalled":
             return Conclusion(self.solution, status="stalled")
         return Conclusion(self.solution or "")
 
-    def interpret(self, response: ModelResponse) -> ModelDecision:
-        self._observer = None
-        if self.phase == "specify":
-            task = self.specifier.read(response, SpecifiedTask).task.strip() or self.context.task
-            self.specifier.record(task)
-            self._begin(task)
-            self._note(f"specified task: {task}", {"event": "specified", "task": task})
-            return ModelDecision(thought=f"Task: {task}")
-        if self.phase == "user":
-            return self._user_turn(self.user.read(response, Instruction).instruction.strip())
-        decision = self.assistant.interpret(response)
-        if decision.final_answer is None:
-            self._observer = self.assistant
-            return decision
-        return self._assistant_turn(decision.thought, decision.final_answer.strip())
-
-    def observe(self, observations: list[Observation]) -> None:
-        if self._observer is not None:
-            self._observer.observe(observations)
-
-    def reject(self, response: ModelResponse, error: DecisionError) -> None:
-        if self.phase == "assistant":
-            self.assistant.reject(response, error)
-        else:
-            (self.specifier if self.phase == "specify" else self.user).reject(response, error)
-
     def best_answer(self) -> str | None:
         return self.solution
 
-    def notes(self) -> list[tuple[str, dict[str, Any]]]:
-        drained, self._notes = self._notes, []
-        return drained
-
     # --- turns -----------------------------------------------------------------------------------------
+
+    def _specified(self, response: ModelResponse) -> ModelDecision:
+        task = self.specifier.read(response, SpecifiedTask).task.strip() or self.context.task
+        self.specifier.record(task)
+        self._begin(task)
+        self.note(f"specified task: {task}", event="specified", task=task)
+        return ModelDecision(thought=f"Task: {task}")
+
+    def _instructed(self, response: ModelResponse) -> ModelDecision:
+        return self._user_turn(self.user.read(response, Instruction).instruction.strip())
+
+    def _solved(self, decision: ModelDecision) -> ModelDecision:
+        return self._assistant_turn(decision.thought, (decision.final_answer or "").strip())
 
     def _user_turn(self, text: str) -> ModelDecision:
         thought = f"{self.user_role}: {text}"
@@ -189,7 +170,7 @@ class Camel:
                 self._correct("user", CORRECT_EARLY_DONE, "early_done", text)
                 return ModelDecision(thought=thought)
             self.phase = "done"
-            self._note("task done: the user ended the role-play", {"event": "done", "turns": self.turns})
+            self.note("task done: the user ended the role-play", event="done", turns=self.turns)
             return ModelDecision(thought=thought, final_answer=self.solution)
         if _SOLVING.search(text):
             self._correct("user", CORRECT_USER, "role_flip", text)
@@ -217,9 +198,10 @@ class Camel:
         self.turns += 1
         if self.turns >= self.max_turns:
             self.phase = "done"
-            self._note(
+            self.note(
                 f"turn limit of {self.max_turns} reached; answering with the last solution",
-                {"event": "turn_limit", "turns": self.turns},
+                event="turn_limit",
+                turns=self.turns,
             )
             return ModelDecision(thought=thought, final_answer=self.solution)
         self.user.say(text)
@@ -243,9 +225,12 @@ class Camel:
             self._correct(role, CORRECT_LOOP.replace("{what}", what), "loop_nudge", text)
             return ModelDecision(thought=thought)
         self.phase = "stalled"
-        self._note(
+        self.note(
             f"empty loop: {role} sent {what} messages; stopping with the last solution",
-            {"event": "empty_loop", "role": role, "message": text, "answer": self.solution},
+            event="empty_loop",
+            role=role,
+            message=text,
+            answer=self.solution,
         )
         return ModelDecision(thought=thought)
 
@@ -258,10 +243,11 @@ class Camel:
             self.assistant.say(message)
         if event == "role_flip":
             self.role_flips[role] += 1
-        self._note(
+        self.note(
             f"{event.replace('_', ' ')} by {role}: corrected",
-            {"event": event, "role": role, "message": text, "correction": message, "count": self.role_flips[role]},
+            event=event,
+            role=role,
+            message=text,
+            correction=message,
+            count=self.role_flips[role],
         )
-
-    def _note(self, text: str, data: dict[str, Any]) -> None:
-        self._notes.append((text, data))

@@ -1,8 +1,9 @@
 """CRITIC: answer, verify the answer with tools, critique it, revise — until the critique finds nothing
 to fix or `max_rounds` revisions were made.
 
-The first answer comes from an inner strategy (ReAct by default, or any name in STRATEGIES): CRITIC passes
-its steps through until it answers, then keeps that answer as the draft instead of ending the run. A
+The first answer comes from an inner strategy (ReAct by default; a name, a factory or an instance), driven
+as a child: its steps pass through until it answers, and that answer becomes the draft instead of ending
+the run. A
 verifier (a ReAct conversation over the same tools) checks the draft; a critique (one JSON object) judges
 it from the checks' results and may propose a revision, which is verified again. Every draft, critique and
 revision is reported as a note; the last note says whether the final answer was verified, i.e. judged
@@ -18,15 +19,14 @@ from pydantic import BaseModel, Field
 
 from agentlab.models.base import ModelRequest, ModelResponse
 from agentlab.strategies.base import (
+    CompositeStrategy,
     Conclusion,
-    DecisionError,
     ModelDecision,
     Observation,
-    Strategy,
     StrategyContext,
-    extra_tools,
 )
 from agentlab.strategies.dialogue import Dialogue, ToolDialogue
+from agentlab.strategies.registry import StrategySpec, strategy_factory
 
 VERIFY_SYSTEM = (
     "You check answers with tools. Each step: think briefly, then call one tool that tests the answer, "
@@ -41,7 +41,7 @@ CRITIQUE_PROMPT = (
 )
 MAX_EVIDENCE_CHARS = 300  # per tool result quoted to the critique
 
-Phase = Literal["inner", "verify", "critique", "done"]
+Phase = Literal["draft", "verify", "critique", "done"]
 
 
 class Critique(BaseModel):
@@ -55,65 +55,78 @@ class Critique(BaseModel):
     )
 
 
-class Critic:
+class Verifier(ToolDialogue):
+    """The verifier's conversation, keeping the successful tool results of the current round as evidence."""
+
+    name = "verifier"
+
+    def __init__(self) -> None:
+        super().__init__(VERIFY_SYSTEM)
+        self.evidence: list[str] = []
+
+    def observe(self, observations: list[Observation]) -> None:
+        self.evidence += [
+            f"{o.call.name}({json.dumps(o.call.arguments, ensure_ascii=False)}) -> "
+            f"{o.output.content[:MAX_EVIDENCE_CHARS]}"
+            for o in observations
+            if o.output.ok
+        ]
+        super().observe(observations)
+
+
+class Critic(CompositeStrategy):
+    """Options: `inner` (the drafting strategy: a name in STRATEGIES, a factory or an instance) with
+    `inner_options` for a name or a factory; `max_rounds` (revisions, >= 0); `max_verify_steps` (tool
+    steps per verification, >= 1)."""
+
     name = "critic"
 
     def __init__(
         self,
-        inner: str | Strategy = "react",
+        inner: StrategySpec = "react",
         *,
         max_rounds: int = 2,
         max_verify_steps: int = 3,
         inner_options: dict[str, Any] | None = None,
     ) -> None:
+        super().__init__()
         if max_rounds < 0 or max_verify_steps < 1:
             raise ValueError("max_rounds must be >= 0 and max_verify_steps >= 1")
-        if isinstance(inner, str):
-            from agentlab.strategies import create
-
-            inner = create(inner, **(inner_options or {}))
-        self.inner: Strategy = inner
+        self.inner = strategy_factory(inner, inner_options)()
         self.max_rounds = max_rounds
         self.max_verify_steps = max_verify_steps
-        self.phase: Phase = "inner"
+        self.phase: Phase = "draft"
         self.answer: str | None = None  # the latest draft or revision
         self.verified = False
         self.revisions = 0
-        self._asked: Phase = "inner"  # which part the pending request belongs to
-        self._observer: Strategy | None = None  # who receives the next observations
         self._verify_steps = 0
-        self._evidence: list[str] = []  # this round's successful tool results
         self._report = ""
         self._critique_posed = False
-        self._notes: list[tuple[str, dict[str, Any]]] = []
 
     def extra_tools(self) -> list[Any]:
         """The inner strategy's own tools (e.g. PAL's program runner) come along."""
-        return extra_tools(self.inner)
+        return self.inner.extra_tools()
 
     def start(self, context: StrategyContext) -> None:
         self.context = context
         self.inner.start(context)
-        self.verifier = ToolDialogue(VERIFY_SYSTEM)
+        self.verifier = Verifier()
         self.critic = Dialogue(CRITIQUE_SYSTEM, context.decision_format)
 
-    # --- the loop's protocol -------------------------------------------------------------------------
-
     def next_step(self) -> ModelRequest | Conclusion:
-        if self.phase == "inner":
-            request = self.inner.next_step()
-            if not isinstance(request, Conclusion):
-                self._asked = "inner"
-                return request
-            self._take_draft(request.answer)
+        if self.phase == "draft":
+            step = self.ask(self.inner, then=self._drafted)
+            if not isinstance(step, Conclusion):
+                return step
+            self._take_draft(step.answer or "")
         if self.phase == "verify":
             if self._verify_steps < self.max_verify_steps:
                 self._verify_steps += 1
-                self._asked = "verify"
-                return self.verifier.next_step()
-            self._note(
+                return self.ask(self.verifier, then=self._checked)
+            self.note(
                 "verification step limit reached; critiquing with the checks so far",
-                {"phase": "verify", "steps": self._verify_steps},
+                phase="verify",
+                steps=self._verify_steps,
             )
             self._report = "The checks did not finish."
             self.phase = "critique"
@@ -121,62 +134,33 @@ class Critic:
             if not self._critique_posed:
                 self.critic.say(self._critique_prompt())
                 self._critique_posed = True
-            self._asked = "critique"
-            return self.critic.request(Critique, "critique")
+            return self.expect(self.critic.request(Critique, "critique"), self._judge, self.critic.reject)
         return Conclusion(self.answer or "")
-
-    def interpret(self, response: ModelResponse) -> ModelDecision:
-        self._observer = None
-        if self._asked == "inner":
-            decision = self.inner.interpret(response)
-            if decision.final_answer is None:
-                self._observer = self.inner
-                return decision
-            self._take_draft(decision.final_answer)
-            return ModelDecision(thought=_join(decision.thought, f"Draft answer: {decision.final_answer}"))
-        if self._asked == "verify":
-            decision = self.verifier.interpret(response)
-            if decision.final_answer is None:
-                self._observer = self.verifier
-                return decision
-            self.verifier.settle(decision.final_answer)
-            self._report = decision.final_answer
-            self.phase = "critique"
-            return ModelDecision(thought=_join(decision.thought, f"Verification: {decision.final_answer}"))
-        return self._judge(self.critic.read(response, Critique))
-
-    def observe(self, observations: list[Observation]) -> None:
-        if self._observer is self.verifier:
-            self._evidence += [
-                f"{o.call.name}({json.dumps(o.call.arguments, ensure_ascii=False)}) -> "
-                f"{o.output.content[:MAX_EVIDENCE_CHARS]}"
-                for o in observations
-                if o.output.ok
-            ]
-        if self._observer is not None:
-            self._observer.observe(observations)
-
-    def reject(self, response: ModelResponse, error: DecisionError) -> None:
-        part = {"inner": self.inner, "verify": self.verifier}.get(self._asked, self.critic)
-        part.reject(response, error)
 
     def best_answer(self) -> str | None:
         return self.answer if self.answer is not None else self.inner.best_answer()
 
-    def notes(self) -> list[tuple[str, dict[str, Any]]]:
-        drained = self.inner.notes() + self._notes
-        self._notes = []
-        return drained
-
     # --- phases ----------------------------------------------------------------------------------------
+
+    def _drafted(self, decision: ModelDecision) -> ModelDecision:
+        answer = decision.final_answer or ""
+        self._take_draft(answer)
+        return ModelDecision(thought=_join(decision.thought, f"Draft answer: {answer}"))
+
+    def _checked(self, decision: ModelDecision) -> ModelDecision:
+        report = decision.final_answer or ""
+        self.verifier.settle(report)
+        self._report = report
+        self.phase = "critique"
+        return ModelDecision(thought=_join(decision.thought, f"Verification: {report}"))
 
     def _take_draft(self, answer: str) -> None:
         self.answer = answer
-        self._note(f"draft: {answer}", {"phase": "draft", "answer": answer, "verified": False})
+        self.note(f"draft: {answer}", phase="draft", answer=answer, verified=False)
         self._verify(VERIFY_PROMPT.format(task=self.context.task, answer=answer), first=True)
 
     def _verify(self, prompt: str, *, first: bool = False) -> None:
-        self._verify_steps, self._evidence, self._report = 0, [], ""
+        self._verify_steps, self.verifier.evidence, self._report = 0, [], ""
         if not len(self.context.tools):
             self.phase = "critique"  # nothing to verify with: the critique alone decides
         elif first:
@@ -190,49 +174,48 @@ class Critic:
         self._critique_posed = False
 
     def _critique_prompt(self) -> str:
-        checks = [*self._evidence, f"Verifier: {self._report}"] if self._report else self._evidence
+        evidence_lines = self.verifier.evidence
+        checks = [*evidence_lines, f"Verifier: {self._report}"] if self._report else evidence_lines
         evidence = "\n".join(f"- {line}" for line in checks) or "- No checks were run."
         return CRITIQUE_PROMPT.format(task=self.context.task, answer=self.answer, evidence=evidence)
 
-    def _judge(self, critique: Critique) -> ModelDecision:
-        assert self.answer is not None
-        checked = bool(self._evidence)
+    def _judge(self, response: ModelResponse) -> ModelDecision:
+        critique = self.critic.read(response, Critique)
+        answer = self.answer or ""
+        checked = bool(self.verifier.evidence)
         revised = critique.revised_answer.strip()
-        correct = critique.correct or not revised or revised == self.answer.strip()
+        correct = critique.correct or not revised or revised == answer.strip()
         self.critic.record(critique.model_dump_json())
-        self._note(
+        self.note(
             f"critique: {'correct' if correct else 'incorrect'} — {critique.critique}",
-            {
-                "phase": "critique",
-                "answer": self.answer,
-                "critique": critique.critique,
-                "correct": correct,
-                "verified": checked and correct,
-            },
+            phase="critique",
+            answer=answer,
+            critique=critique.critique,
+            correct=correct,
+            verified=checked and correct,
         )
         thought = f"Critique: {critique.critique}"
         if correct or self.revisions >= self.max_rounds:
             if not correct:
                 self.answer = revised  # out of rounds: the latest revision, unverified
-                self._note(
-                    f"revision (unverified, out of rounds): {revised}",
-                    {"phase": "revision", "answer": revised, "verified": False},
+                self.note(
+                    f"revision (unverified, out of rounds): {revised}", phase="revision", answer=revised, verified=False
                 )
             self.verified = correct and checked
             self.phase = "done"
-            self._note(
+            self.note(
                 f"final answer {'verified' if self.verified else 'not verified'}",
-                {"phase": "final", "answer": self.answer, "verified": self.verified, "revisions": self.revisions},
+                phase="final",
+                answer=self.answer,
+                verified=self.verified,
+                revisions=self.revisions,
             )
             return ModelDecision(thought=thought, final_answer=self.answer)
         self.revisions += 1
         self.answer = revised
-        self._note(f"revision {self.revisions}: {revised}", {"phase": "revision", "answer": revised, "verified": False})
+        self.note(f"revision {self.revisions}: {revised}", phase="revision", answer=revised, verified=False)
         self._verify(REVERIFY_PROMPT.format(answer=revised))
         return ModelDecision(thought=_join(thought, f"Revised answer: {revised}"))
-
-    def _note(self, text: str, data: dict[str, Any]) -> None:
-        self._notes.append((text, data))
 
 
 def _join(*parts: str) -> str:

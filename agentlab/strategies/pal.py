@@ -16,6 +16,7 @@ from agentlab.strategies.base import (
     DecisionError,
     ModelDecision,
     Observation,
+    StrategyBase,
     StrategyContext,
     StrategyFailed,
 )
@@ -41,7 +42,7 @@ PROGRAM_SCHEMA = {
 RUNNER = "run_solution"
 
 
-class PAL:
+class PAL(StrategyBase):
     name = "pal"
 
     def __init__(
@@ -52,6 +53,7 @@ class PAL:
         sandbox: Sandbox | None = None,
         timeout: float = 10.0,
     ) -> None:
+        super().__init__()
         self.samples = max(1, samples)
         self.max_repairs = max_repairs
         self.temperature = temperature
@@ -59,11 +61,6 @@ class PAL:
         self.timeout = timeout
         self.messages: list[dict[str, Any]] = []
         self.votes: list[str] = []
-        self._results: dict[str, str] = {}  # program text -> value, so a repeated program is not re-run
-        self._program = ""
-        self._repairs = 0
-        self._step = 0
-        self._notes: list[tuple[str, dict[str, Any]]] = []
 
     def extra_tools(self) -> list[Tool[..., Any]]:
         """The sandbox runner PAL's decisions call; the loop adds it to this run's tools."""
@@ -87,7 +84,13 @@ class PAL:
         return [run_solution]
 
     def start(self, context: StrategyContext) -> None:
+        """Begin a run; a restarted instance starts afresh."""
         self.format = context.decision_format
+        self.votes = []
+        self._results: dict[str, str] = {}  # program text -> value, so a repeated program is not re-run
+        self._program = ""
+        self._repairs = 0
+        self._step = 0
         as_json = self.format == "json_schema"
         example = json.dumps({"program": EXAMPLE_PROGRAM}) if as_json else f"```python\n{EXAMPLE_PROGRAM}```"
         system = SYSTEM + (' Reply with JSON {"program": "..."}.' if as_json else " Reply with one code block.")
@@ -104,7 +107,7 @@ class PAL:
         if len(self.votes) >= self.samples:
             answer, _ = Counter(self.votes).most_common(1)[0]
             if self.samples > 1:
-                self._notes.append(("self-consistency vote", {"votes": dict(Counter(self.votes)), "answer": answer}))
+                self.note("self-consistency vote", votes=dict(Counter(self.votes)), answer=answer)
             return Conclusion(answer)
         if self._repairs > self.max_repairs:
             raise StrategyFailed(f"the program still failed after {self.max_repairs} repairs")
@@ -144,7 +147,7 @@ class PAL:
                 continue
             # Repairs continue the conversation; a fresh sample starts from the original prompt.
             self._repairs += 1
-            self._notes.append(("program failed", {"error": observation.output.content[:500]}))
+            self.note("program failed", error=observation.output.content[:500])
             self.messages += [
                 {"role": "assistant", "content": self._as_reply(self._program)},
                 {"role": "user", "content": f"{observation.output.content}\nFix the program."},
@@ -161,7 +164,3 @@ class PAL:
 
     def best_answer(self) -> str | None:
         return Counter(self.votes).most_common(1)[0][0] if self.votes else None
-
-    def notes(self) -> list[tuple[str, dict[str, Any]]]:
-        drained, self._notes = self._notes, []
-        return drained

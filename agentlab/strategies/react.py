@@ -16,6 +16,7 @@ from agentlab.strategies.base import (
     DecisionError,
     ModelDecision,
     Observation,
+    StrategyBase,
     StrategyContext,
 )
 
@@ -30,7 +31,7 @@ SYSTEM = (
 ANSWER_NOW = "Task: {task}\nCall final_answer now with your best answer from the observations."
 
 
-class ReAct:
+class ReAct(StrategyBase):
     """Options: `system_prompt`; `min_tool_calls` (like `tool_choice="required"`) forbids a final answer
     before that many tool calls; `answer_on_last_step` (default on) constrains the last step the budget
     allows, and the step after the loop refused a repeated call, to a final answer: a run that gathered
@@ -40,18 +41,21 @@ class ReAct:
     name = "react"
 
     def __init__(self, system_prompt: str = SYSTEM, answer_on_last_step: bool = True, min_tool_calls: int = 0) -> None:
+        super().__init__()
         self.system_prompt = system_prompt
         self.answer_on_last_step = answer_on_last_step
         self.min_tool_calls = min_tool_calls  # like tool_choice="required" until this many calls were made
+        self.messages: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []  # the last assistant turn, kept until observed
+
+    def start(self, context: StrategyContext) -> None:
+        """Begin a run; a restarted instance (BabyAGI's executor, task after task) starts afresh."""
+        self.context = context
         self._tool_calls = 0
         self._observed = False
         self._answer_now = False
-        self.messages: list[dict[str, Any]] = []
-        self._pending: list[dict[str, Any]] = []  # the last assistant turn, kept until observed
+        self._pending = []
         self._step = 0
-
-    def start(self, context: StrategyContext) -> None:
-        self.context = context
         self.format = context.decision_format
         system = self.system_prompt
         if context.instructions:
@@ -108,12 +112,6 @@ class ReAct:
     def reject(self, response: ModelResponse, error: DecisionError) -> None:
         self.messages += rejection_turns(response, error)
         self._pending = []
-
-    def best_answer(self) -> str | None:
-        return None  # ReAct has no draft before its final answer
-
-    def notes(self) -> list[tuple[str, dict[str, Any]]]:
-        return []  # ReAct has no phases to report; the loop's events say everything
 
 
 def _assistant_turn(response: ModelResponse) -> dict[str, Any]:
