@@ -122,6 +122,11 @@ def test_str_is_the_default_and_is_text() -> None:
     spec = OutputSpec.for_type()
     assert spec.is_text and spec.output_type is str
     assert spec.validate({"answer": "Paris"}) == "Paris"
+    # lenient for plain text: a number or an object given as the answer is still an answer
+    assert spec.validate({"answer": 42}) == "42"
+    assert spec.validate({"answer": {"city": "Paris"}}) == '{"city": "Paris"}'
+    with pytest.raises(OutputValidationError, match="'answer': Input should be a valid string"):
+        spec.validate({"answer": None})
 
 
 def test_list_of_models_is_inlined_and_validated() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+import json
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -115,7 +116,11 @@ class OutputSpec(Generic[T]):
                 raise OutputValidationError(
                     f'The final answer is missing "{ANSWER_KEY}". Give it as: {describe_parameters(self.parameters)}.'
                 )
-            return self._validate_value(arguments[ANSWER_KEY], prefix=ANSWER_KEY)
+            answer = arguments[ANSWER_KEY]
+            if self.is_text and answer is not None and not isinstance(answer, str):
+                # A plain-text answer given as a number or an object still answers: keep its text.
+                answer = json.dumps(answer) if isinstance(answer, dict | list) else str(answer)
+            return self._validate_value(answer, prefix=ANSWER_KEY)
         try:
             return self._validate_value(dict(arguments), prefix="")
         except OutputValidationError:
