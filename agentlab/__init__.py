@@ -12,6 +12,8 @@ from agentlab._lazy import lazy_exports
 if TYPE_CHECKING:
     from agentlab.agent import Agent, RunResult
     from agentlab.models import LocalModel, Model, OpenAIModel
+    from agentlab.run import ModelRetry, RunContext
+    from agentlab.store.sessions import InMemorySession, Session, SQLiteSession
     from agentlab.tools import Tool, ToolRegistry, tool
 
 __version__ = "0.1.0"
@@ -25,9 +27,29 @@ _EXPORTS = {
     "tool": "agentlab.tools",
     "Tool": "agentlab.tools",
     "ToolRegistry": "agentlab.tools",
+    "RunContext": "agentlab.run.context",
+    "ModelRetry": "agentlab.run.output",
+    "Session": "agentlab.store.sessions",
+    "SQLiteSession": "agentlab.store.sessions",
+    "InMemorySession": "agentlab.store.sessions",
 }
 
-__all__ = ["Agent", "LocalModel", "Model", "OpenAIModel", "RunResult", "Tool", "ToolRegistry", "__version__", "tool"]
+__all__ = [
+    "Agent",
+    "InMemorySession",
+    "LocalModel",
+    "Model",
+    "ModelRetry",
+    "OpenAIModel",
+    "RunContext",
+    "RunResult",
+    "SQLiteSession",
+    "Session",
+    "Tool",
+    "ToolRegistry",
+    "__version__",
+    "tool",
+]
 
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

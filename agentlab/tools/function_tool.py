@@ -21,7 +21,13 @@ from agentlab.tools.output import (
     truncate,
 )
 from agentlab.tools.running import DeadlineExceeded, call_with_timeout, resolve_approval
-from agentlab.tools.schema import build_args_model, describe_parameters, parameters_schema, parse_docstring
+from agentlab.tools.schema import (
+    build_args_model,
+    describe_parameters,
+    inspect_signature,
+    parameters_schema,
+    parse_docstring,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,6 +46,11 @@ class Tool(Generic[P, R]):
     Calling the tool directly calls the original function; `invoke` is the model-facing path that
     validates arguments, asks for approval, enforces the timeout and never raises for tool failures.
     """
+
+    # Class-level defaults, so subclasses with a foreign schema (MCP) that skip __init__ take no context.
+    context_parameter: str | None = None
+    """The name of the parameter that receives the run's `RunContext`, if the function asks for one."""
+    _context_by_keyword = False
 
     def __init__(
         self,
@@ -65,8 +76,14 @@ class Tool(Generic[P, R]):
         self.max_output_chars = max_output_chars
         self.args_model: type[BaseModel] = build_args_model(func, f"{self.name}_arguments", docs, local_names)
         self.parameters: dict[str, Any] = parameters_schema(self.args_model)
+        # The first parameter, when annotated `RunContext[...]`, receives the run's context; never the model's.
+        context = inspect_signature(func, local_names).context
+        self.context_parameter = context.name if context is not None else None
+        self._context_by_keyword = context is not None and context.kind is context.KEYWORD_ONLY
         self._positional_only = [
-            p.name for p in inspect.signature(func).parameters.values() if p.kind is p.POSITIONAL_ONLY
+            p.name
+            for p in inspect.signature(func).parameters.values()
+            if p.kind is p.POSITIONAL_ONLY and p.name != self.context_parameter
         ]
         functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
@@ -89,10 +106,12 @@ class Tool(Generic[P, R]):
         approve: ApprovalCallback | None = None,
         *,
         max_output_chars: int | None = None,
+        context: Any = None,
     ) -> ToolOutput:
         """Run the tool for the model: `arguments` is a dict or the model's raw JSON string.
 
         `max_output_chars` is the caller's default cap, used when the tool sets none of its own.
+        `context` is the run's `RunContext`, passed to a tool that asks for one (and ignored otherwise).
         """
         started = time.perf_counter()
         limit = self.max_output_chars or max_output_chars or DEFAULT_MAX_OUTPUT_CHARS
@@ -100,11 +119,23 @@ class Tool(Generic[P, R]):
         def finish(ok: bool, content: str, error: ToolErrorKind | None = None) -> ToolOutput:
             return ToolOutput(ok, truncate(content, limit), error, time.perf_counter() - started)
 
+        if self.context_parameter is not None and context is None:
+            return finish(
+                False,
+                f"Error: tool '{self.name}' needs a RunContext and was called without one. "
+                "Do not retry this call; continue without it.",
+                "missing_context",
+            )
         parsed = self._parse_arguments(arguments)
         prepared = parsed if isinstance(parsed, str) else self._prepare(parsed)
         if isinstance(prepared, str):
             return finish(False, prepared, "invalid_arguments")
         args, kwargs, shown = prepared
+        if self.context_parameter is not None:
+            if self._context_by_keyword:
+                kwargs = {self.context_parameter: context, **kwargs}
+            else:
+                args = (context, *args)
 
         if self.requires_approval:
             denial = await self._check_approval(approve, shown)

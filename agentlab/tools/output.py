@@ -11,7 +11,9 @@ import pydantic_core
 from pydantic import BaseModel
 
 # "repeated": the loop refused to run an exact repeat of an earlier call (see Agent's stall check).
-ToolErrorKind = Literal["invalid_arguments", "exception", "timeout", "denied", "unknown_tool", "repeated"]
+ToolErrorKind = Literal[
+    "invalid_arguments", "exception", "timeout", "denied", "unknown_tool", "repeated", "missing_context"
+]
 
 DEFAULT_MAX_OUTPUT_CHARS = 4000
 # Exception messages go to the model verbatim, so keep them short: a traceback-sized message

@@ -65,8 +65,13 @@ class ToolRegistry:
         name: str,
         arguments: Mapping[str, Any] | str | None,
         approve: ApprovalCallback | None = None,
+        *,
+        context: Any = None,
     ) -> ToolOutput:
-        """Invoke a tool by name; an unknown name is an observation for the model, not an exception."""
+        """Invoke a tool by name; an unknown name is an observation for the model, not an exception.
+
+        `context` is the run's `RunContext`, handed to tools whose first parameter asks for it.
+        """
         started = time.perf_counter()
         selected = self._tools.get(name)
         if selected is None:
@@ -79,4 +84,4 @@ class ToolRegistry:
                 error="unknown_tool",
                 duration=time.perf_counter() - started,
             )
-        return await selected.invoke(arguments, approve, max_output_chars=self.max_output_chars)
+        return await selected.invoke(arguments, approve, max_output_chars=self.max_output_chars, context=context)

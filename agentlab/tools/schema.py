@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -88,15 +89,80 @@ def _field_name(param_name: str, position: int) -> str:
     return param_name
 
 
-def _type_hints(func: Callable[..., Any], local_names: Mapping[str, Any] | None) -> dict[str, Any]:
+def _type_hints(
+    func: Callable[..., Any], local_names: Mapping[str, Any] | None, skip: str | None = None
+) -> dict[str, Any]:
+    """`func`'s resolved type hints; `skip` names a parameter whose annotation is left out (unresolved)."""
+    target: Any = func
+    globalns: dict[str, Any] | None = None
+    if skip is not None:
+        annotations = {k: v for k, v in getattr(func, "__annotations__", {}).items() if k != skip}
+        target = types.SimpleNamespace(__annotations__=annotations)
+        globalns = getattr(inspect.unwrap(func), "__globals__", {})
     try:
-        return typing.get_type_hints(func, include_extras=True)
+        return typing.get_type_hints(target, globalns=globalns, include_extras=True)
     except NameError:
         if not local_names:
             raise
     # String annotations (`from __future__ import annotations`) naming a class defined inside a
     # function only resolve with that function's locals, which the decorator captured for us.
-    return typing.get_type_hints(func, localns=dict(local_names), include_extras=True)
+    return typing.get_type_hints(target, globalns=globalns, localns=dict(local_names), include_extras=True)
+
+
+# The class attribute by which `agentlab.run.RunContext` is recognised: tools/ sits below run/ and may not import it.
+RUN_CONTEXT_MARKER = "__agentlab_run_context__"
+# `RunContext`, `RunContext[Deps]`, `agentlab.RunContext[...]` written as a string annotation.
+_RUN_CONTEXT_NAME = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?RunContext\s*(?:\[.*\])?\s*$", re.DOTALL)
+_UNRESOLVED = object()
+
+
+def is_run_context_annotation(annotation: Any) -> bool:
+    """Whether a (resolved) annotation is `RunContext` or `RunContext[...]`, possibly inside `Annotated`."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    origin = typing.get_origin(annotation) or annotation
+    return isinstance(origin, type) and bool(getattr(origin, RUN_CONTEXT_MARKER, False))
+
+
+def _asks_for_context(raw: Any, resolved: Any) -> bool:
+    if resolved is _UNRESOLVED:  # a string annotation we could not resolve: its spelling is all we have
+        return isinstance(raw, str) and bool(_RUN_CONTEXT_NAME.match(raw))
+    return is_run_context_annotation(resolved)
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    """A tool function's model-fillable parameters with their resolved hints, and its context parameter."""
+
+    parameters: list[inspect.Parameter]
+    hints: dict[str, Any]
+    context: inspect.Parameter | None
+
+
+def inspect_signature(func: Callable[..., Any], local_names: Mapping[str, Any] | None = None) -> SignatureInfo:
+    """Split `func`'s parameters into the one that receives the run's context (the first, when annotated
+    `RunContext[...]`) and the ones the model fills. Raises TypeError for a context parameter elsewhere."""
+    parameters = list(inspect.signature(func).parameters.values())
+    first = parameters[0] if parameters else None
+    try:
+        try:
+            hints = _type_hints(func, local_names)
+        except NameError:
+            # `RunContext[Deps]` with `Deps` imported only under TYPE_CHECKING must not stop the tool.
+            if first is None or not _asks_for_context(first.annotation, _UNRESOLVED):
+                raise
+            hints = _type_hints(func, local_names, skip=first.name)
+    except Exception as exc:
+        name = getattr(func, "__name__", type(func).__name__)
+        raise TypeError(f"cannot resolve the type hints of tool function {name!r}: {exc}") from exc
+    context = None
+    if first is not None and _asks_for_context(first.annotation, hints.get(first.name, _UNRESOLVED)):
+        context = first
+    for param in parameters[1:]:
+        if _asks_for_context(param.annotation, hints.get(param.name, _UNRESOLVED)):
+            raise TypeError(f"parameter {param.name!r}: a RunContext parameter must be the tool function's first")
+    fillable = [p for p in parameters if p is not context and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return SignatureInfo(parameters=fillable, hints=hints, context=context)
 
 
 def build_args_model(
@@ -106,18 +172,14 @@ def build_args_model(
     local_names: Mapping[str, Any] | None = None,
 ) -> type[BaseModel]:
     """A pydantic model whose fields are `func`'s parameters (aliases are the real parameter names)."""
-    try:
-        hints = _type_hints(func, local_names)
-    except Exception as exc:
-        raise TypeError(f"cannot resolve the type hints of tool function {model_name!r}: {exc}") from exc
-
+    signature = inspect_signature(func, local_names)
+    # Positions count every parameter, the context one included, so field names stay stable.
+    positions = {name: index for index, name in enumerate(inspect.signature(func).parameters)}
     fields: dict[str, Any] = {}
-    for position, param in enumerate(inspect.signature(func).parameters.values()):
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue  # *args/**kwargs have no schema; the model can only fill named parameters
-        annotation = hints.get(param.name, Any)
+    for param in signature.parameters:
+        annotation = signature.hints.get(param.name, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[_field_name(param.name, position)] = (
+        fields[_field_name(param.name, positions[param.name])] = (
             annotation,
             Field(default, alias=param.name, description=docs.arg_descriptions.get(param.name)),
         )
