@@ -121,8 +121,9 @@ class Agent:
         trace = JsonlTrace(self.trace_path) if self.trace_path else None
         try:
             async for event in self._loop(task):
-                if trace:
-                    trace.write(event)
+                trace_failure = trace.write(event) if trace else None
+                if trace_failure:  # said once, before the event, so `RunFinished` stays last
+                    yield ev.RunWarning(trace_failure)
                 yield event
         finally:
             if trace:
