@@ -60,6 +60,7 @@ def non_negative(kind: type[int] | type[float]) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agentlab.agent import Agent
+    from agentlab.events import RunWarning
     from agentlab.models import ModelUnavailable
     from agentlab.strategies import create
 
@@ -86,6 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         result = agent.run(args.task)
+        for warning in (e for e in result.events if isinstance(e, RunWarning)):
+            print(f"agentlab: warning: {warning.text}", file=sys.stderr)  # stdout holds the JSON only
         summary = {
             "answer": result.answer,
             "status": result.status,
