@@ -35,8 +35,9 @@ class ToolOutput:
 
     def __post_init__(self) -> None:
         # Tool outputs go into the next request and the trace, both UTF-8: a lone surrogate (a file name
-        # from os.listdir that is not UTF-8) would make either fail, so it is replaced here, once.
-        object.__setattr__(self, "content", scrub(self.content))
+        # from os.listdir that is not UTF-8) would make either fail, so it is replaced here, once. And the
+        # model's endpoint is a third party: credentials a tool read (a config dump, an error) stay here.
+        object.__setattr__(self, "content", redact(scrub(self.content)))
 
     def __str__(self) -> str:
         return self.content
