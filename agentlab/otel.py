@@ -130,6 +130,13 @@ class OTelRecorder:
                 timestamp=_ns(event.time),
             )
 
+    def _on_warning(self, event: ev.RunWarning) -> None:
+        # Not content (it says what failed beside the run, e.g. the trace file), so kept without capture_content.
+        if self._run is not None:
+            self._run.add_event(
+                "agentlab.warning", {"agentlab.warning": self._clip(event.text)}, timestamp=_ns(event.time)
+            )
+
     # --- model calls -------------------------------------------------------------------------
 
     def _on_model_retry(self, event: ev.ModelRetry) -> None:

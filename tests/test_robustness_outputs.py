@@ -92,6 +92,24 @@ def test_an_unwritable_trace_is_reported_once_and_the_run_goes_on(tmp_path, wher
     assert result.events[-1].kind == "run_finished"
 
 
+async def test_an_unwritable_trace_does_not_end_arun_and_otel_records_the_warning(tmp_path):
+    pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
+    from agentlab.otel import OTelRecorder
+
+    provider, memory = span_memory()
+    recorder = OTelRecorder(provider)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file")
+    with ScriptedServer([finish("fine")]) as srv:
+        agent = Agent(model=model_for(srv), tools=[], trace=blocker / "run.jsonl")
+        result = await agent.arun("Say fine")
+    for event in result.events:
+        recorder.record(event)
+    assert result.status == "done" and [e.kind for e in result.events].count("warning") == 1
+    (run,) = [s for s in memory.get_finished_spans() if s.name.startswith("invoke_agent")]
+    assert [e.name for e in run.events if e.name == "agentlab.warning"] == ["agentlab.warning"]
+
+
 def test_an_unwritable_trace_is_one_line_from_the_cli(tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file")
@@ -142,17 +160,22 @@ def test_the_viewer_and_the_export_redact_traces_written_elsewhere(tmp_path):
     assert "[redacted]" in out.getvalue()
 
 
-def test_otel_spans_redact_short_credentials(tmp_path):
-    pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
+def span_memory() -> tuple:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from agentlab.otel import OTelRecorder
-
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
+    return provider, memory
+
+
+def test_otel_spans_redact_short_credentials(tmp_path):
+    pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
+    from agentlab.otel import OTelRecorder
+
+    provider, memory = span_memory()
     recorder = OTelRecorder(provider, capture_content=True)
     _, events = leaky_run(tmp_path)
     for event in events:
@@ -161,6 +184,24 @@ def test_otel_spans_redact_short_credentials(tmp_path):
     assert any("[redacted]" in t for t in texts)
     for text in texts:
         assert_no_secret(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sk-a1b2c3d4e",  # 12 characters in all
+        SK_KEY,
+        f"Authorization: Bearer {BEARER_TOKEN}",
+        "bearer abcdefghijkl",  # 12 characters
+        "API_KEY=x1",  # a named credential, however short
+    ],
+)
+def test_the_one_redactor_catches_short_credentials(text):
+    from agentlab._redact import redact
+
+    redacted = redact(text, [])
+    assert "[redacted]" in redacted
+    assert not any(secret in redacted for secret in ("a1b2c3d4e", BEARER_TOKEN, "abcdefghijkl", "x1"))
 
 
 def test_the_cli_json_summary_redacts_short_credentials():
