@@ -15,3 +15,27 @@ def scrub(text: str) -> str:
         # Through UTF-16: a split pair joins up again, a lone half becomes U+FFFD.
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
+
+
+# A marker that says how much was cut, so a model (or a reader) knows the text is incomplete.
+COUNTED = "…[truncated {dropped} chars]"
+
+
+def clip(
+    text: str, limit: int, *, marker: str = "…", fold: bool = False, at_word: bool = False, dropped: int = 0
+) -> str:
+    """`text` cut to its first `limit` characters, followed by `marker` when anything was cut.
+
+    `marker` may name `{dropped}` (see `COUNTED`): the number of characters cut, plus `dropped` ones
+    cut before `text` got here (a marker is then added even when `text` itself fits). `fold` first
+    turns every run of whitespace into one space (a one-line preview); `at_word` cuts at the last space
+    before the limit instead of inside a word. `limit <= 0` means no limit.
+    """
+    if fold:
+        text = " ".join(text.split())
+    if limit <= 0 or len(text) <= limit:
+        return text + marker.format(dropped=dropped) if dropped else text
+    cut = text[:limit]
+    if at_word:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut + marker.format(dropped=dropped + len(text) - limit)

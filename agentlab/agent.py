@@ -182,9 +182,14 @@ class Agent:
         trace = JsonlTrace(self.trace_path) if self.trace_path else None
         try:
             async for event in self._loop(task):
-                if trace:
-                    trace.write(event)
+                # A trace that cannot be written is said once, after the event it failed on (before
+                # `RunFinished`, which stays last), and the run goes on.
+                failure = trace.write(event) if trace else None
+                if failure and isinstance(event, ev.RunFinished):
+                    yield ev.RunWarning(failure)
                 yield event
+                if failure and not isinstance(event, ev.RunFinished):
+                    yield ev.RunWarning(failure)
         finally:
             if trace:
                 trace.close()

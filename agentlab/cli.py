@@ -4,46 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from agentlab._redact import redact_data
+from agentlab.commands.sources import load_tools
 
-def load_tools(spec: str) -> list[Any]:
-    """Tools from "name,module:attr,path/to/file.py:attr,..."; a bare name is a built-in."""
-    from agentlab.tools.builtin import builtin_tool_map
-
-    builtins = builtin_tool_map()
-    loaded: list[Any] = []
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        if ":" not in item:
-            if item not in builtins:
-                raise SystemExit(f"unknown built-in tool {item!r}; built-ins: {', '.join(sorted(builtins))}")
-            loaded.append(builtins[item])
-            continue
-        source, _, attr = item.rpartition(":")
-        module = _import_source(source)
-        try:
-            value = getattr(module, attr)
-        except AttributeError:
-            raise SystemExit(f"{source} has no attribute {attr!r}") from None
-        loaded.extend(value if isinstance(value, list | tuple) else [value])
-    return loaded
-
-
-def _import_source(source: str) -> Any:
-    if source.endswith(".py") or "/" in source:
-        path = Path(source).resolve()
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        if spec is None or spec.loader is None:
-            raise SystemExit(f"cannot load tools from {source}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    return importlib.import_module(source)
+__all__ = ["build_parser", "load_tools", "main", "parse_options"]
 
 
 def _model(args: argparse.Namespace) -> Any:
@@ -73,8 +42,25 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return options
 
 
+def non_negative(kind: type[int] | type[float]) -> Any:
+    """An argparse `type` for a budget: a number of `kind` that is not negative (argparse exits 2 otherwise)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from agentlab.agent import Agent
+    from agentlab.events import RunWarning
     from agentlab.models import ModelUnavailable
     from agentlab.strategies import create
 
@@ -101,6 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         result = agent.run(args.task)
+        for warning in (e for e in result.events if isinstance(e, RunWarning)):
+            print(f"agentlab: warning: {warning.text}", file=sys.stderr)  # stdout holds the JSON only
         summary = {
             "answer": result.answer,
             "status": result.status,
@@ -112,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id = getattr(strategy, "run_id", None)
         if run_id is not None:
             summary["run_id"] = run_id
-        print(json.dumps(summary, ensure_ascii=False))
+        print(json.dumps(redact_data(summary), ensure_ascii=False))
         return 0 if result.status == "done" else 1
     from agentlab.render.console import render_events
 
@@ -141,9 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tools", default="calculator", help="built-in names or MODULE_OR_FILE:NAME, comma-separated")
     run.add_argument("--base-url")
     run.add_argument("--model")
-    run.add_argument("--max-steps", type=int, default=10)
-    run.add_argument("--max-tokens", type=int)
-    run.add_argument("--max-seconds", type=float)
+    run.add_argument("--max-steps", type=non_negative(int), default=10)
+    run.add_argument("--max-tokens", type=non_negative(int))
+    run.add_argument("--max-seconds", type=non_negative(float))
     run.add_argument("--trace", help="append the run's events to this JSONL file")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (strategies with a store: babyagi)")

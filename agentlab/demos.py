@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentlab import events as ev
+from agentlab._jsonl import jsonl_lines
+from agentlab._text import clip
 from agentlab.bm25 import bm25_scores
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ def trajectory_lines(events: Sequence[ev.Event], max_observation_chars: int = MA
             lines += [f"Action: {c.name} {json.dumps(c.arguments, ensure_ascii=False)}" for c in event.tool_calls]
         elif isinstance(event, ev.ToolResult):
             label = "Observation" if event.ok else "Observation (error)"
-            lines.append(f"{label}: {_clip(_one_line(event.output), max_observation_chars)}")
+            lines.append(f"{label}: {clip(event.output, max_observation_chars - 1, fold=True)}")
     return lines
 
 
@@ -74,21 +76,20 @@ class DemoLibrary:
             self._load(self.path)
 
     def _load(self, path: Path) -> None:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
+        for number, row in jsonl_lines(path, ("task", "trajectory", "answer")):
             try:
-                data = json.loads(line)
-                self._demos.append(
-                    Demo(
-                        str(data["task"]),
-                        tuple(map(str, data["trajectory"])),
-                        str(data["answer"]),
-                        float(data.get("created_at", 0.0)),
-                    )
+                if isinstance(row, str):
+                    raise ValueError(row)
+                demo = Demo(
+                    str(row["task"]),
+                    tuple(map(str, row["trajectory"])),
+                    str(row["answer"]),
+                    float(row.get("created_at", 0.0)),
                 )
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            except (TypeError, ValueError) as error:
                 self.problems.append(f"{path}:{number}: not a demo ({error})")
+            else:
+                self._demos.append(demo)
 
     def __len__(self) -> int:
         return len(self._demos)
@@ -140,7 +141,3 @@ class DemoLibrary:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

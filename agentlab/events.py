@@ -127,6 +127,14 @@ class Note(Event):
 
 
 @dataclass
+class RunWarning(Event):
+    """Something went wrong beside the run, which goes on (its trace could not be written, say); said once."""
+
+    text: str
+    kind: str = field(init=False, default="warning")
+
+
+@dataclass
 class Final(Event):
     step: int
     answer: str

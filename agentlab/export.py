@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from agentlab.trace import read_trace
-from agentlab.viewer import split_runs as _grouped_by_run
+from agentlab._redact import redact_data, secret_values
+from agentlab.trace import read_trace, run_status
+from agentlab.trace import split_runs as group_runs
 
 TraceEvents = list[dict[str, Any]]
 Scorer = Callable[[TraceEvents], bool | float]
@@ -43,19 +44,13 @@ class ExportStats:
 
 def split_runs(events: Iterable[dict[str, Any]]) -> list[TraceEvents]:
     """One list of events per run; events before the first `run_started` belong to no run and are dropped."""
-    # The viewer's grouping keeps the leading events (to show them); an export has no run to put them in.
-    return [run for run in _grouped_by_run(events) if run[0].get("kind") == "run_started"]
+    # The trace's grouping keeps the leading events (for readers that show them); an export has no run for them.
+    return [run for run in group_runs(events) if run[0].get("kind") == "run_started"]
 
 
 def read_runs(paths: Iterable[str | Path]) -> Iterator[TraceEvents]:
     for path in paths:
         yield from split_runs(read_trace(path))
-
-
-def run_status(run: TraceEvents) -> str | None:
-    """The run's final status; None when the trace stops before `run_finished` (a crash or a live run)."""
-    end = run[-1]
-    return str(end["status"]) if end.get("kind") == "run_finished" else None
 
 
 def to_openai_chat(run: TraceEvents, system: str | None = None) -> dict[str, Any] | None:
@@ -132,6 +127,7 @@ def export_openai_chat(
 ) -> ExportStats:
     """Write one JSON line per run that passes the filters; `statuses=None` keeps every finished run."""
     stats = ExportStats()
+    secrets = secret_values()
     for run in read_runs(traces):
         stats.runs += 1
         reason = keep_run(run, statuses, scorer, threshold)
@@ -141,6 +137,7 @@ def export_openai_chat(
         if reason is not None:
             stats.skip(reason)
             continue
-        out.write(json.dumps(example, ensure_ascii=False) + "\n")
+        # Fine-tuning data travels far: redact again with today's rules, whatever wrote the trace.
+        out.write(json.dumps(redact_data(example, secrets), ensure_ascii=False) + "\n")
         stats.written += 1
     return stats

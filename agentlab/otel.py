@@ -22,7 +22,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from agentlab import events as ev
-from agentlab.trace import redact, secret_values
+from agentlab._redact import redact, secret_values
+from agentlab._text import clip
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, TracerProvider
@@ -69,8 +70,7 @@ class OTelRecorder:
 
     def _clip(self, text: str) -> str:
         """A text as it may reach a span: credentials redacted, length capped."""
-        text = redact(text, self._secrets)
-        return text if len(text) <= MAX_ATTRIBUTE_CHARS else text[:MAX_ATTRIBUTE_CHARS] + "…"
+        return clip(redact(text, self._secrets), MAX_ATTRIBUTE_CHARS)
 
     def record(self, event: ev.Event) -> None:
         handler = getattr(self, f"_on_{event.kind}", None)
@@ -128,6 +128,13 @@ class OTelRecorder:
                 "agentlab.note",
                 {"agentlab.step": event.step, "agentlab.note": self._clip(event.text)},
                 timestamp=_ns(event.time),
+            )
+
+    def _on_warning(self, event: ev.RunWarning) -> None:
+        # Not content (it says what failed beside the run, e.g. the trace file), so kept without capture_content.
+        if self._run is not None:
+            self._run.add_event(
+                "agentlab.warning", {"agentlab.warning": self._clip(event.text)}, timestamp=_ns(event.time)
             )
 
     # --- model calls -------------------------------------------------------------------------

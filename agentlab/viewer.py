@@ -11,50 +11,19 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from agentlab._redact import redact_data, secret_values
+from agentlab._text import clip
+from agentlab.trace import LoadedTrace, load_trace, split_runs
+
+__all__ = ["LoadedTrace", "load_trace", "render_html", "split_runs", "write_html"]
+
 # Outputs longer than this start collapsed; the whole text is still in the page.
 LONG_OUTPUT_CHARS = 600
-
-
-@dataclass
-class LoadedTrace:
-    events: list[dict[str, Any]]
-    problems: list[str] = field(default_factory=list)  # lines that could not be read, said plainly
-
-
-def load_trace(path: str | Path) -> LoadedTrace:
-    """Read a JSONL trace, keeping every readable event and naming the lines that are not."""
-    events: list[dict[str, Any]] = []
-    problems: list[str] = []
-    with Path(path).open(encoding="utf-8", errors="replace") as file:
-        for number, line in enumerate(file, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as error:
-                problems.append(f"line {number}: not JSON ({error.msg}); a truncated write?")
-                continue
-            if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
-                problems.append(f"line {number}: not an event object")
-                continue
-            events.append(value)
-    return LoadedTrace(events, problems)
-
-
-def split_runs(events: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Events grouped by run: each `run_started` opens a new group (a trace file may hold many)."""
-    runs: list[list[dict[str, Any]]] = []
-    for event in events:
-        if event.get("kind") == "run_started" or not runs:
-            runs.append([])
-        runs[-1].append(event)
-    return runs
 
 
 def write_html(trace_path: str | Path, out_path: str | Path, *, title: str | None = None) -> LoadedTrace:
@@ -68,7 +37,9 @@ def write_html(trace_path: str | Path, out_path: str | Path, *, title: str | Non
 def render_html(
     events: Iterable[dict[str, Any]], *, title: str = "agentlab trace", problems: Sequence[str] = ()
 ) -> str:
-    runs = split_runs(events)
+    # Traces from elsewhere (or an older agentlab) may hold credentials the current redactor catches.
+    secrets = secret_values()
+    runs = split_runs(redact_data(event, secrets) for event in events)
     body = [f"<h1>{_e(title)}</h1>"]
     if problems:
         items = "".join(f"<li>{_e(p)}</li>" for p in problems)
@@ -79,7 +50,7 @@ def render_html(
         body.append('<p class="empty">This trace holds no events.</p>')
     if len(runs) > 1:
         links = "".join(
-            f'<li><a href="#run-{n}">Run {n}</a>: {_e(_short(_task(run), 90))} '
+            f'<li><a href="#run-{n}">Run {n}</a>: {_e(clip(_task(run), 89))} '
             f'<span class="badge {_status_class(run)}">{_e(_status(run))}</span></li>'
             for n, run in enumerate(runs, 1)
         )
@@ -281,10 +252,6 @@ def _status(run: list[dict[str, Any]]) -> str:
 def _status_class(run: list[dict[str, Any]]) -> str:
     status = _status(run)
     return "status-done" if status == "done" else "status-error" if status == "error" else "status-other"
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _clock(seconds: float) -> str:

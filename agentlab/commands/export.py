@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from typing import Any
+from typing import Any, get_args
 
-STATUSES = ("done", "max_steps", "budget", "stalled", "error")
+from agentlab.events import Status
+
+STATUSES: tuple[str, ...] = get_args(Status)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -38,11 +40,12 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agentlab.commands.sources import load_function
     from agentlab.export import export_openai_chat
 
     statuses = None if "any" in (args.status or []) else tuple(args.status or ("done",))
     try:
-        scorer = _load_scorer(args.scorer) if args.scorer else None
+        scorer = load_function(args.scorer, "--scorer") if args.scorer else None
         with open(args.output, "w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout) as out:
             stats = export_openai_chat(
                 args.traces, out, statuses=statuses, scorer=scorer, threshold=args.threshold, system=args.system
@@ -52,15 +55,3 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"agentlab export: {stats.summary()}", file=sys.stderr)
     return 0
-
-
-def _load_scorer(spec: str) -> Any:
-    from agentlab.cli import _import_source
-
-    source, _, name = spec.rpartition(":")
-    if not source:
-        raise ValueError(f"--scorer needs MODULE_OR_FILE:FUNCTION, got {spec!r}")
-    scorer = getattr(_import_source(source), name, None)
-    if not callable(scorer):
-        raise ValueError(f"{source} has no function {name!r}")
-    return scorer

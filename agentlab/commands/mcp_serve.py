@@ -26,7 +26,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agentlab.cli import load_tools
+    from agentlab.commands.sources import SourceError, load_tools
     from agentlab.mcp.client import MCPUnavailable, require_mcp
     from agentlab.mcp.server import serve_http, serve_stdio
 
@@ -35,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
     except MCPUnavailable as missing:
         print(f"agentlab: {missing}", file=sys.stderr)
         return 2
-    tools = load_tools(args.tools)
+    try:
+        tools = load_tools(args.tools)
+    except SourceError as error:
+        print(f"agentlab: {error}", file=sys.stderr)
+        return 2
     if not tools:
         print("agentlab: no tools to serve", file=sys.stderr)
         return 2

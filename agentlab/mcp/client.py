@@ -13,10 +13,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentlab.tools.function_tool import DEFAULT_TIMEOUT, Tool
-from agentlab.tools.output import (
-    render_result,
-)
+from agentlab.tools.function_tool import DEFAULT_TIMEOUT, BaseTool
+from agentlab.tools.output import render_result
 from agentlab.tools.schema import clean_json_schema, describe_parameters
 
 if TYPE_CHECKING:
@@ -42,7 +40,7 @@ def require_mcp() -> None:
         raise MCPUnavailable("MCP support needs the 'mcp' package: pip install 'agentlab[mcp]'") from missing
 
 
-class MCPTool(Tool[..., Any]):
+class MCPTool(BaseTool[..., Any]):
     """One tool of an MCP server: the server's JSON Schema is offered to the model as is, arguments are
     checked against it here, and invoking calls the server. Failures become observations, like any tool."""
 
@@ -56,18 +54,19 @@ class MCPTool(Tool[..., Any]):
         requires_approval: bool = False,
         max_output_chars: int | None = None,
     ) -> None:
-        # Deliberately not Tool.__init__: that derives the schema from a Python signature, and here the
-        # server owns the schema.
         self.client = client
         self.server_name = server_tool.name
-        self.name = name or openai_safe_name(server_tool.name)
-        self.description = server_tool.description or ""
-        self.timeout = timeout
-        self.requires_approval = requires_approval
-        self.max_output_chars = max_output_chars
-        self.parameters = _object_schema(server_tool.input_schema)
-        self.func = self._call_server
         self.closed = False
+        # The server owns the schema (not a Python signature, as for `Tool`): offered to the model as is.
+        super().__init__(
+            self._call_server,
+            name=name or openai_safe_name(server_tool.name),
+            description=server_tool.description or "",
+            parameters=_object_schema(server_tool.input_schema),
+            timeout=timeout,
+            requires_approval=requires_approval,
+            max_output_chars=max_output_chars,
+        )
 
     def __repr__(self) -> str:
         return f"MCPTool(name={self.name!r}, server_name={self.server_name!r})"

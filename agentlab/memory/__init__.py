@@ -6,8 +6,9 @@ Names load on first use, so importing this package costs nothing until a store i
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agentlab._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agentlab.memory.store import DEFAULT_IMPORTANCE, Memory, MemoryStore, RetrievalWeights, ScoredMemory
@@ -17,9 +18,4 @@ __all__ = ["DEFAULT_IMPORTANCE", "Memory", "MemoryStore", "RetrievalWeights", "S
 
 _LAZY = {name: "agentlab.memory.store" for name in __all__} | {"memory_tools": "agentlab.memory.tools"}
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

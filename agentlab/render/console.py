@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.status import Status
 
 from agentlab import events as ev
+from agentlab._text import clip
 
 
 class ConsoleRenderer:
@@ -38,9 +39,6 @@ class ConsoleRenderer:
             self._status = self.console.status(text, spinner="dots")
             self._status.start()
 
-    def _clip(self, text: str) -> str:
-        return text if len(text) <= self.max_chars else text[: self.max_chars] + " …"
-
     def render(self, event: ev.Event) -> None:
         self._spin(None)
         out = self.console.print
@@ -57,16 +55,18 @@ class ConsoleRenderer:
                 out(f"[yellow]retry {event.attempt} in {event.wait:.1f}s: {event.error}[/]")
             case ev.Decision():
                 if event.thought:
-                    out(f"[cyan]Thought:[/] {self._clip(event.thought)}", highlight=False)
+                    out(f"[cyan]Thought:[/] {clip(event.thought, self.max_chars, marker=' …')}", highlight=False)
                 for call in event.tool_calls:
                     out(f"[magenta]Action:[/] {call.name}({_args(call.arguments)})", highlight=False)
             case ev.ParseError():
                 out(f"[red]Unparseable reply:[/] {event.error}", highlight=False)
             case ev.ToolResult():
                 colour = "green" if event.ok else "red"
-                out(f"[{colour}]Observation:[/] {self._clip(event.output)}", highlight=False)
+                out(f"[{colour}]Observation:[/] {clip(event.output, self.max_chars, marker=' …')}", highlight=False)
             case ev.Note():
                 out(f"[yellow]Note:[/] {event.text}", highlight=False)
+            case ev.RunWarning():
+                out(f"[bold yellow]Warning:[/] {event.text}", highlight=False)
             case ev.Final():
                 out(f"[bold green]Answer:[/] {event.answer}", highlight=False)
             case ev.RunFinished():

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from agentlab._text import COUNTED, clip, scrub
+
 from ._launch import NOBODY, WORKDIR, LaunchConfig
 from ._result import SandboxResult
 
@@ -29,15 +31,10 @@ _EXIT_GRACE = 2.0
 
 def _truncate(text: str, limit: int, dropped: int | None) -> str:
     """Apply the output limit with a visible marker (``dropped`` None = unknown count)."""
-    text = text.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates downstream
-    if len(text) > limit:
-        dropped = (dropped or 0) + len(text) - limit
-        text = text[:limit]
-    if dropped:
-        return f"{text}…[truncated {dropped} chars]"
-    if dropped is None and len(text) >= limit:
-        return f"{text}…[truncated]"
-    return text
+    text = scrub(text)  # no lone surrogates downstream
+    if dropped is None and len(text) == limit:  # the worker may have dropped more: how much is unknown
+        return clip(text, limit, marker="…[truncated]", dropped=1)
+    return clip(text, limit, marker=COUNTED, dropped=dropped or 0)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from agentlab import decisions
+from agentlab._text import clip
 from agentlab.memory.store import MemoryStore, RetrievalWeights
 from agentlab.models.base import ModelRequest, ModelResponse
 from agentlab.store import TaskRecord, TaskStore
@@ -368,8 +369,7 @@ class BabyAGI(CompositeStrategy):
 
 
 def _clip(text: str, limit: int = RESULT_CHARS_IN_PROMPT) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+    return clip(text, limit, marker=" …", fold=True, at_word=True)
 
 
 def _listing(tasks: list[TaskRecord], *, ids: bool = False) -> str:

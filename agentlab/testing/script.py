@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentlab.models.openai_compatible import PROBE_NAME  # the server must recognise the client's probe
+
 ScriptItem = dict[str, Any]
 # A generator of replies for endless runs (benchmarks): (request body, 0-based index) -> item.
 # Returning None means "exhausted".
 ScriptFn = Callable[[dict[str, Any], int], "ScriptItem | None"]
 Script = Sequence[ScriptItem] | ScriptFn
 
-PROBE_NAME = "agentlab_probe"
 
 _ITEM_KEYS = frozenset(
     {"content", "tool_calls", "usage", "status", "headers", "body", "delay", "drop", "finish_reason"}

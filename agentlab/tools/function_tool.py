@@ -40,14 +40,13 @@ DEFAULT_TIMEOUT = 30.0
 _MAX_REPORTED_ERRORS = 5
 
 
-class Tool(Generic[P, R]):
-    """A function plus everything needed to offer it to a model and run it safely.
+class BaseTool(Generic[P, R]):
+    """What every tool shares: a name, a description and a JSON Schema to offer a model, and `invoke`, the
+    model-facing path that validates arguments, asks for approval, enforces the timeout and never raises for
+    tool failures. Subclasses say where the schema comes from (`Tool`: a Python signature; `MCPTool`: a
+    server) by how they check arguments (`_prepare`) and render results (`_render`)."""
 
-    Calling the tool directly calls the original function; `invoke` is the model-facing path that
-    validates arguments, asks for approval, enforces the timeout and never raises for tool failures.
-    """
-
-    # Class-level defaults, so subclasses with a foreign schema (MCP) that skip __init__ take no context.
+    # Only a function tool can ask for the run's context; MCP tools never do.
     context_parameter: str | None = None
     """The name of the parameter that receives the run's `RunContext`, if the function asks for one."""
     _context_by_keyword = False
@@ -56,42 +55,27 @@ class Tool(Generic[P, R]):
         self,
         func: Callable[P, R],
         *,
-        name: str | None = None,
-        description: str | None = None,
+        name: str,
+        description: str,
+        parameters: dict[str, Any],
         timeout: float | None = DEFAULT_TIMEOUT,
         requires_approval: bool = False,
         max_output_chars: int | None = None,
-        local_names: Mapping[str, Any] | None = None,
     ) -> None:
-        """`local_names` resolves string annotations naming classes local to the defining function."""
-        if not callable(func):
-            raise TypeError(f"@tool needs a function, got {type(func).__name__}")
         self.func = func
-        self.name: str = name or getattr(func, "__name__", type(func).__name__)
-        docs = parse_docstring(inspect.getdoc(func))
-        self.description: str = description if description is not None else docs.description
+        self.name = name
+        self.description = description
+        self.parameters = parameters
         self.timeout = timeout
         self.requires_approval = requires_approval
         # None means "not set for this tool": the registry's (or the global) default applies.
         self.max_output_chars = max_output_chars
-        self.args_model: type[BaseModel] = build_args_model(func, f"{self.name}_arguments", docs, local_names)
-        self.parameters: dict[str, Any] = parameters_schema(self.args_model)
-        # The first parameter, when annotated `RunContext[...]`, receives the run's context; never the model's.
-        context = inspect_signature(func, local_names).context
-        self.context_parameter = context.name if context is not None else None
-        self._context_by_keyword = context is not None and context.kind is context.KEYWORD_ONLY
-        self._positional_only = [
-            p.name
-            for p in inspect.signature(func).parameters.values()
-            if p.kind is p.POSITIONAL_ONLY and p.name != self.context_parameter
-        ]
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"Tool(name={self.name!r})"
+        return f"{type(self).__name__}(name={self.name!r})"
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI `tools=[...]` entry for this tool."""
@@ -158,19 +142,8 @@ class Tool(Generic[P, R]):
 
     def _prepare(self, parsed: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]] | str:
         """Validated call arguments `(args, kwargs, shown)` (`shown` is what an approver sees), or an
-        error message for the model. Subclasses with a foreign schema (MCP) override this."""
-        try:
-            validated = self.args_model.model_validate(parsed)
-        except ValidationError as exc:
-            return self._explain_validation_error(exc)
-        shown = validated.model_dump(by_alias=True, exclude_unset=False)
-        # Pass validated objects (not dumped dicts) so nested pydantic models arrive as models.
-        values = {
-            info.alias or field_name: getattr(validated, field_name)
-            for field_name, info in type(validated).model_fields.items()
-        }
-        args = tuple(values.pop(name) for name in self._positional_only)
-        return args, values, shown
+        error message for the model."""
+        raise NotImplementedError
 
     def _render(self, result: Any) -> tuple[bool, str]:
         """Whether the call succeeded, and its result as text for the model."""
@@ -197,6 +170,82 @@ class Tool(Generic[P, R]):
             )
         return dict(arguments)
 
+    async def _check_approval(self, approve: ApprovalCallback | None, arguments: dict[str, Any]) -> str | None:
+        """None when the call may go ahead, else the message telling the model it was denied."""
+        if approve is None:
+            return (
+                f"Denied: tool '{self.name}' needs approval and no one was available to approve it. "
+                "Do not retry this call; continue without it."
+            )
+        try:
+            allowed = await resolve_approval(approve(self.name, arguments))
+        except Exception as exc:
+            # A broken approval prompt must fail closed, never let the call through.
+            return f"Denied: approving tool '{self.name}' failed ({describe_exception(exc)}). Do not retry."
+        if not allowed:
+            return f"Denied: the user did not approve calling tool '{self.name}'. Do not retry this call."
+        return None
+
+
+class Tool(BaseTool[P, R]):
+    """A function plus everything needed to offer it to a model and run it safely.
+
+    Calling the tool directly calls the original function; `invoke` is the model-facing path.
+    """
+
+    def __init__(
+        self,
+        func: Callable[P, R],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        requires_approval: bool = False,
+        max_output_chars: int | None = None,
+        local_names: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`local_names` resolves string annotations naming classes local to the defining function."""
+        if not callable(func):
+            raise TypeError(f"@tool needs a function, got {type(func).__name__}")
+        tool_name: str = name or getattr(func, "__name__", type(func).__name__)
+        docs = parse_docstring(inspect.getdoc(func))
+        self.args_model: type[BaseModel] = build_args_model(func, f"{tool_name}_arguments", docs, local_names)
+        super().__init__(
+            func,
+            name=tool_name,
+            description=description if description is not None else docs.description,
+            parameters=parameters_schema(self.args_model),
+            timeout=timeout,
+            requires_approval=requires_approval,
+            max_output_chars=max_output_chars,
+        )
+        # The first parameter, when annotated `RunContext[...]`, receives the run's context; never the model's.
+        context = inspect_signature(func, local_names).context
+        self.context_parameter = context.name if context is not None else None
+        self._context_by_keyword = context is not None and context.kind is context.KEYWORD_ONLY
+        self._positional_only = [
+            p.name
+            for p in inspect.signature(func).parameters.values()
+            if p.kind is p.POSITIONAL_ONLY and p.name != self.context_parameter
+        ]
+        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+
+    def _prepare(self, parsed: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]] | str:
+        """Validated call arguments `(args, kwargs, shown)` (`shown` is what an approver sees), or an
+        error message for the model."""
+        try:
+            validated = self.args_model.model_validate(parsed)
+        except ValidationError as exc:
+            return self._explain_validation_error(exc)
+        shown = validated.model_dump(by_alias=True, exclude_unset=False)
+        # Pass validated objects (not dumped dicts) so nested pydantic models arrive as models.
+        values = {
+            info.alias or field_name: getattr(validated, field_name)
+            for field_name, info in type(validated).model_fields.items()
+        }
+        args = tuple(values.pop(name) for name in self._positional_only)
+        return args, values, shown
+
     def _explain_validation_error(self, exc: ValidationError) -> str:
         problems = []
         for error in exc.errors(include_url=False)[:_MAX_REPORTED_ERRORS]:
@@ -216,22 +265,6 @@ class Tool(Generic[P, R]):
             f"Error: invalid arguments for tool '{self.name}':\n" + "\n".join(problems) + "\n"
             f"Parameters: {describe_parameters(self.parameters)}."
         )
-
-    async def _check_approval(self, approve: ApprovalCallback | None, arguments: dict[str, Any]) -> str | None:
-        """None when the call may go ahead, else the message telling the model it was denied."""
-        if approve is None:
-            return (
-                f"Denied: tool '{self.name}' needs approval and no one was available to approve it. "
-                "Do not retry this call; continue without it."
-            )
-        try:
-            allowed = await resolve_approval(approve(self.name, arguments))
-        except Exception as exc:
-            # A broken approval prompt must fail closed, never let the call through.
-            return f"Denied: approving tool '{self.name}' failed ({describe_exception(exc)}). Do not retry."
-        if not allowed:
-            return f"Denied: the user did not approve calling tool '{self.name}'. Do not retry this call."
-        return None
 
 
 @overload
@@ -266,8 +299,8 @@ def tool(
     local_names = caller.f_locals if caller.f_code.co_name != "<module>" else None
 
     def wrap(target: Callable[P, R]) -> Tool[P, R]:
-        if isinstance(target, Tool):
-            return target
+        if isinstance(target, BaseTool):
+            return target  # type: ignore[return-value]  # already a tool (an MCP tool, say): keep it
         return Tool(
             target,
             name=name,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pydantic_core
 from pydantic import BaseModel
+
+from agentlab._redact import redact
+from agentlab._text import COUNTED, clip, scrub
 
 # "repeated": the loop refused to run an exact repeat of an earlier call (see Agent's stall check).
 ToolErrorKind = Literal[
@@ -33,6 +35,12 @@ class ToolOutput:
     error: ToolErrorKind | None = None
     duration: float = 0.0
 
+    def __post_init__(self) -> None:
+        # Tool outputs go into the next request and the trace, both UTF-8: a lone surrogate (a file name
+        # from os.listdir that is not UTF-8) would make either fail, so it is replaced here, once. And the
+        # model's endpoint is a third party: credentials a tool read (a config dump, an error) stay here.
+        object.__setattr__(self, "content", redact(scrub(self.content)))
+
     def __str__(self) -> str:
         return self.content
 
@@ -55,37 +63,19 @@ def render_result(value: Any) -> str:
 
 def truncate(text: str, max_chars: int) -> str:
     """Cap `text` at `max_chars`, leaving a visible marker so the model knows something was cut."""
-    if max_chars <= 0 or len(text) <= max_chars:
-        return text
-    dropped = len(text) - max_chars
-    return f"{text[:max_chars]}\n…[truncated {dropped} chars]"
-
-
-# Secrets tend to surface in exception messages through URLs and request headers; the model
-# (and the traces that record its context) must never see them.
-_SECRET_PATTERNS = [
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "sk-***"),
-    (
-        re.compile(
-            r"(?i)\b(api[_-]?key|access[_-]?token|token|secret|password|passwd|authorization)"
-            r"(\s*[=:]\s*)(['\"]?)[^\s'\"&,;]+"
-        ),
-        r"\1\2\3***",
-    ),
-]
+    return clip(text, max_chars, marker="\n" + COUNTED)
 
 
 def redact_secrets(text: str) -> str:
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    """`text` with credentials redacted (the one redactor every output of agentlab uses)."""
+    # Secrets tend to surface in exception messages through URLs and request headers; the model
+    # (and the traces that record its context) must never see them.
+    return redact(text)
 
 
 def describe_exception(exc: BaseException) -> str:
     """One line for the model: `Error: ValueError: message`, without traceback or secrets."""
     message = redact_secrets(str(exc)).strip()
-    if len(message) > MAX_ERROR_MESSAGE_CHARS:
-        message = message[:MAX_ERROR_MESSAGE_CHARS] + "…"
+    message = clip(message, MAX_ERROR_MESSAGE_CHARS)
     name = type(exc).__name__
     return f"Error: {name}: {message}" if message else f"Error: {name}"

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from agentlab.tools.function_tool import ApprovalCallback, Tool, tool
+from agentlab.tools.function_tool import ApprovalCallback, BaseTool, tool
 from agentlab.tools.output import ToolOutput
 
 
@@ -19,17 +19,17 @@ class ToolRegistry:
 
     def __init__(
         self,
-        tools: Iterable[Tool[..., Any] | Callable[..., Any]] = (),
+        tools: Iterable[BaseTool[..., Any] | Callable[..., Any]] = (),
         *,
         max_output_chars: int | None = None,
     ) -> None:
         self.max_output_chars = max_output_chars
-        self._tools: dict[str, Tool[..., Any]] = {}
+        self._tools: dict[str, BaseTool[..., Any]] = {}
         for item in tools:
             self.add(item)
 
-    def add(self, item: Tool[..., Any] | Callable[..., Any]) -> Tool[..., Any]:
-        wrapped = item if isinstance(item, Tool) else tool(item)
+    def add(self, item: BaseTool[..., Any] | Callable[..., Any]) -> BaseTool[..., Any]:
+        wrapped = item if isinstance(item, BaseTool) else tool(item)
         if wrapped.name in self._tools:
             raise ValueError(f"duplicate tool name {wrapped.name!r}: each tool in a registry needs a unique name")
         self._tools[wrapped.name] = wrapped
@@ -38,7 +38,7 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
-    def get(self, name: str) -> Tool[..., Any]:
+    def get(self, name: str) -> BaseTool[..., Any]:
         try:
             return self._tools[name]
         except KeyError:
@@ -51,7 +51,7 @@ class ToolRegistry:
     def __len__(self) -> int:
         return len(self._tools)
 
-    def __iter__(self) -> Iterator[Tool[..., Any]]:
+    def __iter__(self) -> Iterator[BaseTool[..., Any]]:
         return iter(self._tools.values())
 
     def __contains__(self, name: object) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentlab._jsonl import jsonl_lines
 from tools.eval.baselines import BASELINES
 from tools.eval.suites import SUITES, Item, suite_tools
 
@@ -153,13 +154,11 @@ class ItemCache:
         self._results: dict[str, dict[str, Any]] = {}
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
         self._cut_short = bool(text) and not text.endswith("\n")  # the next record must start on a new line
-        if read:
-            for line in text.splitlines():
-                try:
-                    record = json.loads(line)
+        if read and text:
+            # A line cut short by an interruption is not a record: that item simply runs again.
+            for _, record in jsonl_lines(path, ("key", "result")):
+                if isinstance(record, dict) and isinstance(record["key"], str):
                     self._results[record["key"]] = record["result"]
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by an interruption
 
     @staticmethod
     def key(config: EvalConfig, model_name: str, item_id: str) -> str:

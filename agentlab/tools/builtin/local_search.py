@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from agentlab._text import clip
 from agentlab.tools.builtin.corpus import LocalCorpus
 from agentlab.tools.function_tool import Tool, tool
 
@@ -14,12 +15,8 @@ from agentlab.tools.function_tool import Tool, tool
 PASSAGE_PREVIEW_CHARS = 400
 
 
-def _preview(text: str, limit: int = PASSAGE_PREVIEW_CHARS) -> str:
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0]
-    return cut + " …"
+def _preview(text: str) -> str:
+    return clip(text, PASSAGE_PREVIEW_CHARS, marker=" …", fold=True, at_word=True)
 
 
 def _empty_corpus_message(corpus: LocalCorpus) -> str:
