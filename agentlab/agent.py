@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable, Iterator
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from agentlab import decisions
 from agentlab import events as ev
 from agentlab._sync import iterate_sync, run_sync
 from agentlab.decisions import ModelDecision
 from agentlab.events import Status, ToolCall, Usage
 from agentlab.models.base import DecisionFormat, Model, ModelError, ModelRequest, ModelResponse
+from agentlab.run.context import RunContext
+from agentlab.run.conversation import messages_from_events, repair_history
+from agentlab.run.output import OutputSpec, OutputValidationError, OutputValidator, run_validators
 from agentlab.strategies import (
     Conclusion,
     DecisionError,
@@ -25,9 +30,18 @@ from agentlab.strategies import (
     StrategySpec,
     strategy_factory,
 )
-from agentlab.tools import ApprovalCallback, ToolOutput, ToolRegistry
+from agentlab.tools import ApprovalCallback, Tool, ToolOutput, ToolRegistry
+
+if TYPE_CHECKING:
+    from agentlab.store.sessions import Session
 
 T = TypeVar("T")
+
+Instructions = str | Callable[[RunContext[Any]], str]
+"""Extra system guidance: a string, or a function of the run's context (deps, run id) that returns one."""
+
+STRUCTURE_SYSTEM = "You restate an answer in the exact JSON shape asked for. Change nothing of its meaning."
+STRUCTURE_PROMPT = "Task: {task}\nAnswer: {answer}\nGive this answer as the final_answer JSON object."
 
 STALL_NUDGE = (
     "You already made this exact call; its result is above. Do something different, "
@@ -37,7 +51,18 @@ STALL_NUDGE = (
 
 @dataclass
 class RunResult:
-    """What a finished run returns: its answer and status, and every event it yielded."""
+    """What a finished run returns: its answer and status, and every event it yielded.
+
+    Attributes:
+        answer: The answer as text (for a typed output, its text form), or the best answer so far when the
+            run stopped early; None when there is none.
+        status: How the run ended: done, max_steps, budget, stalled or error.
+        output: The typed output (an instance of the agent's `output_type`) of a `done` run; for plain text
+            output the answer itself; None when the run did not finish with an answer.
+        messages: The whole conversation (the history it continued, the task, tool calls and results, the
+            answer) in OpenAI chat format, provider-valid and JSON-serialisable: pass it as `history=` to go on.
+        run_id: The run's id, also on each of its events.
+    """
 
     answer: str | None
     status: Status
@@ -46,10 +71,18 @@ class RunResult:
     duration: float
     events: list[ev.Event] = field(default_factory=list)
     error: str | None = None
+    output: Any = None
+    run_id: str = ""
 
     @property
     def trace(self) -> list[dict[str, Any]]:
+        """The events as JSON-ready dicts, as a JSONL trace holds them."""
         return [e.to_dict() for e in self.events]
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The conversation so far (see the class docstring), rebuilt from this run's events."""
+        return messages_from_events(self.events, self.run_id)
 
 
 class BudgetExceeded(Exception):
@@ -87,15 +120,29 @@ class RunState:
     a strategy's notes) are `emit`ted here and yielded by the loop at the step's next boundary, so a new
     kind of event needs no new plumbing."""
 
-    def __init__(self, task: str, strategy: StrategyBase, tools: ToolRegistry, deadline: float | None) -> None:
+    def __init__(
+        self,
+        task: str,
+        strategy: StrategyBase,
+        tools: ToolRegistry,
+        deadline: float | None,
+        context: RunContext[Any],
+        history: list[dict[str, Any]],
+    ) -> None:
         self.task, self.strategy, self.tools, self.deadline = task, strategy, tools, deadline
+        self.context, self.history = context, history
+        self.id = context.run_id
         self.started = time.monotonic()
         self.format: DecisionFormat = "json"
         self.usage = Usage()
         self.step = 0
         self.parse_failures = 0
+        self.output_failures = 0
         self.repeats = RepeatGuard()
         self.answer: str | None = None
+        self.output: Any = None  # the typed output, JSON form
+        self.max_steps: int | None = None  # the agent's budgets, bounded by a parent run's
+        self.max_tokens: int | None = None
         self.status: Status | None = None  # set when the run ends
         self.error: str | None = None
         self._outbox: list[ev.Event] = []
@@ -119,17 +166,36 @@ class RunState:
         for text, data in self.strategy.notes():
             self.emit(ev.Note(self.step, text, data))
 
-    def end(self, status: Status, answer: str | None = None, error: str | None = None) -> None:
-        """End the run; a `done` run reports its answer as a `Final` event."""
-        self.status, self.answer, self.error = status, answer, error
+    def end(self, status: Status, answer: str | None = None, error: str | None = None, output: Any = None) -> None:
+        """End the run; a `done` run reports its answer (and typed output, JSON form) as a `Final` event."""
+        self.status, self.answer, self.error, self.output = status, answer, error, output
         if status == "done":
-            self.emit(ev.Final(self.step, answer or ""))
+            self.emit(ev.Final(self.step, answer or "", output))
 
 
 class Agent:
     """A tool-using agent: a model, tools and a strategy, run under budgets. Options beyond the ones named
     here go to the strategy (e.g. `max_rounds=1` for `strategy="critic"`) and are checked against its
-    constructor when the agent is built."""
+    constructor when the agent is built.
+
+    Args:
+        model: Any `Model` (default: resolved from the environment, see `agentlab.models.default_model`).
+        tools: Tools (`@tool` functions or plain functions) the model may call.
+        strategy: A strategy name, or a factory returning a fresh strategy per run.
+        max_steps: Model requests a run may make (None: no limit).
+        max_tokens: Tokens a run may use (None: no limit).
+        max_seconds: Wall-clock seconds a run may take (None: no limit).
+        approve: Asked before a tool marked `requires_approval` runs (sync or async).
+        instructions: Extra system guidance, or a function of the `RunContext` that returns it.
+        trace: Append every event to this JSONL file as it happens.
+        max_parse_failures: Unusable replies in a row before the run ends with status `error`.
+        output_type: The type of the final answer: `str` (default), a pydantic model, dataclass, TypedDict,
+            `int`/`float`/`bool`, `list[...]`, `Literal`, an Enum. `result.output` holds the validated value.
+        output_retries: How many times an answer that does not fit `output_type` (or that a validator
+            refused with `ModelRetry`) goes back to the model before the run ends with status `error`.
+        output_validator: A callable (or a list of them) that checks the typed output, sync or async; it
+            returns the value (possibly replaced) or raises `ModelRetry("why")`.
+    """
 
     def __init__(
         self,
@@ -141,9 +207,12 @@ class Agent:
         max_tokens: int | None = None,
         max_seconds: float | None = None,
         approve: ApprovalCallback | None = None,
-        instructions: str | None = None,
+        instructions: Instructions | None = None,
         trace: str | Path | None = None,
         max_parse_failures: int = 2,
+        output_type: Any = str,
+        output_retries: int = 2,
+        output_validator: OutputValidator | Sequence[OutputValidator] | None = None,
         **strategy_options: Any,
     ) -> None:
         for name, limit, kind in (
@@ -151,12 +220,21 @@ class Agent:
             ("max_tokens", max_tokens, int),
             ("max_seconds", max_seconds, float),
             ("max_parse_failures", max_parse_failures, int),
+            ("output_retries", output_retries, int),
         ):
             _check_limit(name, limit, kind)
         if approve is not None and not callable(approve):
             raise TypeError(f"approve must be a callable or None, not {type(approve).__name__}")
-        if instructions is not None and not isinstance(instructions, str):
-            raise TypeError(f"instructions must be a str or None, not {type(instructions).__name__}")
+        if instructions is not None and not isinstance(instructions, str) and not callable(instructions):
+            raise TypeError(f"instructions must be a str, a callable or None, not {type(instructions).__name__}")
+        validators = [] if output_validator is None else [output_validator] if callable(output_validator) else []
+        if output_validator is not None and not callable(output_validator):
+            validators = list(output_validator)
+        if not all(callable(v) for v in validators):
+            raise TypeError("output_validator must be a callable, a list of callables, or None")
+        self.output: OutputSpec[Any] = OutputSpec.for_type(output_type)
+        self.output_retries = output_retries
+        self.output_validators: list[OutputValidator] = validators
         if model is None:
             from agentlab.models import default_model
 
@@ -175,31 +253,66 @@ class Agent:
         self.trace_path = Path(trace) if trace else None
         self.max_parse_failures = max_parse_failures
 
-    async def astream(self, task: str) -> AsyncGenerator[ev.Event, None]:
-        """Yield the run's events as they happen; the last one is always `RunFinished`."""
+    async def astream(
+        self,
+        task: str,
+        *,
+        history: Sequence[dict[str, Any]] | None = None,
+        session: Session | None = None,
+        deps: Any = None,
+        parent: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[ev.Event, None]:
+        """Yield the run's events as they happen; the last one is always this run's `RunFinished`.
+
+        Args:
+            task: What to do (the user's message).
+            history: The conversation to continue (OpenAI chat format, e.g. an earlier `result.messages`);
+                a broken one (a call without its result, null content) is repaired before it is sent.
+            session: A `Session` that keeps the conversation instead: its messages are the history, and the
+                run's new messages are appended to it when the run ends.
+            deps: Anything the app wants its tools to see (`RunContext.deps`).
+            parent: The context of the run that started this one (set by `as_tool`): this run's events carry
+                that run's id as `parent_run_id`, and this run's budgets are bounded by what it has left.
+        """
         from agentlab.trace import JsonlTrace
 
+        if history is not None and session is not None:
+            raise ValueError("pass history= or session=, not both: a session keeps its own history")
+        earlier = repair_history(session.load() if session is not None else history or ())
+        run = self._prepare(task, earlier, deps, parent)
         trace = JsonlTrace(self.trace_path) if self.trace_path else None
+        mine: list[ev.Event] = []  # this run's events, for the session's new messages
         try:
-            async for event in self._loop(task):
+            async for event in self._loop(run):
+                if not event.run_id:
+                    event.run_id, event.parent_run_id = run.id, run.context.parent_run_id
                 # A trace that cannot be written is said once, after the event it failed on (before
                 # `RunFinished`, which stays last), and the run goes on.
                 failure = trace.write(event) if trace else None
-                if failure and isinstance(event, ev.RunFinished):
-                    yield ev.RunWarning(failure)
+                warning = ev.RunWarning(failure, run_id=run.id) if failure else None
+                if session is not None and event.run_id == run.id:
+                    mine.append(event)
+                if isinstance(event, ev.RunFinished) and event.run_id == run.id:
+                    if session is not None:
+                        session.append(messages_from_events(mine, run.id)[len(earlier) :])
+                    if warning:
+                        yield warning
+                    yield event
+                    continue
                 yield event
-                if failure and not isinstance(event, ev.RunFinished):
-                    yield ev.RunWarning(failure)
+                if warning:
+                    yield warning
         finally:
             if trace:
                 trace.close()
 
     # --- the loop: run → step → ask the model, read the decision, act ----------------------------------
 
-    async def _loop(self, task: str) -> AsyncIterator[ev.Event]:
-        run = self._prepare(task)
+    async def _loop(self, run: RunState) -> AsyncIterator[ev.Event]:
         tools = run.tools
-        yield ev.RunStarted(task, run.strategy.name, self.model.name, tools.names(), tools.schemas())
+        yield ev.RunStarted(
+            run.task, run.strategy.name, self.model.name, tools.names(), tools.schemas(), history=run.history
+        )
         try:
             await self._start(run)
             while not run.over:
@@ -215,23 +328,44 @@ class Agent:
             yield event
         yield self._finish(run)
 
-    def _prepare(self, task: str) -> RunState:
+    def _prepare(self, task: str, history: list[dict[str, Any]], deps: Any, parent: RunContext[Any] | None) -> RunState:
         strategy = self._new_strategy()
         extra = strategy.extra_tools()  # e.g. PAL's program runner: part of this run's tools and its trace
         tools = ToolRegistry([*self.tools, *extra]) if extra else self.tools
         deadline = time.monotonic() + self.max_seconds if self.max_seconds is not None else None
-        return RunState(task, strategy, tools, deadline)
+        context = RunContext(deps=deps, run_id=uuid.uuid4().hex, messages=history)
+        if parent is not None:  # a sub-agent: the parent's budgets bound it
+            context.parent_run_id = parent.run_id
+            deadline = _earliest(deadline, parent.deadline)
+        run = RunState(task, strategy, tools, deadline, context, history)
+        run.max_steps = _smallest(self.max_steps, parent.steps_left if parent else None)
+        run.max_tokens = _smallest(self.max_tokens, parent.tokens_left if parent else None)
+        return run
 
     async def _start(self, run: RunState) -> None:
         run.format = (await self.model.capabilities()).best_format()
-        run.strategy.start(StrategyContext(run.task, run.tools, run.format, self.instructions, self.max_steps))
+        instructions = self.instructions(run.context) if callable(self.instructions) else self.instructions
+        run.strategy.start(
+            StrategyContext(
+                run.task,
+                run.tools,
+                run.format,
+                instructions,
+                run.max_steps,
+                history=run.history,
+                output_schema=self.output.parameters,
+            )
+        )
 
     async def _step(self, run: RunState) -> AsyncIterator[ev.Event]:
         """One step: the strategy's next request, the model's reply, the decision read from it, the action."""
         request = run.strategy.next_step()
         run.take_notes()
         if isinstance(request, Conclusion):
-            run.end(request.status, request.answer)
+            if request.status == "done":
+                await self._conclude(run, request.answer or "")
+            else:
+                run.end(request.status, request.answer)
         for event in run.drain():
             yield event
         if isinstance(request, Conclusion):
@@ -240,7 +374,7 @@ class Agent:
         response = await self._query(run, request)
         for event in run.drain():
             yield event
-        decision = self._read_decision(run, response)
+        decision = await self._read_decision(run, response)
         for event in run.drain():
             yield event
         if decision is not None and not run.over:
@@ -260,9 +394,10 @@ class Agent:
         run.emit(ev.ModelCall(run.step, len(request.messages), chars, response.usage, duration, run.format))
         return response
 
-    def _read_decision(self, run: RunState, response: ModelResponse) -> ModelDecision | None:
+    async def _read_decision(self, run: RunState, response: ModelResponse) -> ModelDecision | None:
         """The strategy's decision from the reply, or None when the reply was rejected for a repair round
-        (the run fails after `max_parse_failures` unusable replies in a row)."""
+        (the run fails after `max_parse_failures` unusable replies in a row). A final answer ends the run
+        once it fits the output type."""
         try:
             decision = run.strategy.interpret(response)
         except DecisionError as bad:
@@ -276,8 +411,62 @@ class Agent:
         run.emit(ev.Decision(run.step, decision.thought, decision.tool_calls, decision.final_answer))
         run.take_notes()
         if decision.final_answer is not None:
-            run.end("done", decision.final_answer)
+            try:
+                await self._conclude(run, decision.final_answer, decision.final_arguments)
+            except OutputValidationError as bad:  # the answer goes back to the model, like a bad reply
+                self._count_output_failure(run, bad, decision.final_answer)
+                run.strategy.reject(response, bad)
         return decision
+
+    # --- the typed output: the final action's arguments, validated -------------------------------------
+
+    async def _conclude(self, run: RunState, answer: str, arguments: dict[str, Any] | None = None) -> None:
+        """End the run as `done` with `answer` as a value of the output type: from the final action's
+        `arguments` when the model gave them, else (a plain-text answer, or one a strategy concluded) from a
+        structuring request. OutputValidationError when the arguments do not fit."""
+        spec = self.output
+        if arguments is not None:
+            value = await run_validators(self.output_validators, spec.validate(arguments))
+        elif spec.is_text and not self.output_validators:
+            value = answer
+        else:
+            value = await self._structure(run, answer)
+        jsonable = None if spec.is_text else spec.adapter.dump_python(value, mode="json")
+        run.end("done", spec.as_text(value), output=jsonable)
+
+    async def _structure(self, run: RunState, answer: str) -> Any:
+        """Ask the model to restate `answer` as the output type (one JSON object of its schema), with up to
+        `output_retries` repairs; each request counts against the token and time budgets."""
+        messages = [
+            {"role": "system", "content": STRUCTURE_SYSTEM},
+            {"role": "user", "content": STRUCTURE_PROMPT.format(task=run.task, answer=answer)},
+        ]
+        if self.output.is_text:  # only the validators asked for this: try the answer as it is first
+            try:
+                return await run_validators(self.output_validators, answer)
+            except OutputValidationError as bad:
+                self._count_output_failure(run, bad, answer)
+                messages.append({"role": "user", "content": f"Error: {bad}"})
+        while True:
+            self._check_budgets(run, steps=False)
+            request = decisions.object_request(
+                messages, self.output.parameters, run.format, name=decisions.FINAL, description="Give the final answer."
+            )
+            response = await self._query(run, request)
+            try:
+                value = self.output.validate(decisions.read_object(response))
+                return await run_validators(self.output_validators, value)
+            except DecisionError as bad:
+                self._count_output_failure(run, bad, response.content or "")
+                messages.append({"role": "assistant", "content": response.content or _arguments_text(response)})
+                messages.append({"role": "user", "content": f"Error: {bad}"})
+
+    def _count_output_failure(self, run: RunState, bad: DecisionError, raw: str) -> None:
+        """Report an answer that does not fit the output type; past `output_retries` the run ends `error`."""
+        run.output_failures += 1
+        run.emit(ev.ParseError(run.step, str(bad), raw[:2000]))
+        if run.output_failures > self.output_retries:
+            raise ModelError(f"the answer did not fit the output type after {self.output_retries} repairs: {bad}")
 
     async def _act(self, run: RunState, decision: ModelDecision) -> AsyncIterator[ev.Event]:
         """Run the decision's tool calls and hand their results to the strategy; a repeated call is refused
@@ -292,7 +481,7 @@ class Agent:
             run.strategy.observe([Observation(c, refused) for c in decision.tool_calls])
             return
         observations: list[Observation] = []
-        async for event in self._run_tools(run.tools, run.step, decision.tool_calls, run.deadline, observations):
+        async for event in self._run_tools(run, decision.tool_calls, observations):
             yield event
         run.strategy.observe(observations)
 
@@ -306,13 +495,14 @@ class Agent:
             except Exception as bug:  # the run still ends with a status, and says why it stopped first
                 failed = f"best_answer failed: {type(bug).__name__}: {bug}"
                 status, error = "error", f"{error}; {failed}" if error else failed
-        return ev.RunFinished(status, answer, run.step, run.usage, time.monotonic() - run.started, error)
+        duration = time.monotonic() - run.started
+        return ev.RunFinished(status, answer, run.step, run.usage, duration, error, output=run.output)
 
-    def _check_budgets(self, run: RunState) -> None:
-        if self.max_steps is not None and run.step >= self.max_steps:
-            raise BudgetExceeded("max_steps", f"step budget of {self.max_steps} reached")
-        if self.max_tokens is not None and run.usage.total_tokens >= self.max_tokens:
-            raise BudgetExceeded("budget", f"token budget of {self.max_tokens} reached ({run.usage.total_tokens})")
+    def _check_budgets(self, run: RunState, *, steps: bool = True) -> None:
+        if steps and run.max_steps is not None and run.step >= run.max_steps:
+            raise BudgetExceeded("max_steps", f"step budget of {run.max_steps} reached")
+        if run.max_tokens is not None and run.usage.total_tokens >= run.max_tokens:
+            raise BudgetExceeded("budget", f"token budget of {run.max_tokens} reached ({run.usage.total_tokens})")
         if run.deadline is not None and time.monotonic() >= run.deadline:
             raise self._out_of_time()
 
@@ -333,43 +523,86 @@ class Agent:
             raise
 
     async def _run_tools(
-        self,
-        tools: ToolRegistry,
-        step: int,
-        calls: list[ToolCall],
-        deadline: float | None,
-        observations: list[Observation],
+        self, run: RunState, calls: list[ToolCall], observations: list[Observation]
     ) -> AsyncIterator[ev.Event]:
-        """Run the step's tool calls concurrently, reporting each as it finishes."""
+        """Run the step's tool calls concurrently, reporting each as it finishes; the events of sub-agents
+        the tools start (`as_tool`) pass through as they happen, and their usage counts as this run's."""
+        finished: asyncio.Queue[ev.Event | tuple[int, ToolOutput | BaseException]] = asyncio.Queue()
+        context = self._tool_context(run, finished.put_nowait)
 
-        async def invoke(index: int, call: ToolCall) -> tuple[int, ToolOutput]:
-            output = await self._within(deadline, tools.invoke(call.name, call.arguments, approve=self.approve))
-            return index, output
+        async def invoke(index: int, call: ToolCall) -> None:
+            try:
+                invocation = run.tools.invoke(call.name, call.arguments, approve=self.approve, context=context)
+                finished.put_nowait((index, await self._within(run.deadline, invocation)))
+            except BaseException as error:  # re-raised by the consumer: a budget stop ends the run
+                finished.put_nowait((index, error))
 
         for call in calls:
-            yield ev.ToolStarted(step, call)
+            yield ev.ToolStarted(run.step, call)
+        tasks = [asyncio.create_task(invoke(i, c)) for i, c in enumerate(calls)]
         # By position, not by call id: a server may give two calls of one step the same id.
         outputs: dict[int, ToolOutput] = {}
-        for finished in asyncio.as_completed([invoke(i, c) for i, c in enumerate(calls)]):
-            index, output = await finished
-            outputs[index] = output
-            yield ev.ToolResult(step, calls[index], output.ok, output.content, output.duration)
+        try:
+            while len(outputs) < len(calls):
+                item = await finished.get()
+                if isinstance(item, ev.Event):
+                    if isinstance(item, ev.RunFinished) and item.parent_run_id == run.id:
+                        run.usage += item.usage
+                    yield item
+                    continue
+                index, output = item
+                if isinstance(output, BaseException):
+                    raise output
+                outputs[index] = output
+                yield ev.ToolResult(run.step, calls[index], output.ok, output.content, output.duration)
+        finally:
+            for task in tasks:
+                task.cancel()
         observations += [Observation(c, outputs[i]) for i, c in enumerate(calls)]
+
+    def _tool_context(self, run: RunState, emit: Callable[[ev.Event], None]) -> RunContext[Any]:
+        """The run's context as the step's tools see it: where the run stands and what it has left."""
+        context = run.context
+        context.step, context.usage, context.emit, context.deadline = run.step, run.usage, emit, run.deadline
+        context.steps_left = None if run.max_steps is None else max(0, run.max_steps - run.step)
+        context.tokens_left = None if run.max_tokens is None else max(0, run.max_tokens - run.usage.total_tokens)
+        if any(tool.context_parameter for tool in run.tools):
+            context.messages = [*run.history, {"role": "user", "content": run.task}]
+        return context
 
     # --- the ways to run: all of them drain `astream` ------------------------------------------------
 
-    async def arun(self, task: str) -> RunResult:
-        """Run to the end and return the result with every event."""
+    async def arun(
+        self,
+        task: str,
+        *,
+        history: Sequence[dict[str, Any]] | None = None,
+        session: Session | None = None,
+        deps: Any = None,
+    ) -> RunResult:
+        """Run to the end and return the result with every event (arguments as for `astream`)."""
         collected: list[ev.Event] = []
-        async for event in self.astream(task):
+        async for event in self.astream(task, history=history, session=session, deps=deps):
             collected.append(event)
         end = collected[-1]
         assert isinstance(end, ev.RunFinished)
-        return RunResult(end.answer, end.status, end.steps, end.usage, end.duration, collected, end.error)
+        output = end.answer if self.output.is_text else None
+        if end.output is not None:
+            output = self.output.adapter.validate_python(end.output)
+        return RunResult(
+            end.answer, end.status, end.steps, end.usage, end.duration, collected, end.error, output, end.run_id
+        )
 
-    def run(self, task: str) -> RunResult:
+    def run(
+        self,
+        task: str,
+        *,
+        history: Sequence[dict[str, Any]] | None = None,
+        session: Session | None = None,
+        deps: Any = None,
+    ) -> RunResult:
         """Blocking `arun`; it also works where an event loop is already running (Jupyter, async apps)."""
-        return run_sync(self._closing(self.arun(task)))
+        return run_sync(self._closing(self.arun(task, history=history, session=session, deps=deps)))
 
     async def _closing(self, work: Awaitable[T]) -> T:
         """Run `work`, then release the model's connections: the sync wrappers' event loop ends with it."""
@@ -380,11 +613,53 @@ class Agent:
             if close is not None:
                 await close()
 
-    def stream(self, task: str) -> Iterator[ev.Event]:
+    def stream(
+        self,
+        task: str,
+        *,
+        history: Sequence[dict[str, Any]] | None = None,
+        session: Session | None = None,
+        deps: Any = None,
+    ) -> Iterator[ev.Event]:
         """Blocking iteration over `astream` on a private event loop; it also works where an event loop is
         already running (the private loop then runs in a helper thread)."""
-        events = self.astream(task)
+        events = self.astream(task, history=history, session=session, deps=deps)
         return iterate_sync(events, lambda: self._closing(events.aclose()))
+
+    def as_tool(self, name: str, description: str) -> Tool[..., Any]:
+        """This agent as a tool another agent can call: the tool runs a sub-run on its `input` with the
+        caller's deps, within the caller's budgets; the sub-run's events appear in the caller's stream and
+        trace as they happen (each with the caller's run id as `parent_run_id`), its usage counts as the
+        caller's, and its answer (or its error) is the tool's result."""
+        agent = self
+
+        async def delegate(ctx: RunContext[Any], input: str) -> str:
+            end: ev.RunFinished | None = None
+            async for event in agent.astream(input, deps=ctx.deps, parent=ctx):
+                if ctx.emit is not None:
+                    ctx.emit(event)
+                if isinstance(event, ev.RunFinished) and event.parent_run_id == ctx.run_id:
+                    end = event
+            if end is None or end.status != "done":
+                reason = end.error if end is not None else "no result"
+                raise RuntimeError(f"{name} stopped ({end.status if end else 'error'}): {reason}")
+            return end.answer or ""
+
+        delegate.__doc__ = f"{description}\n\nArgs:\n    input: What to ask {name}."
+        return Tool(delegate, name=name, description=description)
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _smallest(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _arguments_text(response: ModelResponse) -> str:
+    """A reply's tool-call arguments as text, to show the model its unusable answer."""
+    return "\n".join(call.arguments for call in response.tool_calls)
 
 
 def _check_limit(name: str, value: object, kind: type) -> None:

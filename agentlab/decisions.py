@@ -31,32 +31,42 @@ class ModelDecision:
     thought: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     final_answer: str | None = None
+    # The final-answer action's arguments as the model gave them; the loop validates them against the
+    # run's output type. None when the answer came as plain text (or from a strategy, not the model).
+    final_arguments: dict[str, Any] | None = None
 
 
 FINAL = "final_answer"
-_FINAL_PARAMETERS = {
+TEXT_ANSWER = {
     "type": "object",
-    "properties": {
-        "answer": {"type": "string", "minLength": 1, "maxLength": 200, "description": "The final answer, short."}
-    },
+    "properties": {"answer": {"type": "string", "minLength": 1, "description": "The final answer."}},
     "required": ["answer"],
 }
+"""The final action's parameters for a plain-text answer (the default output type, `str`)."""
 MAX_THOUGHT_CHARS = 120  # a step needs a sentence; long thoughts cost a small local model seconds
 
 
-def final_answer_tool() -> dict[str, Any]:
+def final_answer_tool(parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The native `final_answer` tool; its parameters are the run's output schema (plain text by default)."""
     return {
         "type": "function",
-        "function": {"name": FINAL, "description": "Give the final answer.", "parameters": _FINAL_PARAMETERS},
+        "function": {"name": FINAL, "description": "Give the final answer.", "parameters": parameters or TEXT_ANSWER},
     }
 
 
-def decision_schema(tools: ToolRegistry, *, allow_final: bool = True, final_only: bool = False) -> dict[str, Any]:
-    """One JSON object per step: a thought and one action whose arguments match the chosen tool, so a
-    grammar-constrained model can only produce calls that validate."""
+def decision_schema(
+    tools: ToolRegistry,
+    *,
+    allow_final: bool = True,
+    final_only: bool = False,
+    final_parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One JSON object per step: a thought and one action whose arguments match the chosen tool (or the
+    run's output schema for the final answer), so a grammar-constrained model can only produce calls and
+    answers that validate."""
     variants = [] if final_only else [_action(t.name, t.parameters) for t in tools]
     if allow_final or final_only:
-        variants.append(_action(FINAL, _FINAL_PARAMETERS))
+        variants.append(_action(FINAL, final_parameters or TEXT_ANSWER))
     return {
         "type": "object",
         "properties": {
@@ -75,13 +85,16 @@ def _action(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def json_instructions(tools: ToolRegistry) -> str:
+def json_instructions(tools: ToolRegistry, final_parameters: dict[str, Any] | None = None) -> str:
     lines = ["Tools:"]
     for t in tools:
         params = ", ".join(f"{k}: {v.get('type', 'any')}" for k, v in t.parameters.get("properties", {}).items())
         summary = t.description.strip().split("\n", 1)[0]
         lines.append(f"- {t.name}({params}): {summary}")
-    lines.append(f"- {FINAL}(answer: string): Give the final answer.")
+    final = ", ".join(
+        f"{k}: {v.get('type', 'any')}" for k, v in (final_parameters or TEXT_ANSWER).get("properties", {}).items()
+    )
+    lines.append(f"- {FINAL}({final}): Give the final answer.")
     lines.append(
         'Reply with one JSON object only: {"thought": "...", "action": {"name": "<tool>", "arguments": {...}}}'
     )
@@ -106,7 +119,7 @@ def _read_native(response: ModelResponse) -> ModelDecision:
     for raw in response.tool_calls:
         arguments = _loads_object(raw.arguments or "{}", f"arguments of {raw.name}")
         if raw.name == FINAL:
-            return ModelDecision(thought=thought, final_answer=str(arguments.get("answer", "")))
+            return final_decision(thought, arguments)
         calls.append(ToolCall(id=raw.id, name=raw.name, arguments=arguments))
     return ModelDecision(thought=thought, tool_calls=calls)
 
@@ -127,8 +140,21 @@ def _read_json(response: ModelResponse, step: int) -> ModelDecision:
         raise DecisionError('"arguments" must be a JSON object.')
     thought = str(data.get("thought", "")).strip()
     if action["name"] == FINAL:
-        return ModelDecision(thought=thought, final_answer=str(arguments.get("answer", "")))
+        return final_decision(thought, arguments)
     return ModelDecision(thought=thought, tool_calls=[ToolCall(f"step{step}", action["name"], arguments)])
+
+
+def final_decision(thought: str, arguments: dict[str, Any]) -> ModelDecision:
+    """A final answer given through the final action: its text form and its arguments, to be validated
+    against the run's output type by the loop."""
+    answer = arguments.get("answer")
+    if isinstance(answer, str):
+        text = answer
+    elif answer is None and set(arguments) != {"answer"}:
+        text = json.dumps(arguments, ensure_ascii=False)  # an object output type: its fields are the arguments
+    else:
+        text = json.dumps(answer, ensure_ascii=False) if isinstance(answer, dict | list) else str(answer or "")
+    return ModelDecision(thought=thought, final_answer=text, final_arguments=arguments)
 
 
 def _json_span(text: str) -> str:
@@ -162,11 +188,17 @@ def structured_request(
 ) -> ModelRequest:
     """Ask for one JSON object of `shape`: a forced call of a tool named `name` (native), a
     `response_format` schema (json_schema), or the shape spelled out after the last message (json)."""
-    schema = shape.model_json_schema()
+    return object_request(messages, shape.model_json_schema(), fmt, name=name, description=shape.__doc__ or name)
+
+
+def object_request(
+    messages: Sequence[dict[str, Any]], schema: dict[str, Any], fmt: DecisionFormat, *, name: str, description: str
+) -> ModelRequest:
+    """Ask for one JSON object matching the object schema `schema` (see `structured_request`)."""
     if fmt == "tools":
         tool = {
             "type": "function",
-            "function": {"name": name, "description": (shape.__doc__ or name).strip(), "parameters": schema},
+            "function": {"name": name, "description": description.strip(), "parameters": schema},
         }
         forced = {"type": "function", "function": {"name": name}}
         return ModelRequest(messages=list(messages), tools=[tool], tool_choice=forced, schema_name=name)
@@ -186,19 +218,23 @@ def json_shape(schema: dict[str, Any]) -> str:
     return "{" + ", ".join(fields) + "}"
 
 
+def read_object(response: ModelResponse) -> dict[str, Any]:
+    """The JSON object a reply to an `object_request` carries (as a tool call's arguments or as text)."""
+    if response.tool_calls:
+        return _loads_object(response.tool_calls[0].arguments or "{}", "your reply")
+    text = (response.content or "").strip()
+    if response.finish_reason == "length":
+        raise DecisionError("Your reply was cut off. Be shorter.")
+    if not text:
+        raise DecisionError("Empty reply. Reply with one JSON object.")
+    return _loads_object(_json_span(text), "your reply")
+
+
 def read_structured(response: ModelResponse, shape: type[ShapeT]) -> ShapeT:
     """The reply to a `structured_request` as an instance of `shape`; DecisionError says what to fix."""
     from pydantic import ValidationError
 
-    if response.tool_calls:
-        data = _loads_object(response.tool_calls[0].arguments or "{}", "your reply")
-    else:
-        text = (response.content or "").strip()
-        if response.finish_reason == "length":
-            raise DecisionError("Your reply was cut off. Be shorter.")
-        if not text:
-            raise DecisionError("Empty reply. Reply with one JSON object.")
-        data = _loads_object(_json_span(text), "your reply")
+    data = read_object(response)
     try:
         return shape.model_validate(data)
     except ValidationError as error:

@@ -39,10 +39,16 @@ class ToolCall:
 
 @dataclass
 class Event:
-    """Base of every event; `kind` names the event in traces."""
+    """Base of every event; `kind` names the event in traces.
+
+    `run_id` names the run that produced the event (set by the loop as the event leaves it) and
+    `parent_run_id` the run that started that one, for a sub-agent's events passed through its parent's
+    stream (`Agent.as_tool`)."""
 
     kind: str = field(init=False, default="event")
     time: float = field(init=False, default_factory=time.time)
+    run_id: str = field(default="", kw_only=True)
+    parent_run_id: str | None = field(default=None, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +62,8 @@ class RunStarted(Event):
     tools: list[str]
     # The tools' OpenAI schemas, so a trace alone can become fine-tuning data (agentlab.export).
     tool_schemas: list[dict[str, Any]] = field(default_factory=list)
+    # The conversation this run continues (OpenAI chat format, repaired), so the events alone rebuild it.
+    history: list[dict[str, Any]] = field(default_factory=list)
     kind: str = field(init=False, default="run_started")
 
 
@@ -138,6 +146,7 @@ class RunWarning(Event):
 class Final(Event):
     step: int
     answer: str
+    output: Any = None  # the typed output in JSON form (None for plain-text output)
     kind: str = field(init=False, default="final")
 
 
@@ -149,4 +158,5 @@ class RunFinished(Event):
     usage: Usage
     duration: float
     error: str | None = None
+    output: Any = None  # the typed output in JSON form (None for plain-text output or no answer)
     kind: str = field(init=False, default="run_finished")

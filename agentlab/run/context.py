@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from agentlab.events import Usage
+from agentlab.events import Event, Usage
 
 DepsT = TypeVar("DepsT")
 
@@ -24,6 +25,11 @@ class RunContext(Generic[DepsT]):
         usage: Tokens used by the run so far.
         messages: The conversation so far, in OpenAI chat format. Treat it as read-only.
         parent_run_id: The id of the run that started this one (an agent used as a tool), else None.
+        deadline: When the run's time budget ends, on the `time.monotonic()` clock (None: no limit).
+        tokens_left: Tokens the run may still use (None: no limit).
+        steps_left: Model requests the run may still make (None: no limit).
+        emit: Where a sub-run started by a tool (`Agent.as_tool`) sends its events, so they appear in this
+            run's stream as they happen. Set by the loop.
     """
 
     deps: DepsT
@@ -32,6 +38,10 @@ class RunContext(Generic[DepsT]):
     usage: Usage = field(default_factory=Usage)
     messages: list[dict[str, Any]] = field(default_factory=list)
     parent_run_id: str | None = None
+    deadline: float | None = None
+    tokens_left: int | None = None
+    steps_left: int | None = None
+    emit: Callable[[Event], None] | None = field(default=None, repr=False)
 
     # tools/ sits below run/ and cannot import this class: it recognises the annotation by this marker
     # (agentlab.tools.schema.RUN_CONTEXT_MARKER names it).

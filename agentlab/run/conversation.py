@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agentlab.events import ToolCall
+from agentlab.events import Decision, Event, Final, RunStarted, ToolCall, ToolResult
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 """The chat roles a conversation may hold."""
@@ -64,10 +64,7 @@ def decision_exchange_messages(
     assistant: dict[str, Any] = {"role": "assistant", "content": thought}
     if not calls:
         return [assistant]
-    assistant["tool_calls"] = [
-        {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}
-        for call in calls
-    ]
+    assistant["tool_calls"] = _wire_calls(calls)
     answers = [
         {"role": "tool", "tool_call_id": call.id, "content": results[i] if i < len(results) else INTERRUPTED_RESULT}
         for i, call in enumerate(calls)
@@ -120,3 +117,127 @@ def _normalised_call(call: Any, index: int) -> dict[str, Any]:
     if not isinstance(arguments, str):
         function["arguments"] = json.dumps(arguments if arguments is not None else {})
     return {**call, "type": "function", "function": function}
+
+
+def as_text_turns(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A repaired conversation for an endpoint that gets JSON decisions rather than native tool calls (and
+    may not show `tool` messages to its model, like llama.cpp's server): each assistant tool call becomes
+    the JSON decision text that would have made it, and tool results become one "Observation:" user turn."""
+    turns: list[dict[str, Any]] = []
+    observations: list[str] = []
+    for message in repair_history(messages):
+        if message["role"] == "tool":
+            observations.append(f"Observation: {message['content']}")
+            continue
+        if observations:
+            turns.append({"role": "user", "content": "\n".join(observations)})
+            observations = []
+        calls = message.get("tool_calls")
+        if not calls:
+            turns.append({"role": message["role"], "content": message["content"]})
+            continue
+        text = "\n".join(
+            json.dumps(
+                {
+                    "thought": message["content"],
+                    "action": {"name": call["function"]["name"], "arguments": _arguments(call)},
+                },
+                ensure_ascii=False,
+            )
+            for call in calls
+        )
+        turns.append({"role": "assistant", "content": text})
+    if observations:
+        turns.append({"role": "user", "content": "\n".join(observations)})
+    return turns
+
+
+def transcript(messages: Iterable[Mapping[str, Any]]) -> str:
+    """The user and assistant text of a conversation as plain lines ("User: ...", "Assistant: ..."), for a
+    strategy that takes history as context rather than continuing the chat."""
+    lines = []
+    for message in repair_history(messages):
+        if message["role"] in ("user", "assistant") and message["content"].strip():
+            lines.append(f"{message['role'].capitalize()}: {message['content'].strip()}")
+    return "\n".join(lines)
+
+
+def with_history(task: str, history: Sequence[Mapping[str, Any]]) -> str:
+    """`task` preceded by the conversation so far, when there is one."""
+    earlier = transcript(history)
+    return f"Conversation so far:\n{earlier}\n\nNow: {task}" if earlier else task
+
+
+def _arguments(call: Mapping[str, Any]) -> Any:
+    raw = call["function"].get("arguments") or "{}"
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def messages_from_events(events: Iterable[Event], run_id: str | None = None) -> list[dict[str, Any]]:
+    """The conversation of one run, rebuilt from its events (the run's record): the history it continued,
+    the task, each tool-calling step as an assistant turn with its tool results, and the final answer.
+
+    The result is provider-valid whatever decision format the run used, so it can be stored or sent to any
+    OpenAI-compatible endpoint: every call is answered (a call without a result is marked interrupted) and
+    call ids are unique. `run_id` picks one run's events when a sub-agent's are mixed in (by default the
+    run of the first `RunStarted`)."""
+    messages: list[dict[str, Any]] = []
+    calls: list[ToolCall] = []  # the latest tool-calling step's calls, waiting for their results
+    ids: list[str] = []  # their ids in the conversation
+    results: dict[int, str] = {}
+    used: set[str] = set()
+
+    def answer_calls() -> None:
+        messages.extend(
+            {"role": "tool", "tool_call_id": call_id, "content": results.get(i, INTERRUPTED_RESULT)}
+            for i, call_id in enumerate(ids)
+        )
+        calls.clear()
+        ids.clear()
+        results.clear()
+
+    for event in events:
+        if run_id is None and isinstance(event, RunStarted):
+            run_id = event.run_id
+        if event.run_id != run_id:
+            continue
+        if isinstance(event, RunStarted):
+            messages += [*event.history, {"role": "user", "content": event.task}]
+        elif isinstance(event, Decision) and event.tool_calls:
+            answer_calls()
+            calls.extend(event.tool_calls)
+            ids.extend(_unique_id(call.id, index, used) for index, call in enumerate(calls))
+            wire = [ToolCall(call_id, call.name, call.arguments) for call_id, call in zip(ids, calls, strict=True)]
+            messages.append({"role": "assistant", "content": event.thought, "tool_calls": _wire_calls(wire)})
+        elif isinstance(event, ToolResult):
+            # By position: a server may give two calls of one step the same id.
+            index = next((i for i, c in enumerate(calls) if c == event.call and i not in results), None)
+            if index is not None:
+                results[index] = event.output
+        elif isinstance(event, Final):
+            answer_calls()
+            messages.append({"role": "assistant", "content": event.answer})
+    answer_calls()
+    return messages
+
+
+def _unique_id(call_id: str, index: int, used: set[str]) -> str:
+    candidate = call_id or f"call_{index}"
+    while candidate in used:
+        candidate = f"{call_id or 'call'}_{len(used)}"
+    used.add(candidate)
+    return candidate
+
+
+def _wire_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+        }
+        for call in calls
+    ]

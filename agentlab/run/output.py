@@ -91,7 +91,6 @@ class OutputSpec(Generic[T]):
                 "type": "object",
                 "properties": {ANSWER_KEY: inlined},
                 "required": [ANSWER_KEY],
-                "additionalProperties": False,
             }
         else:
             parameters = inlined

@@ -11,7 +11,7 @@ when it drives other strategies as children (CRITIC's drafter, BabyAGI's executo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agentlab.decisions import DecisionError, ModelDecision
@@ -52,6 +52,11 @@ class StrategyContext:
     decision_format: DecisionFormat
     instructions: str | None = None  # extra system guidance from the user
     max_steps: int | None = None  # the run's step budget, so a strategy can plan its last step
+    # The conversation this run continues (OpenAI chat format, provider-valid): ReAct continues it, the
+    # other strategies read it as context (`agentlab.run.conversation.with_history`).
+    history: list[dict[str, Any]] = field(default_factory=list)
+    # The parameters of the final-answer action: the run's output type as a JSON Schema object.
+    output_schema: dict[str, Any] | None = None
 
 
 @dataclass

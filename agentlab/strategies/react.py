@@ -11,6 +11,7 @@ from typing import Any
 
 from agentlab import decisions
 from agentlab.models.base import ModelRequest, ModelResponse
+from agentlab.run.conversation import as_text_turns
 from agentlab.strategies.base import (
     Conclusion,
     DecisionError,
@@ -23,7 +24,7 @@ from agentlab.strategies.base import (
 SYSTEM = (
     "You solve the user's task in steps. Each step: think briefly, then call one tool, or call "
     "final_answer once you know the answer. Use tools for facts and arithmetic; do not guess. "
-    "Base the answer on the observations. Keep the final answer short."
+    "Base the answer on the observations."
 )
 
 
@@ -60,14 +61,20 @@ class ReAct(StrategyBase):
         system = self.system_prompt
         if context.instructions:
             system += "\n" + context.instructions
+        final = context.output_schema
         if self.format != "tools":
-            system += "\n" + decisions.json_instructions(context.tools)
-        self.messages = [{"role": "system", "content": system}, {"role": "user", "content": context.task}]
+            system += "\n" + decisions.json_instructions(context.tools, final)
+        history = context.history if self.format == "tools" else as_text_turns(context.history)
+        self.messages = [
+            {"role": "system", "content": system},
+            *history,
+            {"role": "user", "content": context.task},
+        ]
         # Computed once: the schema is part of every request's stable prefix.
         if self.format == "tools":
-            self._tools = [*context.tools.schemas(), decisions.final_answer_tool()]
+            self._tools = [*context.tools.schemas(), decisions.final_answer_tool(final)]
         else:
-            self._schema = decisions.decision_schema(context.tools)
+            self._schema = decisions.decision_schema(context.tools, final_parameters=final)
 
     def next_step(self) -> ModelRequest | Conclusion:
         self._step += 1
@@ -88,7 +95,9 @@ class ReAct(StrategyBase):
         if self.format == "tools":
             forced = {"type": "function", "function": {"name": decisions.FINAL}}
             return ModelRequest(messages=messages, tools=self._tools, tool_choice=forced)
-        final_only = decisions.decision_schema(self.context.tools, final_only=True)
+        final_only = decisions.decision_schema(
+            self.context.tools, final_only=True, final_parameters=self.context.output_schema
+        )
         return ModelRequest(messages=messages, response_schema=final_only if self.format == "json_schema" else None)
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
