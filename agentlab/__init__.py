@@ -11,7 +11,7 @@ from agentlab._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agentlab.agent import Agent, RunResult
-    from agentlab.models import LocalModel, Model, OpenAIModel
+    from agentlab.models import FallbackModel, LocalModel, Model, OpenAIModel
     from agentlab.tools import Tool, ToolRegistry, tool
 
 __version__ = "0.1.0"
@@ -21,13 +21,25 @@ _EXPORTS = {
     "RunResult": "agentlab.agent",
     "Model": "agentlab.models",
     "OpenAIModel": "agentlab.models",
+    "FallbackModel": "agentlab.models",
     "LocalModel": "agentlab.models",
     "tool": "agentlab.tools",
     "Tool": "agentlab.tools",
     "ToolRegistry": "agentlab.tools",
 }
 
-__all__ = ["Agent", "LocalModel", "Model", "OpenAIModel", "RunResult", "Tool", "ToolRegistry", "__version__", "tool"]
+__all__ = [
+    "Agent",
+    "FallbackModel",
+    "LocalModel",
+    "Model",
+    "OpenAIModel",
+    "RunResult",
+    "Tool",
+    "ToolRegistry",
+    "__version__",
+    "tool",
+]
 
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

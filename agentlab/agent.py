@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 
 from agentlab import events as ev
 from agentlab._sync import run_sync
+from agentlab.decisions import FormatWatch
 from agentlab.events import Status, ToolCall, Usage
-from agentlab.models.base import Model, ModelError
+from agentlab.models.base import Capabilities, DecisionFormat, Model, ModelError, probe_capabilities
+from agentlab.models.fallback import give_up
 from agentlab.strategies import (
     Conclusion,
     DecisionError,
@@ -23,6 +25,7 @@ from agentlab.strategies import (
     StrategyFailed,
     create,
     extra_tools,
+    switch_format,
 )
 from agentlab.tools import ApprovalCallback, ToolOutput, ToolRegistry
 
@@ -140,8 +143,17 @@ class Agent:
         status: Status = "error"
         error: str | None = None
         yield ev.RunStarted(task, getattr(strategy, "name", "custom"), self.model.name, tools.names(), tools.schemas())
+
+        def record_retry(attempt: int, error: str, wait: float) -> None:
+            retries.append(ev.ModelRetry(attempt, error, wait))
+
         try:
-            fmt = (await self.model.capabilities()).best_format()
+            # Probing is part of the run: its retries are events, its time counts against max_seconds.
+            capabilities = await self._within(deadline, probe_capabilities(self.model, record_retry))
+            for retry in retries:
+                yield retry
+            retries.clear()
+            fmt, formats = capabilities.best_format(), FormatWatch(capabilities)
             strategy.start(StrategyContext(task, tools, fmt, self.instructions, self.max_steps))
             while True:
                 request = strategy.next_step()
@@ -155,10 +167,15 @@ class Agent:
                 self._check_budgets(step, usage, deadline)
                 step += 1
                 t0 = time.monotonic()
-                response = await self._within(
-                    deadline,
-                    self.model.complete(request, lambda n, e, w: retries.append(ev.ModelRetry(n, e, w))),
-                )
+                try:
+                    response = await self._within(deadline, self.model.complete(request, record_retry))
+                except ModelError as failure:  # a FallbackModel moves on; any other model ends the run
+                    fallback, capabilities = await self._fall_back(strategy, step, failure, deadline, record_retry)
+                    fmt, formats = capabilities.best_format(), FormatWatch(capabilities)
+                    for event in [*retries, fallback]:
+                        yield event
+                    retries.clear()
+                    continue
                 usage += response.usage
                 for retry in retries:
                     yield retry
@@ -170,11 +187,22 @@ class Agent:
                 except DecisionError as bad:
                     failures += 1
                     yield ev.ParseError(step, str(bad), (response.content or "")[:2000])
-                    if failures >= self.max_parse_failures:
-                        raise ModelError(f"the model's reply could not be parsed {failures} times: {bad}") from bad
                     strategy.reject(response, bad)
+                    if failures >= self.max_parse_failures:
+                        unusable = ModelError(f"the model's reply could not be parsed {failures} times: {bad}")
+                        unusable.__cause__ = bad
+                        fallback, capabilities = await self._fall_back(strategy, step, unusable, deadline, record_retry)
+                        fmt, formats, failures = capabilities.best_format(), FormatWatch(capabilities), 0
+                        for event in [*retries, fallback]:
+                            yield event
+                        retries.clear()
                     continue
                 failures = 0
+                switched = formats.observe(fmt, decision)
+                if switched is not None and switch_format(strategy, switched):
+                    note = f"replies keep coming as {decision.read_as}, not as asked ({fmt}): asking for {switched}"
+                    yield ev.Note(step, note, {"from": fmt, "to": switched})
+                    fmt = switched
                 yield ev.Decision(step, decision.thought, decision.tool_calls, decision.final_answer)
                 for text, data in strategy.notes():
                     yield ev.Note(step, text, data)
@@ -210,6 +238,24 @@ class Agent:
                 failed = f"best_answer failed: {type(bug).__name__}: {bug}"
                 status, error = "error", f"{error}; {failed}" if error else failed
         yield ev.RunFinished(status, answer, step, usage, time.monotonic() - started, error)
+
+    async def _fall_back(
+        self,
+        strategy: Strategy,
+        step: int,
+        failure: ModelError,
+        deadline: float | None,
+        on_retry: Callable[[int, str, float], None],
+    ) -> tuple[ev.ModelFallback, Capabilities]:
+        """Move to the model's next model (a `FallbackModel`) after `failure`, and switch the strategy to
+        the format that model takes; re-raise `failure` when there is no other model."""
+        switch = give_up(self.model, str(failure))
+        if switch is None:
+            raise failure
+        capabilities = await self._within(deadline, probe_capabilities(self.model, on_retry))
+        fmt: DecisionFormat = capabilities.best_format()
+        switch_format(strategy, fmt)
+        return ev.ModelFallback(step, switch[0], switch[1], str(failure)), capabilities
 
     def _check_budgets(self, step: int, usage: Usage, deadline: float | None) -> None:
         if step >= self.max_steps:

@@ -7,10 +7,12 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from agentlab.events import ToolCall
-from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
+from agentlab.models.base import Capabilities, DecisionFormat, ModelRequest, ModelResponse
+
+ReplyShape = Literal["tools", "json"]
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -31,6 +33,9 @@ class ModelDecision:
     thought: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     final_answer: str | None = None
+    # The shape the reply came in, whatever was asked: "tools" (native tool calls) or "json" (a JSON
+    # decision in the text); None for plain text or a strategy's own reading.
+    read_as: ReplyShape | None = None
 
 
 FINAL = "final_answer"
@@ -89,8 +94,31 @@ def json_instructions(tools: ToolRegistry) -> str:
 
 
 def read_decision(response: ModelResponse, fmt: DecisionFormat, step: int) -> ModelDecision:
-    if fmt == "tools":
+    """Read what came back, whatever was asked (be lenient in what you read): native tool calls are a
+    decision in JSON mode too, and a JSON decision in the text is one in native mode too. Only a reply
+    with neither is read by `fmt`'s rule: text ends the run in native mode, is an error in JSON mode."""
+    if response.malformed:
+        raise DecisionError(response.malformed)
+    if response.tool_calls:
         return _read_native(response)
+    if fmt == "tools":
+        decision = _json_decision(response, step)
+        return decision if decision is not None else _read_native(response)
+    return _read_json(response, step)
+
+
+def _json_decision(response: ModelResponse, step: int) -> ModelDecision | None:
+    """The JSON decision in a text reply, or None when the text is not one (then it is an answer)."""
+    text = (response.content or "").strip()
+    if "{" not in text:
+        return None
+    try:
+        data = json.loads(_json_span(text), strict=False)
+    except json.JSONDecodeError:
+        return None
+    action = data.get("action") if isinstance(data, dict) else None
+    if not isinstance(action, dict) or not isinstance(action.get("name"), str):
+        return None
     return _read_json(response, step)
 
 
@@ -104,16 +132,20 @@ def _read_native(response: ModelResponse) -> ModelDecision:
         return ModelDecision(thought="", final_answer=thought)  # plain text ends the run, as on OpenAI
     calls = []
     for raw in response.tool_calls:
+        if not raw.name:
+            raise DecisionError(f"A tool call had no name. Call a tool by its name, or {FINAL}.")
         arguments = _loads_object(raw.arguments or "{}", f"arguments of {raw.name}")
         if raw.name == FINAL:
-            return ModelDecision(thought=thought, final_answer=str(arguments.get("answer", "")))
+            return ModelDecision(thought=thought, final_answer=str(arguments.get("answer", "")), read_as="tools")
         calls.append(ToolCall(id=raw.id, name=raw.name, arguments=arguments))
-    return ModelDecision(thought=thought, tool_calls=calls)
+    return ModelDecision(thought=thought, tool_calls=calls, read_as="tools")
 
 
 def _read_json(response: ModelResponse, step: int) -> ModelDecision:
     text = (response.content or "").strip()
     if not text:
+        if response.finish_reason == "length":
+            raise DecisionError("Your reply was cut off. Be shorter.")
         raise DecisionError("Empty reply. Reply with one JSON object.")
     data = _loads_object(_json_span(text), "your reply")
     action = data.get("action")
@@ -127,8 +159,35 @@ def _read_json(response: ModelResponse, step: int) -> ModelDecision:
         raise DecisionError('"arguments" must be a JSON object.')
     thought = str(data.get("thought", "")).strip()
     if action["name"] == FINAL:
-        return ModelDecision(thought=thought, final_answer=str(arguments.get("answer", "")))
-    return ModelDecision(thought=thought, tool_calls=[ToolCall(f"step{step}", action["name"], arguments)])
+        return ModelDecision(thought=thought, final_answer=str(arguments.get("answer", "")), read_as="json")
+    return ModelDecision(
+        thought=thought, tool_calls=[ToolCall(f"step{step}", action["name"], arguments)], read_as="json"
+    )
+
+
+class FormatWatch:
+    """Notices when replies keep coming in another shape than the one asked for (an endpoint whose probe
+    said "no native tools" but that answers with tool calls, or the reverse) and names the format to
+    switch to once `patience` replies in a row contradicted it."""
+
+    def __init__(self, capabilities: Capabilities, patience: int = 2) -> None:
+        self.capabilities = capabilities
+        self.patience = patience
+        self._contradictions = 0
+
+    def observe(self, fmt: DecisionFormat, decision: ModelDecision) -> DecisionFormat | None:
+        """The format to switch to after this decision, or None to keep `fmt`."""
+        asked: ReplyShape = "tools" if fmt == "tools" else "json"
+        if decision.read_as is None or decision.read_as == asked:
+            self._contradictions = 0
+            return None
+        self._contradictions += 1
+        if self._contradictions < self.patience:
+            return None
+        self._contradictions = 0
+        if decision.read_as == "tools":
+            return "tools"
+        return "json_schema" if self.capabilities.json_schema else "json"
 
 
 def _json_span(text: str) -> str:
@@ -190,6 +249,8 @@ def read_structured(response: ModelResponse, shape: type[ShapeT]) -> ShapeT:
     """The reply to a `structured_request` as an instance of `shape`; DecisionError says what to fix."""
     from pydantic import ValidationError
 
+    if response.malformed:
+        raise DecisionError(response.malformed)
     if response.tool_calls:
         data = _loads_object(response.tool_calls[0].arguments or "{}", "your reply")
     else:

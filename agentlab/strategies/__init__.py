@@ -14,6 +14,7 @@ from agentlab.strategies.base import (
     StrategyContext,
     StrategyFailed,
     extra_tools,
+    switch_format,
 )
 
 StrategyFactory = Callable[..., Strategy]
@@ -78,4 +79,5 @@ __all__ = [
     "StrategyFailed",
     "create",
     "extra_tools",
+    "switch_format",
 ]

@@ -72,6 +72,17 @@ class Strategy(Protocol):
         ...
 
 
+def switch_format(strategy: Strategy, fmt: DecisionFormat) -> bool:
+    """Ask `strategy` to request decisions in `fmt` from now on, keeping its conversation (optional
+    `switch_format(fmt)`: the loop calls it when replies keep coming in another shape than asked, or a
+    fallback model takes another format). False when the strategy cannot switch."""
+    switch = getattr(strategy, "switch_format", None)
+    if switch is None:
+        return False
+    switch(fmt)
+    return True
+
+
 def extra_tools(strategy: Strategy) -> list[Any]:
     """Tools a strategy brings to its own runs (e.g. PAL's sandbox runner); optional `extra_tools()`."""
     provide = getattr(strategy, "extra_tools", None)
