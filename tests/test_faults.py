@@ -155,7 +155,9 @@ def test_a_probe_that_keeps_failing_ends_the_run_with_its_error() -> None:
 
 
 def test_max_seconds_covers_the_probe() -> None:
-    with ScriptedServer([{"content": "done"}], probe_script={"tools": [{"delay": 3.0}]}) as srv:
+    # Were the probe outside the deadline, it would run to its end: a rate limit that ends the run in error.
+    slow_then_limited = [{"delay": 3.0, **RATE_LIMITED}, RATE_LIMITED, RATE_LIMITED, RATE_LIMITED]
+    with ScriptedServer([{"content": "done"}], probe_script={"tools": slow_then_limited}) as srv:
         result = Agent(model=model_for(srv), tools=[add], max_seconds=0.3).run("x")
     assert result.status == "budget" and "time budget" in (result.error or "")
 
