@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
+from functools import partial
 from typing import Any
 
 from agentlab._text import scrub
@@ -177,7 +178,7 @@ class OpenAIModel:
         if probing is None:
             probing = loop.create_task(self._probe_capabilities())
             self._probing[loop] = probing
-            probing.add_done_callback(lambda _: self._probing.pop(loop, None))
+            probing.add_done_callback(partial(self._probe_finished, loop))
         if on_retry is not None:
             self._probe_listeners.append(on_retry)
         try:
@@ -187,8 +188,19 @@ class OpenAIModel:
             if on_retry is not None:
                 self._probe_listeners.remove(on_retry)
 
+    def _probe_finished(self, loop: asyncio.AbstractEventLoop, probing: asyncio.Task[Capabilities]) -> None:
+        self._probing.pop(loop, None)
+        if not probing.cancelled():
+            probing.exception()  # retrieved here: every caller may have left (deadlines) before it failed
+
     async def _probe_capabilities(self) -> Capabilities:
-        native_tools, dialect = await asyncio.gather(self._probe_tools(), self._probe_json_schema())
+        tools, schema = asyncio.ensure_future(self._probe_tools()), asyncio.ensure_future(self._probe_json_schema())
+        try:
+            native_tools, dialect = await asyncio.gather(tools, schema)
+        except BaseException:
+            tools.cancel()  # the other probe's answer no longer matters
+            schema.cancel()
+            raise
         self._capabilities = Capabilities(native_tools, dialect is not None, dialect or "json_schema")
         self.schema_dialect = self._capabilities.schema_dialect
         return self._capabilities
