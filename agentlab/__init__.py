@@ -11,7 +11,7 @@ from agentlab._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from agentlab.agent import Agent, RunResult
-    from agentlab.models import LocalModel, Model, OpenAIModel
+    from agentlab.models import FallbackModel, LocalModel, Model, OpenAIModel
     from agentlab.run import ModelRetry, RunContext
     from agentlab.store.sessions import InMemorySession, Session, SQLiteSession
     from agentlab.tools import Tool, ToolRegistry, tool
@@ -23,6 +23,7 @@ _EXPORTS = {
     "RunResult": "agentlab.agent",
     "Model": "agentlab.models",
     "OpenAIModel": "agentlab.models",
+    "FallbackModel": "agentlab.models",
     "LocalModel": "agentlab.models",
     "tool": "agentlab.tools",
     "Tool": "agentlab.tools",
@@ -36,6 +37,7 @@ _EXPORTS = {
 
 __all__ = [
     "Agent",
+    "FallbackModel",
     "InMemorySession",
     "LocalModel",
     "Model",

@@ -14,9 +14,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agentlab import decisions
 from agentlab import events as ev
 from agentlab._sync import iterate_sync, run_sync
-from agentlab.decisions import ModelDecision
+from agentlab.decisions import FormatWatch, ModelDecision
 from agentlab.events import Status, ToolCall, Usage
-from agentlab.models.base import DecisionFormat, Model, ModelError, ModelRequest, ModelResponse
+from agentlab.models.base import (
+    DecisionFormat,
+    Model,
+    ModelError,
+    ModelRequest,
+    ModelResponse,
+    probe_capabilities,
+)
+from agentlab.models.fallback import give_up
 from agentlab.run.context import RunContext
 from agentlab.run.conversation import messages_from_events, repair_history
 from agentlab.run.output import OutputSpec, OutputValidationError, OutputValidator, run_validators
@@ -134,6 +142,7 @@ class RunState:
         self.id = context.run_id
         self.started = time.monotonic()
         self.format: DecisionFormat = "json"
+        self.formats: FormatWatch | None = None  # notices replies that keep coming in another format
         self.usage = Usage()
         self.step = 0
         self.parse_failures = 0
@@ -343,7 +352,8 @@ class Agent:
         return run
 
     async def _start(self, run: RunState) -> None:
-        run.format = (await self.model.capabilities()).best_format()
+        # Probing is part of the run: its retries are events, its time counts against max_seconds.
+        await self._probe(run)
         instructions = self.instructions(run.context) if callable(self.instructions) else self.instructions
         run.strategy.start(
             StrategyContext(
@@ -374,6 +384,8 @@ class Agent:
         response = await self._query(run, request)
         for event in run.drain():
             yield event
+        if response is None:
+            return
         decision = await self._read_decision(run, response)
         for event in run.drain():
             yield event
@@ -381,13 +393,34 @@ class Agent:
             async for event in self._act(run, decision):
                 yield event
 
-    async def _query(self, run: RunState, request: ModelRequest) -> ModelResponse:
-        """Ask the model, within the run's deadline; its retries and the call itself become events."""
+    async def _probe(self, run: RunState) -> None:
+        """Learn (once per model) what the endpoint takes, and use its best decision format."""
+        capabilities = await self._within(run.deadline, probe_capabilities(self.model, _retry_recorder(run)))
+        run.format, run.formats = capabilities.best_format(), FormatWatch(capabilities)
+
+    async def _fall_back(self, run: RunState, failure: ModelError) -> None:
+        """Move to the model's next model (a `FallbackModel`) after `failure`, and switch the strategy to
+        the format that model takes; re-raise `failure` when there is no other model."""
+        switch = give_up(self.model, str(failure))
+        if switch is None:
+            raise failure
+        await self._probe(run)
+        run.strategy.switch_format(run.format)
+        run.parse_failures = 0
+        run.emit(ev.ModelFallback(run.step, switch[0], switch[1], str(failure)))
+
+    async def _query(self, run: RunState, request: ModelRequest) -> ModelResponse | None:
+        """Ask the model, within the run's deadline; its retries and the call itself become events. None when
+        the model failed for good and a fallback model takes over (the step is then asked again)."""
         run.step += 1
         started = time.monotonic()
-        response: ModelResponse = await self._within(
-            run.deadline, self.model.complete(request, lambda n, e, w: run.emit(ev.ModelRetry(n, e, w)))
-        )
+        try:
+            response: ModelResponse = await self._within(
+                run.deadline, self.model.complete(request, _retry_recorder(run))
+            )
+        except ModelError as failure:  # a FallbackModel moves on; any other model ends the run
+            await self._fall_back(run, failure)
+            return None
         run.usage += response.usage
         chars = sum(len(str(m.get("content") or "")) for m in request.messages)
         duration = time.monotonic() - started
@@ -403,11 +436,14 @@ class Agent:
         except DecisionError as bad:
             run.parse_failures += 1
             run.emit(ev.ParseError(run.step, str(bad), (response.content or "")[:2000]))
-            if run.parse_failures >= self.max_parse_failures:
-                raise ModelError(f"the model's reply could not be parsed {run.parse_failures} times: {bad}") from bad
             run.strategy.reject(response, bad)
+            if run.parse_failures >= self.max_parse_failures:
+                unusable = ModelError(f"the model's reply could not be parsed {run.parse_failures} times: {bad}")
+                unusable.__cause__ = bad
+                await self._fall_back(run, unusable)
             return None
         run.parse_failures = 0
+        self._follow_reply_format(run, decision)
         run.emit(ev.Decision(run.step, decision.thought, decision.tool_calls, decision.final_answer))
         run.take_notes()
         if decision.final_answer is not None:
@@ -417,6 +453,14 @@ class Agent:
                 self._count_output_failure(run, bad, decision.final_answer)
                 run.strategy.reject(response, bad)
         return decision
+
+    def _follow_reply_format(self, run: RunState, decision: ModelDecision) -> None:
+        """Switch the run's decision format when replies keep coming in another shape than asked."""
+        switched = run.formats.observe(run.format, decision) if run.formats else None
+        if switched is not None and run.strategy.switch_format(switched):
+            note = f"replies keep coming as {decision.read_as}, not as asked ({run.format}): asking for {switched}"
+            run.emit(ev.Note(run.step, note, {"from": run.format, "to": switched}))
+            run.format = switched
 
     # --- the typed output: the final action's arguments, validated -------------------------------------
 
@@ -647,6 +691,11 @@ class Agent:
 
         delegate.__doc__ = f"{description}\n\nArgs:\n    input: What to ask {name}."
         return Tool(delegate, name=name, description=description)
+
+
+def _retry_recorder(run: RunState) -> Callable[[int, str, float], None]:
+    """The model's retry callback: each retry of a call becomes a `ModelRetry` event of the run."""
+    return lambda attempt, error, wait: run.emit(ev.ModelRetry(attempt, error, wait))
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

@@ -7,10 +7,12 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from agentlab.events import ToolCall
-from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
+from agentlab.models.base import Capabilities, DecisionFormat, ModelRequest, ModelResponse
+
+ReplyShape = Literal["tools", "json"]
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -34,6 +36,9 @@ class ModelDecision:
     # The final-answer action's arguments as the model gave them; the loop validates them against the
     # run's output type. None when the answer came as plain text (or from a strategy, not the model).
     final_arguments: dict[str, Any] | None = None
+    # The shape the reply came in, whatever was asked: "tools" (native tool calls) or "json" (a JSON
+    # decision in the text); None for plain text or a strategy's own reading.
+    read_as: ReplyShape | None = None
 
 
 FINAL = "final_answer"
@@ -102,8 +107,31 @@ def json_instructions(tools: ToolRegistry, final_parameters: dict[str, Any] | No
 
 
 def read_decision(response: ModelResponse, fmt: DecisionFormat, step: int) -> ModelDecision:
-    if fmt == "tools":
+    """Read what came back, whatever was asked (be lenient in what you read): native tool calls are a
+    decision in JSON mode too, and a JSON decision in the text is one in native mode too. Only a reply
+    with neither is read by `fmt`'s rule: text ends the run in native mode, is an error in JSON mode."""
+    if response.malformed:
+        raise DecisionError(response.malformed)
+    if response.tool_calls:
         return _read_native(response)
+    if fmt == "tools":
+        decision = _json_decision(response, step)
+        return decision if decision is not None else _read_native(response)
+    return _read_json(response, step)
+
+
+def _json_decision(response: ModelResponse, step: int) -> ModelDecision | None:
+    """The JSON decision in a text reply, or None when the text is not one (then it is an answer)."""
+    text = (response.content or "").strip()
+    if "{" not in text:
+        return None
+    try:
+        data = json.loads(_json_span(text), strict=False)
+    except json.JSONDecodeError:
+        return None
+    action = data.get("action") if isinstance(data, dict) else None
+    if not isinstance(action, dict) or not isinstance(action.get("name"), str):
+        return None
     return _read_json(response, step)
 
 
@@ -117,16 +145,20 @@ def _read_native(response: ModelResponse) -> ModelDecision:
         return ModelDecision(thought="", final_answer=thought)  # plain text ends the run, as on OpenAI
     calls = []
     for raw in response.tool_calls:
+        if not raw.name:
+            raise DecisionError(f"A tool call had no name. Call a tool by its name, or {FINAL}.")
         arguments = _loads_object(raw.arguments or "{}", f"arguments of {raw.name}")
         if raw.name == FINAL:
-            return final_decision(thought, arguments)
+            return final_decision(thought, arguments, read_as="tools")
         calls.append(ToolCall(id=raw.id, name=raw.name, arguments=arguments))
-    return ModelDecision(thought=thought, tool_calls=calls)
+    return ModelDecision(thought=thought, tool_calls=calls, read_as="tools")
 
 
 def _read_json(response: ModelResponse, step: int) -> ModelDecision:
     text = (response.content or "").strip()
     if not text:
+        if response.finish_reason == "length":
+            raise DecisionError("Your reply was cut off. Be shorter.")
         raise DecisionError("Empty reply. Reply with one JSON object.")
     data = _loads_object(_json_span(text), "your reply")
     action = data.get("action")
@@ -140,11 +172,38 @@ def _read_json(response: ModelResponse, step: int) -> ModelDecision:
         raise DecisionError('"arguments" must be a JSON object.')
     thought = str(data.get("thought", "")).strip()
     if action["name"] == FINAL:
-        return final_decision(thought, arguments)
-    return ModelDecision(thought=thought, tool_calls=[ToolCall(f"step{step}", action["name"], arguments)])
+        return final_decision(thought, arguments, read_as="json")
+    return ModelDecision(
+        thought=thought, tool_calls=[ToolCall(f"step{step}", action["name"], arguments)], read_as="json"
+    )
 
 
-def final_decision(thought: str, arguments: dict[str, Any]) -> ModelDecision:
+class FormatWatch:
+    """Notices when replies keep coming in another shape than the one asked for (an endpoint whose probe
+    said "no native tools" but that answers with tool calls, or the reverse) and names the format to
+    switch to once `patience` replies in a row contradicted it."""
+
+    def __init__(self, capabilities: Capabilities, patience: int = 2) -> None:
+        self.capabilities = capabilities
+        self.patience = patience
+        self._contradictions = 0
+
+    def observe(self, fmt: DecisionFormat, decision: ModelDecision) -> DecisionFormat | None:
+        """The format to switch to after this decision, or None to keep `fmt`."""
+        asked: ReplyShape = "tools" if fmt == "tools" else "json"
+        if decision.read_as is None or decision.read_as == asked:
+            self._contradictions = 0
+            return None
+        self._contradictions += 1
+        if self._contradictions < self.patience:
+            return None
+        self._contradictions = 0
+        if decision.read_as == "tools":
+            return "tools"
+        return "json_schema" if self.capabilities.json_schema else "json"
+
+
+def final_decision(thought: str, arguments: dict[str, Any], read_as: ReplyShape | None = None) -> ModelDecision:
     """A final answer given through the final action: its text form and its arguments, to be validated
     against the run's output type by the loop."""
     answer = arguments.get("answer")
@@ -154,7 +213,7 @@ def final_decision(thought: str, arguments: dict[str, Any]) -> ModelDecision:
         text = json.dumps(arguments, ensure_ascii=False)  # an object output type: its fields are the arguments
     else:
         text = json.dumps(answer, ensure_ascii=False) if isinstance(answer, dict | list) else str(answer or "")
-    return ModelDecision(thought=thought, final_answer=text, final_arguments=arguments)
+    return ModelDecision(thought=thought, final_answer=text, final_arguments=arguments, read_as=read_as)
 
 
 def _json_span(text: str) -> str:
@@ -220,6 +279,8 @@ def json_shape(schema: dict[str, Any]) -> str:
 
 def read_object(response: ModelResponse) -> dict[str, Any]:
     """The JSON object a reply to an `object_request` carries (as a tool call's arguments or as text)."""
+    if response.malformed:
+        raise DecisionError(response.malformed)
     if response.tool_calls:
         return _loads_object(response.tool_calls[0].arguments or "{}", "your reply")
     text = (response.content or "").strip()

@@ -89,6 +89,18 @@ class ModelRetry(Event):
 
 
 @dataclass
+class ModelFallback(Event):
+    """The run moved to the next model of a `FallbackModel`: the previous one failed for good (after its
+    retries) or its replies stayed unusable after the repair round."""
+
+    step: int
+    from_model: str
+    to_model: str
+    reason: str
+    kind: str = field(init=False, default="model_fallback")
+
+
+@dataclass
 class Decision(Event):
     step: int
     thought: str

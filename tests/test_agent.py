@@ -166,14 +166,15 @@ def test_malformed_native_arguments_are_reported_back_to_the_model():
 
 
 def test_a_rejected_reply_with_tool_calls_gets_them_answered_in_json_mode_too():
-    # A server may emit tool calls although none were offered; the repair must still answer each one.
-    stray = {"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 1}}]}
+    # A server may emit tool calls although none were offered (they are read as a decision, issue 11); when
+    # such a reply is unusable, the repair must still answer each call.
+    stray = {"tool_calls": [{"name": "add", "arguments": '{"a": 1,'}]}
     with ScriptedServer([stray, decide("final_answer", answer="2")]) as srv:
         result = Agent(model=model_for(srv, decision_format="json_schema"), tools=[add]).run("1+1")
         follow_up = srv.requests[1]["messages"]
     assert result.status == "done" and result.answer == "2"
     assert follow_up[-2]["role"] == "assistant" and follow_up[-2]["tool_calls"]
-    assert follow_up[-1]["role"] == "tool" and "Empty reply" in follow_up[-1]["content"]
+    assert follow_up[-1]["role"] == "tool" and "Invalid JSON" in follow_up[-1]["content"]
 
 
 def test_429_with_retry_after_is_retried_then_succeeds():

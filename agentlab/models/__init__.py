@@ -9,6 +9,7 @@ from agentlab.models.base import (
     ModelResponse,
     RawToolCall,
 )
+from agentlab.models.fallback import FallbackModel
 from agentlab.models.local import LocalModel, ModelUnavailable, embedded_model_path
 from agentlab.models.openai_compatible import OpenAIModel
 from agentlab.models.resolve import default_model
@@ -16,6 +17,7 @@ from agentlab.models.resolve import default_model
 __all__ = [
     "Capabilities",
     "DecisionFormat",
+    "FallbackModel",
     "LocalModel",
     "Model",
     "ModelError",

@@ -63,6 +63,9 @@ class ModelResponse:
     tool_calls: list[RawToolCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
+    # What the endpoint sent that could not be read with a clear meaning (e.g. content that is neither
+    # text nor a list of text parts), said so that the model can be told; the reply is then unusable.
+    malformed: str | None = None
 
 
 class ModelError(RuntimeError):
@@ -78,5 +81,20 @@ class Model(Protocol):
         ...
 
     async def capabilities(self) -> Capabilities:
-        """What the endpoint supports; may probe it once and remember."""
+        """What the endpoint supports; may probe it once and remember. A model whose probes can be
+        retried may also accept an optional `on_retry` (see `probe_capabilities`)."""
         ...
+
+
+async def probe_capabilities(model: Model, on_retry: RetryCallback | None = None) -> Capabilities:
+    """`model.capabilities(on_retry=...)` when the model reports its probes' retries, else
+    `model.capabilities()`: models written against the protocol's plain signature keep working."""
+    import inspect
+
+    try:
+        accepts = "on_retry" in inspect.signature(model.capabilities).parameters
+    except (TypeError, ValueError):  # builtins and C callables have no signature to read
+        accepts = False
+    if accepts:
+        return await model.capabilities(on_retry=on_retry)  # type: ignore[call-arg]
+    return await model.capabilities()

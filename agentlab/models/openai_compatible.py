@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
+from functools import partial
 from typing import Any
 
+from agentlab._text import scrub
 from agentlab.events import Usage
 from agentlab.models.base import (
     Capabilities,
@@ -20,8 +22,6 @@ from agentlab.models.base import (
 )
 
 PROBE_NAME = "agentlab_probe"
-# Servers answer an unsupported request field with a 500 as often as with a 400; a probe retries once only.
-PROBE_ATTEMPTS = 2
 _PROBE_SCHEMA = {
     "type": "object",
     "properties": {"ok": {"type": "boolean"}},
@@ -64,6 +64,11 @@ class OpenAIModel:
         self.extra_body = extra_body or {}
         self.schema_dialect: SchemaDialect = schema_dialect or "json_schema"  # probing may change it
         self._capabilities: Capabilities | None = None
+        # Single-flight probing: the probe in progress on each event loop, and who wants its retries reported.
+        self._probing: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Capabilities]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._probe_listeners: list[RetryCallback] = []
         # httpx connection pools belong to one event loop; sync wrappers create fresh loops.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
@@ -118,10 +123,20 @@ class OpenAIModel:
                 reraise=True,
             ):
                 with attempt:
-                    completion = await self._client().chat.completions.create(**params)
+                    response = _to_response(await self._create(params))
         except Exception as error:
             raise ModelError(f"{self.name}: {_describe(error)}") from error
-        return _to_response(completion)
+        return response
+
+    async def _create(self, params: dict[str, Any]) -> Any:
+        from agentlab.models.retry import MalformedReply
+
+        try:
+            return await self._client().chat.completions.create(**params)
+        except UnicodeError:
+            raise  # our request could not be encoded: not the server's fault, retrying cannot help
+        except ValueError as error:  # a 2xx body that is not JSON (json.JSONDecodeError is a ValueError)
+            raise MalformedReply(f"the reply body is not JSON: {error}") from error
 
     def _params(self, request: ModelRequest, dialect: SchemaDialect) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.name, "messages": [_portable(m) for m in request.messages]}
@@ -142,7 +157,12 @@ class OpenAIModel:
             params["extra_body"] = self.extra_body
         return params
 
-    async def capabilities(self) -> Capabilities:
+    async def capabilities(self, on_retry: RetryCallback | None = None) -> Capabilities:
+        """What the endpoint supports: the `decision_format` given, else probed once per model object.
+
+        Probes are retried like any request (their retries reach `on_retry`); concurrent callers share
+        one probe (single-flight); a probe that fails for good is not remembered, so a later run probes again.
+        """
         if self.decision_format is not None:
             return Capabilities(
                 native_tools=self.decision_format == "tools",
@@ -151,11 +171,43 @@ class OpenAIModel:
             )
         # Probing costs two small requests, so each model object does it once and remembers (share one
         # OpenAIModel between agents; a process-wide cache keyed by URL would outlive the server behind it).
-        if self._capabilities is None:
-            native_tools, dialect = await asyncio.gather(self._probe_tools(), self._probe_json_schema())
-            self._capabilities = Capabilities(native_tools, dialect is not None, dialect or "json_schema")
-            self.schema_dialect = self._capabilities.schema_dialect
+        if self._capabilities is not None:
+            return self._capabilities
+        loop = asyncio.get_running_loop()
+        probing = self._probing.get(loop)
+        if probing is None:
+            probing = loop.create_task(self._probe_capabilities())
+            self._probing[loop] = probing
+            probing.add_done_callback(partial(self._probe_finished, loop))
+        if on_retry is not None:
+            self._probe_listeners.append(on_retry)
+        try:
+            # shield: a caller cancelled by its own deadline must not cancel the probe the others await.
+            return await asyncio.shield(probing)
+        finally:
+            if on_retry is not None:
+                self._probe_listeners.remove(on_retry)
+
+    def _probe_finished(self, loop: asyncio.AbstractEventLoop, probing: asyncio.Task[Capabilities]) -> None:
+        self._probing.pop(loop, None)
+        if not probing.cancelled():
+            probing.exception()  # retrieved here: every caller may have left (deadlines) before it failed
+
+    async def _probe_capabilities(self) -> Capabilities:
+        tools, schema = asyncio.ensure_future(self._probe_tools()), asyncio.ensure_future(self._probe_json_schema())
+        try:
+            native_tools, dialect = await asyncio.gather(tools, schema)
+        except BaseException:
+            tools.cancel()  # the other probe's answer no longer matters
+            schema.cancel()
+            raise
+        self._capabilities = Capabilities(native_tools, dialect is not None, dialect or "json_schema")
+        self.schema_dialect = self._capabilities.schema_dialect
         return self._capabilities
+
+    def _report_probe_retry(self, attempt: int, error: str, wait: float) -> None:
+        for listener in list(self._probe_listeners):
+            listener(attempt, error, wait)
 
     async def _probe_tools(self) -> bool:
         """Native tools are worth using only if the model also sees tool results: some servers render
@@ -210,7 +262,7 @@ class OpenAIModel:
     async def _probe(self, request: ModelRequest, dialect: SchemaDialect | None = None) -> ModelResponse | None:
         """The probe's reply, or None when the server rejects the request as unsupported."""
         try:
-            return await self.complete(request, dialect=dialect, max_attempts=PROBE_ATTEMPTS)
+            return await self.complete(request, self._report_probe_retry, dialect=dialect)
         except ModelError as error:
             if _is_unsupported(error):
                 return None
@@ -218,10 +270,11 @@ class OpenAIModel:
 
 
 def _is_unsupported(error: ModelError) -> bool:
-    """A probe that the server rejects (400, 422, or a 500 on an unknown field) means "not supported";
-    auth and rate-limit failures do not."""
+    """A probe that the server rejects means "not supported": a 400 or 422, or a 5xx that persisted through
+    every retry (some servers answer an unknown field with a 500 each time; a passing 5xx was retried).
+    Auth, rate-limit, timeout and connection failures do not: they end the probe, and the run, as errors."""
     status = getattr(error.__cause__, "status_code", None)
-    return status is not None and ((400 <= status < 500 and status not in (401, 403, 429)) or status >= 500)
+    return status is not None and ((400 <= status < 500 and status not in (401, 403, 408, 409, 429)) or status >= 500)
 
 
 def _is_probe_json(response: ModelResponse) -> bool:
@@ -241,34 +294,116 @@ def _response_format(request: ModelRequest, dialect: SchemaDialect) -> dict[str,
 
 
 def _portable(message: dict[str, Any]) -> dict[str, Any]:
-    """Shape a message so the pickiest servers accept it: text content, never null or a list."""
+    """Shape a message so the pickiest servers accept it: text content, never null or a list, and no lone
+    surrogates (a tool output or an earlier reply may carry half an emoji; UTF-8 cannot encode it)."""
     content = message.get("content")
-    if content is None or isinstance(content, list):
-        message = dict(message)
-        if isinstance(content, list):
-            message["content"] = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        else:
-            message["content"] = ""
+    if isinstance(content, str):
+        clean = scrub(content)
+        return message if clean is content else {**message, "content": clean}
+    message = dict(message)
+    if isinstance(content, list):
+        message["content"] = scrub("".join(part.get("text", "") for part in content if isinstance(part, dict)))
+    else:
+        message["content"] = ""
     return message
 
 
+def _field(value: Any, name: str) -> Any:
+    """`value.name` or `value[name]`: the openai client builds its models without validation, so an odd
+    reply can leave plain dicts, strings or None where objects were expected."""
+    if isinstance(value, dict):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
 def _to_response(completion: Any) -> ModelResponse:
-    if not completion.choices:
-        raise ModelError("the endpoint returned no choices")
-    choice = completion.choices[0]
-    message = choice.message
-    calls = [
-        RawToolCall(id=call.id or f"call_{i}", name=call.function.name, arguments=call.function.arguments or "")
-        for i, call in enumerate(message.tool_calls or [])
-        if getattr(call, "function", None) is not None
-    ]
-    usage = completion.usage
+    """Read a completion leniently: what has a clear meaning is used, the rest is named in `malformed`
+    (for the model to fix) or raised as MalformedReply (a server fault, retried)."""
+    from agentlab.models.retry import MalformedReply
+
+    choices = _field(completion, "choices")
+    if not isinstance(choices, list) or not choices:
+        shown = completion if isinstance(completion, str) else type(completion).__name__
+        raise MalformedReply(f"the endpoint returned no chat completion: {str(shown)[:200]!r}")
+    choice = choices[0]
+    message = _field(choice, "message")
+    if message is None or isinstance(message, str | int | float | list):
+        raise MalformedReply(f"the endpoint returned a choice without a message: {str(choice)[:200]!r}")
+    content, malformed = _read_content(_field(message, "content"))
+    raw_calls = _field(message, "tool_calls")
+    calls = [_raw_call(call, index) for index, call in enumerate(raw_calls if isinstance(raw_calls, list) else [])]
+    usage = _field(completion, "usage")
+    finish = _field(choice, "finish_reason")
     return ModelResponse(
-        content=message.content,
+        content=content,
         tool_calls=calls,
-        usage=Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0) if usage else Usage(),
-        finish_reason=choice.finish_reason,
+        usage=Usage(_count(_field(usage, "prompt_tokens")), _count(_field(usage, "completion_tokens"))),
+        finish_reason=finish if isinstance(finish, str) else None,
+        malformed=malformed,
     )
+
+
+def _read_content(content: Any) -> tuple[str | None, str | None]:
+    """(text, problem): text as is, a list of text parts joined, anything else a problem to report."""
+    if content is None or isinstance(content, str):
+        return (scrub(content) if content else content), None
+    if isinstance(content, list):
+        texts = [_part_text(part) for part in content]
+        if all(text is not None for text in texts):
+            return scrub("".join(t for t in texts if t)), None
+        return None, "Your reply's content had parts that are not text. Reply with text only."
+    return None, f"Your reply's content was a JSON {type(content).__name__}, not text. Reply with text only."
+
+
+def _part_text(part: Any) -> str | None:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str):
+        return part["text"]
+    return None
+
+
+def _raw_call(call: Any, index: int) -> RawToolCall:
+    """One tool call; object arguments are used as they are, a missing name stays empty (the decision
+    reader rejects it so the model can repair it)."""
+    function = _field(call, "function")
+    name = _field(function, "name")
+    arguments = _field(function, "arguments")
+    if arguments is None:
+        arguments = ""
+    elif not isinstance(arguments, str):
+        arguments = json.dumps(arguments)  # an object (or, wrongly, another JSON value) sent unencoded
+    call_id = _field(call, "id")
+    return RawToolCall(
+        id=call_id if isinstance(call_id, str) and call_id else f"call_{index}",
+        name=scrub(name) if isinstance(name, str) else "",
+        arguments=_scrub_json(scrub(arguments)),
+    )
+
+
+def _scrub_json(text: str) -> str:
+    """JSON text whose escapes (`\\ud83d`) would decode to a lone surrogate, re-encoded without it."""
+    if "\\ud" not in text.lower():
+        return text
+    try:
+        value = json.loads(text, strict=False)
+    except ValueError:
+        return text  # malformed arguments are the decision reader's to report
+    return json.dumps(_scrub_value(value), ensure_ascii=False)
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [_scrub_value(item) for item in value]
+    if isinstance(value, dict):
+        return {scrub(str(key)): _scrub_value(item) for key, item in value.items()}
+    return value
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _describe(error: BaseException | None) -> str:

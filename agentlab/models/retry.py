@@ -12,9 +12,15 @@ import openai
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 
 
+class MalformedReply(Exception):
+    """A 2xx reply that is not a chat completion (an HTML page from a proxy, a JSON string): a server
+    fault like a 502, so it is retried the same way."""
+
+
 def is_transient(error: BaseException) -> bool:
-    """429, 5xx, timeouts and connection errors are worth another attempt; other 4xx never are."""
-    if isinstance(error, openai.APITimeoutError | openai.APIConnectionError):
+    """429, 5xx, timeouts, connection errors and malformed 2xx bodies are worth another attempt; other
+    4xx never are."""
+    if isinstance(error, openai.APITimeoutError | openai.APIConnectionError | MalformedReply):
         return True
     if isinstance(error, openai.APIStatusError):
         return error.status_code in RETRYABLE_STATUS

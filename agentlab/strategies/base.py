@@ -168,6 +168,12 @@ class StrategyBase:
         """By default a strategy brings no tools of its own."""
         return []
 
+    def switch_format(self, fmt: DecisionFormat) -> bool:
+        """Ask for decisions in `fmt` from now on, keeping the conversation; the loop calls it when replies
+        keep coming in another shape than asked, or a fallback model takes another format. By default a
+        strategy cannot switch (False): lenient reading still accepts either shape."""
+        return False
+
     @property
     def episode(self) -> object:
         """By default the whole run is one episode."""
@@ -210,6 +216,12 @@ class PlainStrategy(StrategyBase):
 
     def extra_tools(self) -> list[Tool[..., Any]]:
         return list(self.wrapped.extra_tools()) if hasattr(self.wrapped, "extra_tools") else []
+
+    def switch_format(self, fmt: DecisionFormat) -> bool:
+        if not hasattr(self.wrapped, "switch_format"):
+            return False
+        self.wrapped.switch_format(fmt)
+        return True
 
     @property
     def episode(self) -> object:

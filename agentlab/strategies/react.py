@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentlab import decisions
-from agentlab.models.base import ModelRequest, ModelResponse
+from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
 from agentlab.run.conversation import as_text_turns
 from agentlab.strategies.base import (
     Conclusion,
@@ -57,6 +57,7 @@ class ReAct(StrategyBase):
         self._answer_now = False
         self._pending = []
         self._step = 0
+        self._json_instructions_due = False  # set when switched to JSON without them in the system prompt
         self.format = context.decision_format
         system = self.system_prompt
         if context.instructions:
@@ -71,16 +72,25 @@ class ReAct(StrategyBase):
             {"role": "user", "content": context.task},
         ]
         # Computed once: the schema is part of every request's stable prefix.
-        if self.format == "tools":
-            self._tools = [*context.tools.schemas(), decisions.final_answer_tool(final)]
-        else:
-            self._schema = decisions.decision_schema(context.tools, final_parameters=final)
+        self._tools = [*context.tools.schemas(), decisions.final_answer_tool(final)]
+        self._schema = decisions.decision_schema(context.tools, final_parameters=final)
+
+    def switch_format(self, fmt: DecisionFormat) -> bool:
+        """Ask for decisions in `fmt` from now on, keeping the conversation (the loop calls this when the
+        endpoint keeps answering in another shape, or a fallback model takes another format)."""
+        # A system prompt written for native tools does not say how to reply in JSON.
+        self._json_instructions_due = fmt != "tools" and self.context.decision_format == "tools"
+        self.format = fmt
+        return True
 
     def next_step(self) -> ModelRequest | Conclusion:
         self._step += 1
         last = self.context.max_steps is not None and self._step >= self.context.max_steps
         if (last or self._answer_now) and self.answer_on_last_step and self._observed:
             return self._final_request()
+        if self._json_instructions_due and self.format != "tools":
+            self.messages.append({"role": "user", "content": decisions.json_instructions(self.context.tools)})
+            self._json_instructions_due = False
         must_call = self._tool_calls < self.min_tool_calls and len(self.context.tools) > 0
         if self.format == "tools":
             choice = "required" if must_call else None
@@ -108,9 +118,11 @@ class ReAct(StrategyBase):
         self._observed = self._observed or bool(observations)
         self._tool_calls += sum(o.output.error != "repeated" for o in observations)
         self._answer_now = any(o.output.error == "repeated" for o in observations)
+        # Tool calls are answered by tool messages, whatever format was asked (a reply is read leniently).
+        answered_by_tool_messages = any("tool_calls" in turn for turn in self._pending)
         self.messages += self._pending
         self._pending = []
-        if self.format == "tools":
+        if answered_by_tool_messages:
             self.messages += [
                 {"role": "tool", "tool_call_id": o.call.id, "content": o.output.content} for o in observations
             ]

@@ -21,10 +21,25 @@ Script = Sequence[ScriptItem] | ScriptFn
 
 
 _ITEM_KEYS = frozenset(
-    {"content", "tool_calls", "usage", "status", "headers", "body", "delay", "drop", "finish_reason"}
+    {
+        "content",
+        "tool_calls",
+        "usage",
+        "status",
+        "headers",
+        "body",
+        "delay",
+        "drop",
+        "reset",
+        "truncate",
+        "message",
+        "finish_reason",
+    }
 )
 _TOOL_CALL_KEYS = frozenset({"name", "arguments", "id"})
-_REPLY_KEYS = frozenset({"content", "tool_calls", "usage", "finish_reason"})
+_REPLY_KEYS = frozenset({"content", "tool_calls", "usage", "finish_reason", "message"})
+# Kinds of capability probe, for ``ScriptedServer(probe_script={kind: [items]})``.
+PROBE_KINDS = frozenset({"tools", "json_schema"})
 
 
 class ScriptError(ValueError):
@@ -56,8 +71,15 @@ def validate_item(item: object) -> ScriptItem:
     delay = item.get("delay", 0)
     if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
         raise ScriptError(f"'delay' must be a number >= 0, got {delay!r}")
-    if not isinstance(item.get("drop", False), bool):
-        raise ScriptError(f"'drop' must be a bool, got {item['drop']!r}")
+    for flag in ("drop", "reset"):
+        if not isinstance(item.get(flag, False), bool):
+            raise ScriptError(f"'{flag}' must be a bool, got {item[flag]!r}")
+    truncate = item.get("truncate", 0)
+    if isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 0:
+        raise ScriptError(f"'truncate' must be an int >= 0 (bytes of the body to send), got {truncate!r}")
+    message = item.get("message")
+    if message is not None and (not isinstance(message, dict) or item.keys() & {"content", "tool_calls"}):
+        raise ScriptError(f"'message' must be a dict sent verbatim, without 'content'/'tool_calls' beside it: {item!r}")
     if not isinstance(item.get("usage", {}), dict):
         raise ScriptError(f"'usage' must be a dict, got {item['usage']!r}")
     if not isinstance(item.get("finish_reason", ""), str):
@@ -99,17 +121,26 @@ def probe_kind(body: dict[str, Any]) -> str | None:
     return None
 
 
-def probe_item(kind: str, *, native_tools: bool, json_schema: bool, body: dict[str, Any] | None = None) -> ScriptItem:
+def probe_item(
+    kind: str,
+    *,
+    native_tools: bool,
+    json_schema: bool,
+    body: dict[str, Any] | None = None,
+    echo_tool_results: bool = True,
+) -> ScriptItem:
     """The reply a real endpoint with (or without) the capability would give to a probe.
 
     An endpoint lacking the capability typically ignores the unknown request field and just
     chats, hence plain text. A capable model repeats what an earlier `tool` message said (the
-    client probes that tool results reach the model), so the reply echoes the last tool message.
+    client probes that tool results reach the model), so the reply echoes the last tool message;
+    with ``echo_tool_results=False`` it calls the tool without the code, like an endpoint that
+    emits tool calls but never shows the model their results.
     """
     if kind == "tools" and native_tools:
         arguments: dict[str, Any] = {"ok": True}
         seen = [m.get("content") for m in (body or {}).get("messages", []) if m.get("role") == "tool"]
-        if seen and isinstance(seen[-1], str):
+        if echo_tool_results and seen and isinstance(seen[-1], str):
             arguments["code"] = seen[-1].rsplit(" ", 1)[-1]
         return {"tool_calls": [{"name": PROBE_NAME, "arguments": arguments}]}
     if kind == "json_schema" and json_schema:
@@ -128,6 +159,7 @@ class Completion:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str = "stop"
     usage: dict[str, Any] = field(default_factory=dict)
+    raw_message: dict[str, Any] | None = None  # sent verbatim instead of content/tool_calls (odd shapes)
 
 
 def build_completion(item: ScriptItem, request: dict[str, Any], next_call_id: Callable[[], str]) -> Completion:
@@ -144,7 +176,8 @@ def build_completion(item: ScriptItem, request: dict[str, Any], next_call_id: Ca
     if content is None and not calls:
         content = ""  # e.g. a bare {"delay": 1.0} item still yields a valid (empty) reply
     finish = item.get("finish_reason") or ("tool_calls" if calls else "stop")
-    return Completion(content, calls, finish, _usage(item.get("usage") or {}, request, content, calls))
+    usage = _usage(item.get("usage") or {}, request, content, calls)
+    return Completion(content, calls, finish, usage, item.get("message"))
 
 
 def _encode_arguments(arguments: object) -> str:
@@ -186,6 +219,8 @@ def _prompt_chars(request: dict[str, Any]) -> int:
 
 
 def _message(c: Completion) -> dict[str, Any]:
+    if c.raw_message is not None:
+        return c.raw_message
     msg: dict[str, Any] = {"role": "assistant", "content": c.content}
     if c.tool_calls:
         msg["tool_calls"] = c.tool_calls

@@ -10,6 +10,8 @@ import asyncio
 import concurrent.futures
 import itertools
 import json
+import socket
+import struct
 import sys
 import threading
 import time
@@ -19,6 +21,7 @@ from typing import Any, Self
 
 from agentlab.testing import _http
 from agentlab.testing.script import (
+    PROBE_KINDS,
     Completion,
     Script,
     ScriptError,
@@ -39,6 +42,14 @@ _JSON = "application/json"
 EXHAUSTED = "scripted server: script exhausted"
 
 
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Abort the connection with a TCP RST (SO_LINGER 0), as a crashing proxy does, instead of a clean close."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
 class ScriptedServer:
     """Serve ``script`` on ``http://127.0.0.1:<port>/v1`` until stopped.
 
@@ -47,6 +58,15 @@ class ScriptedServer:
     (see :func:`agentlab.testing.script.probe_kind`) are answered from the flags and never
     consume the script. ``latency`` seconds are added before every chat reply.
     ``record=False`` skips storing request bodies (for long benchmark runs).
+
+    Faults are script items too, so each request can get its own: ``status`` (+ ``headers`` such as
+    Retry-After, + ``body``, a str sent verbatim, e.g. HTML with status 200), ``delay``, ``drop``
+    (close without a reply), ``reset`` (abort the connection with a TCP RST), ``truncate`` (announce
+    the whole body, send only that many bytes, close) and ``message`` (a dict sent verbatim as the
+    choice's message, for odd shapes: object arguments, a null tool name, content as a list of parts).
+    ``probe_script`` maps a probe kind ("tools", "json_schema") to items answering that kind's probes
+    first, in order (e.g. a 429, then the flags' answer). ``echo_tool_results=False`` makes the tools
+    probe fail the way an endpoint does whose model never sees tool results.
     """
 
     def __init__(
@@ -60,6 +80,8 @@ class ScriptedServer:
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
+        probe_script: dict[str, list[ScriptItem]] | None = None,
+        echo_tool_results: bool = True,
     ) -> None:
         if callable(script):
             self._script_fn: Callable[[dict[str, Any], int], ScriptItem | None] | None = script
@@ -68,6 +90,11 @@ class ScriptedServer:
             self._script_fn = None
             # Validate up front so a typo fails at construction, in the test's own traceback.
             self._items = [validate_item(item) for item in script]
+        unknown = (probe_script or {}).keys() - PROBE_KINDS
+        if unknown:
+            raise ScriptError(f"unknown probe kinds {sorted(unknown)}; use {sorted(PROBE_KINDS)}")
+        self._probe_items = {kind: [validate_item(i) for i in items] for kind, items in (probe_script or {}).items()}
+        self.echo_tool_results = echo_tool_results
         self.native_tools = native_tools
         self.json_schema = json_schema
         self.latency = latency
@@ -247,7 +274,7 @@ class ScriptedServer:
         kind = probe_kind(body)
         if kind is not None:
             self.probe_requests.append(body)
-            item = probe_item(kind, native_tools=self.native_tools, json_schema=self.json_schema, body=body)
+            item = self._probe_reply(kind, body)
         else:
             try:
                 next_item = self._next_item(body)
@@ -265,6 +292,9 @@ class ScriptedServer:
                 return False  # the client timed out and hung up while we slept
         if item.get("drop"):
             return False
+        if item.get("reset"):
+            _reset(writer)
+            return False
         if "status" in item:
             return await self._send_error_item(writer, item, keep_alive)
         if item.get("tool_calls") and not self.native_tools:
@@ -275,6 +305,8 @@ class ScriptedServer:
             return await self._fail(writer, 500, message, keep_alive)
 
         completion = build_completion(item, body, self._next_call_id)
+        if body.get("stream") and completion.raw_message is not None:
+            return await self._fail(writer, 500, "scripted server: 'message' items cannot be streamed", keep_alive)
         if body.get("stream"):
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
@@ -282,7 +314,23 @@ class ScriptedServer:
         payload = completion_json(
             completion, completion_id=self._next_completion_id(), model=self.model, created=int(time.time())
         )
+        if item.get("truncate"):
+            data = json.dumps(payload).encode()
+            return await self._send_truncated(writer, 200, _JSON, data, item["truncate"], {})
         return await self._send_json(writer, 200, payload, keep_alive=keep_alive)
+
+    def _probe_reply(self, kind: str, body: dict[str, Any]) -> ScriptItem:
+        """The next scripted item for this kind of probe, else what the flags say the endpoint can do."""
+        scripted = self._probe_items.get(kind)
+        if scripted:
+            return scripted.pop(0)
+        return probe_item(
+            kind,
+            native_tools=self.native_tools,
+            json_schema=self.json_schema,
+            body=body,
+            echo_tool_results=self.echo_tool_results,
+        )
 
     def _next_item(self, body: dict[str, Any]) -> ScriptItem | None:
         """Consume and return the next item, or None when the script is exhausted."""
@@ -325,6 +373,8 @@ class ScriptedServer:
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         headers = {str(k): str(v) for k, v in (item.get("headers") or {}).items()}
         content_type = headers.pop("Content-Type", None) or headers.pop("content-type", None) or _JSON
+        if item.get("truncate"):
+            return await self._send_truncated(writer, status, content_type, data, item["truncate"], headers)
         writer.write(
             _http.response_head(
                 status,
@@ -337,6 +387,23 @@ class ScriptedServer:
         )
         await writer.drain()
         return keep_alive
+
+    async def _send_truncated(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        content_type: str,
+        data: bytes,
+        sent: int,
+        headers: dict[str, str],
+    ) -> bool:
+        """Announce all of ``data`` but send only its first ``sent`` bytes, then close: a body cut off mid-way."""
+        head = _http.response_head(
+            status, content_type=content_type, keep_alive=False, content_length=len(data), extra=headers
+        )
+        writer.write(head + data[: min(sent, max(0, len(data) - 1))])
+        await writer.drain()
+        return False
 
     async def _send_json(
         self, writer: asyncio.StreamWriter, status: int, payload: dict[str, Any], *, keep_alive: bool
