@@ -75,6 +75,7 @@ _SECRET_PATTERNS = [
 
 
 def redact_secrets(text: str) -> str:
+    """`text` with credential-like values (keys, tokens, passwords) replaced by `***`."""
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
