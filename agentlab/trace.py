@@ -29,12 +29,19 @@ def secret_values(environ: dict[str, str] | None = None) -> list[str]:
 
 
 def redact(text: str, secrets: list[str]) -> str:
+    """`text` with the given secret values and credential-like patterns replaced by `[redacted]`."""
     for value in secrets:
         text = text.replace(value, REDACTED)
     return _SECRET_PATTERNS.sub(REDACTED, text)
 
 
 class JsonlTrace:
+    """Appends each event to a JSONL file as one redacted line, flushed at once.
+
+    Args:
+        path: The trace file; created with its folders, appended to if it exists.
+    """
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,11 +49,13 @@ class JsonlTrace:
         self._secrets = secret_values()
 
     def write(self, event: Event) -> None:
+        """Append one event as a JSON line, secrets redacted."""
         line = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
         self._file.write(redact(line, self._secrets) + "\n")
         self._file.flush()
 
     def close(self) -> None:
+        """Close the file."""
         self._file.close()
 
 

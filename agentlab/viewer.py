@@ -23,6 +23,8 @@ LONG_OUTPUT_CHARS = 600
 
 @dataclass
 class LoadedTrace:
+    """A trace's events, plus the lines that could not be read (shown, not fatal)."""
+
     events: list[dict[str, Any]]
     problems: list[str] = field(default_factory=list)  # lines that could not be read, said plainly
 
@@ -68,6 +70,7 @@ def write_html(trace_path: str | Path, out_path: str | Path, *, title: str | Non
 def render_html(
     events: Iterable[dict[str, Any]], *, title: str = "agentlab trace", problems: Sequence[str] = ()
 ) -> str:
+    """One self-contained, offline HTML page (scripts and styles inline) showing each run as a timeline."""
     runs = split_runs(events)
     body = [f"<h1>{_e(title)}</h1>"]
     if problems:

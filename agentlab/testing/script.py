@@ -192,6 +192,7 @@ def _message(c: Completion) -> dict[str, Any]:
 
 
 def completion_json(c: Completion, *, completion_id: str, model: str, created: int) -> dict[str, Any]:
+    """A scripted completion as an OpenAI `chat.completion` response body."""
     return {
         "id": completion_id,
         "object": "chat.completion",
