@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Status = Literal["done", "max_steps", "budget", "stalled", "error"]
+"""How a run ended: `done` (an answer), `max_steps`, `budget` (tokens or wall time), `stalled` or `error`."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,12 @@ class ToolCall:
 
 @dataclass
 class Event:
-    """Base of every event; `kind` names the event in traces."""
+    """Base of every event; `kind` names the event in traces.
+
+    Attributes:
+        kind: The event's name in traces (`run_started`, `model_call`, ...).
+        time: When it happened (Unix time).
+    """
 
     kind: str = field(init=False, default="event")
     time: float = field(init=False, default_factory=time.time)
