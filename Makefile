@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.agentlab-installed
 # The docs site (mkdocs.yml) builds offline into site/ (gitignored); --strict turns every warning into a failure.
 # NO_MKDOCS_2_WARNING silences mkdocs-material's end-of-life banner, which is not about this site.
-DOCS := NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -q -d site
+# No -q: mkdocs 1.6 with -q hides warnings from --strict, which then passes a broken link.
+DOCS := NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d site
 
 .PHONY: install demo test lint docs bench
 
