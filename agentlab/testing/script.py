@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ScriptItem = dict[str, Any]
+"""One scripted reply: `content` and/or `tool_calls` (with `usage`, `finish_reason`), or an HTTP failure
+(`status`, `headers`, `body`); `delay` waits that many seconds first, `drop` closes the connection instead."""
 # A generator of replies for endless runs (benchmarks): (request body, 0-based index) -> item.
 # Returning None means "exhausted".
 ScriptFn = Callable[[dict[str, Any], int], "ScriptItem | None"]
+"""Replies computed per request: `(request body, 0-based index) -> item`, None when exhausted."""
 Script = Sequence[ScriptItem] | ScriptFn
+"""What a `ScriptedServer` serves: a list of replies in order, or a function of the request."""
 
 PROBE_NAME = "agentlab_probe"
 

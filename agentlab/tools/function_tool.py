@@ -30,6 +30,7 @@ ApprovalCallback: TypeAlias = Callable[[str, dict[str, Any]], bool | Awaitable[b
 """Asked before a `requires_approval` tool runs: `(tool_name, arguments) -> allowed?` (may be async)."""
 
 DEFAULT_TIMEOUT = 30.0
+"""Seconds a tool call may take unless its `@tool(timeout=...)` says otherwise."""
 # Validation errors are for the model to fix its call; a handful of them is plenty.
 _MAX_REPORTED_ERRORS = 5
 

@@ -12,8 +12,10 @@ from pydantic import BaseModel
 
 # "repeated": the loop refused to run an exact repeat of an earlier call (see Agent's stall check).
 ToolErrorKind = Literal["invalid_arguments", "exception", "timeout", "denied", "unknown_tool", "repeated"]
+"""Why a tool call failed, as recorded in `ToolOutput.error`."""
 
 DEFAULT_MAX_OUTPUT_CHARS = 4000
+"""The output cap for tools and registries that set none (longer output is cut with a visible marker)."""
 # Exception messages go to the model verbatim, so keep them short: a traceback-sized message
 # wastes context and rarely helps the model choose its next action.
 MAX_ERROR_MESSAGE_CHARS = 500
