@@ -41,8 +41,6 @@ class ImportanceRating(BaseModel):
 
 
 class Insight(BaseModel):
-    """A higher-level insight a reflection draws from numbered memories."""
-
     text: str = Field(min_length=1)
     sources: list[int] = Field(description="numbers of the memories this insight draws on")
     importance: int = Field(ge=1, le=10)
