@@ -40,12 +40,15 @@ PREAMBLE = (
 
 @dataclass(frozen=True)
 class Demo:
+    """A solved task kept as a few-shot example: the task, its condensed trajectory and the answer."""
+
     task: str
     trajectory: tuple[str, ...]
     answer: str
     created_at: float = 0.0
 
     def render(self) -> str:
+        """The demonstration as prompt text."""
         return "\n".join([f"Task: {self.task}", *self.trajectory, f"Answer: {self.answer}"])
 
 

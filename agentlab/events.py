@@ -10,15 +10,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Status = Literal["done", "max_steps", "budget", "stalled", "error"]
+"""How a run ended: `done` (an answer), `max_steps`, `budget` (tokens or wall time), `stalled` or `error`."""
 
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens counted by the model endpoint; usages add up with `+`."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
+        """Prompt and completion tokens together."""
         return self.prompt_tokens + self.completion_tokens
 
     def __add__(self, other: Usage) -> Usage:
@@ -43,7 +47,12 @@ class Event:
 
     `run_id` names the run that produced the event (set by the loop as the event leaves it) and
     `parent_run_id` the run that started that one, for a sub-agent's events passed through its parent's
-    stream (`Agent.as_tool`)."""
+    stream (`Agent.as_tool`).
+
+    Attributes:
+        kind: The event's name in traces (`run_started`, `model_call`, ...).
+        time: When it happened (Unix time).
+    """
 
     kind: str = field(init=False, default="event")
     time: float = field(init=False, default_factory=time.time)
@@ -51,11 +60,22 @@ class Event:
     parent_run_id: str | None = field(default=None, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
+        """The event as plain JSON-ready data, as written to a trace line."""
         return asdict(self)
 
 
 @dataclass
 class RunStarted(Event):
+    """A run began.
+
+    Attributes:
+        task: The task as given to `Agent.run`.
+        strategy: The strategy's name.
+        model: The model's name.
+        tools: The names of the tools offered, including the strategy's own.
+        tool_schemas: Those tools' OpenAI function schemas.
+    """
+
     task: str
     strategy: str
     model: str
@@ -69,6 +89,17 @@ class RunStarted(Event):
 
 @dataclass
 class ModelCall(Event):
+    """One request to the model finished.
+
+    Attributes:
+        step: The step the request belongs to.
+        messages: How many messages the request carried.
+        request_chars: The request's size in characters.
+        usage: The tokens this call used.
+        duration: Seconds the call took, retries included.
+        decision_format: How the decision was asked for (`tools`, `json_schema` or `json`).
+    """
+
     step: int
     messages: int  # how many messages the request carried (the request itself may be large)
     request_chars: int
@@ -102,6 +133,15 @@ class ModelFallback(Event):
 
 @dataclass
 class Decision(Event):
+    """The model's reply, read as a decision: tool calls, or a final answer.
+
+    Attributes:
+        step: The step that decided.
+        thought: The model's reasoning, when it gave any.
+        tool_calls: The tools to run, in order (run concurrently).
+        final_answer: The answer, when the model chose to finish.
+    """
+
     step: int
     thought: str
     tool_calls: list[ToolCall]
@@ -121,6 +161,8 @@ class ParseError(Event):
 
 @dataclass
 class ToolStarted(Event):
+    """A tool call began."""
+
     step: int
     call: ToolCall
     kind: str = field(init=False, default="tool_started")
@@ -128,6 +170,16 @@ class ToolStarted(Event):
 
 @dataclass
 class ToolResult(Event):
+    """A tool call finished; `output` is what the model will see.
+
+    Attributes:
+        step: The step the call belongs to.
+        call: The call as the model made it.
+        ok: False when the tool failed, timed out, was denied or got invalid arguments.
+        output: The observation (an error message when not ok), capped in size.
+        duration: Seconds the call took.
+    """
+
     step: int
     call: ToolCall
     ok: bool
@@ -156,6 +208,8 @@ class RunWarning(Event):
 
 @dataclass
 class Final(Event):
+    """The run produced its answer."""
+
     step: int
     answer: str
     output: Any = None  # the typed output in JSON form (None for plain-text output)
@@ -164,6 +218,17 @@ class Final(Event):
 
 @dataclass
 class RunFinished(Event):
+    """The run ended; always the last event of a run.
+
+    Attributes:
+        status: `done`, `max_steps`, `budget`, `stalled` or `error`.
+        answer: The answer, or the best one so far when the run stopped early.
+        steps: How many steps ran.
+        usage: The tokens used by the whole run.
+        duration: Seconds the run took.
+        error: What went wrong, for status `error`.
+    """
+
     status: Status
     answer: str | None
     steps: int

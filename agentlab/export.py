@@ -35,9 +35,11 @@ class ExportStats:
     skipped: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str) -> None:
+        """Count one run left out for `reason`."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def summary(self) -> str:
+        """One line saying how many runs were written and why the others were skipped."""
         reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
         return f"exported {self.written} of {self.runs} runs" + (f" (skipped: {reasons})" if reasons else "")
 
@@ -49,6 +51,7 @@ def split_runs(events: Iterable[dict[str, Any]]) -> list[TraceEvents]:
 
 
 def read_runs(paths: Iterable[str | Path]) -> Iterator[TraceEvents]:
+    """The runs of every trace file in `paths`, in order."""
     for path in paths:
         yield from split_runs(read_trace(path))
 

@@ -73,6 +73,7 @@ class OTelRecorder:
         return clip(redact(text, self._secrets), MAX_ATTRIBUTE_CHARS)
 
     def record(self, event: ev.Event) -> None:
+        """Turn one event into span starts, ends or span events; events it has no use for are ignored."""
         handler = getattr(self, f"_on_{event.kind}", None)
         if handler is not None:
             handler(event)

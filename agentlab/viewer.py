@@ -40,6 +40,7 @@ def render_html(
     # Traces from elsewhere (or an older agentlab) may hold credentials the current redactor catches.
     secrets = secret_values()
     runs = split_runs(redact_data(event, secrets) for event in events)
+    """One self-contained, offline HTML page (scripts and styles inline) showing each run as a timeline."""
     body = [f"<h1>{_e(title)}</h1>"]
     if problems:
         items = "".join(f"<li>{_e(p)}</li>" for p in problems)

@@ -34,6 +34,7 @@ class MCPUnavailable(ImportError):
 
 
 def require_mcp() -> None:
+    """Raise `MCPUnavailable`, saying what to install, unless the `mcp` package is importable."""
     try:
         import mcp  # noqa: F401
     except ImportError as missing:

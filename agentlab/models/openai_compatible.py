@@ -35,6 +35,19 @@ class OpenAIModel:
 
     Retries (429, 5xx, timeouts, connection errors) are ours, not the client's, so they are bounded,
     honour Retry-After and can be reported as events.
+
+    Args:
+        model: The model name the endpoint knows.
+        base_url: The API's base URL (ending in `/v1`); OpenAI's when None.
+        api_key: The key; never shown in `repr` or traces.
+        decision_format: `"tools"`, `"json_schema"` or `"json"`; None probes the endpoint once.
+        schema_dialect: `"json_schema"` (OpenAI) or `"json_object"` (llama.cpp's server); None probes.
+        timeout: Seconds per HTTP request.
+        max_attempts: Attempts per call, retries of 429/5xx/timeouts included.
+        max_retry_wait: The longest wait between attempts, in seconds.
+        temperature: Default sampling temperature (None: the server's).
+        max_tokens: Default completion token limit.
+        extra_body: Extra JSON fields sent with every request.
     """
 
     def __init__(
@@ -104,6 +117,14 @@ class OpenAIModel:
         dialect: SchemaDialect | None = None,
         max_attempts: int | None = None,
     ) -> ModelResponse:
+        """Send one chat request, retrying transient failures; raise `ModelError` when it cannot be answered.
+
+        Args:
+            request: The request.
+            on_retry: Called before each retry, e.g. to emit a `ModelRetry` event.
+            dialect: Override the schema dialect for this call (used by the probe).
+            max_attempts: Override the number of attempts for this call.
+        """
         from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
         from agentlab.models.retry import BackoffWait, is_transient

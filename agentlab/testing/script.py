@@ -14,10 +14,14 @@ from typing import Any
 from agentlab.models.openai_compatible import PROBE_NAME  # the server must recognise the client's probe
 
 ScriptItem = dict[str, Any]
+"""One scripted reply: `content` and/or `tool_calls` (with `usage`, `finish_reason`), or an HTTP failure
+(`status`, `headers`, `body`); `delay` waits that many seconds first, `drop` closes the connection instead."""
 # A generator of replies for endless runs (benchmarks): (request body, 0-based index) -> item.
 # Returning None means "exhausted".
 ScriptFn = Callable[[dict[str, Any], int], "ScriptItem | None"]
+"""Replies computed per request: `(request body, 0-based index) -> item`, None when exhausted."""
 Script = Sequence[ScriptItem] | ScriptFn
+"""What a `ScriptedServer` serves: a list of replies in order, or a function of the request."""
 
 
 _ITEM_KEYS = frozenset(
@@ -228,6 +232,7 @@ def _message(c: Completion) -> dict[str, Any]:
 
 
 def completion_json(c: Completion, *, completion_id: str, model: str, created: int) -> dict[str, Any]:
+    """A scripted completion as an OpenAI `chat.completion` response body."""
     return {
         "id": completion_id,
         "object": "chat.completion",

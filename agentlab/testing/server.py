@@ -119,12 +119,14 @@ class ScriptedServer:
 
     @property
     def port(self) -> int:
+        """The bound port; RuntimeError before `start`."""
         if self._thread is None:
             raise RuntimeError("ScriptedServer is not started")
         return self._port
 
     @property
     def base_url(self) -> str:
+        """The OpenAI-compatible base URL (`http://host:port/v1`) to hand to a client."""
         return f"http://{self._host}:{self.port}/v1"
 
     @property
@@ -153,6 +155,7 @@ class ScriptedServer:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> Self:
+        """Start serving on a background thread; returns once the socket is bound."""
         if self._thread is not None:
             raise RuntimeError("ScriptedServer already started")
         ready: concurrent.futures.Future[int] = concurrent.futures.Future()
@@ -177,10 +180,12 @@ class ScriptedServer:
         self._request_stop = None
 
     async def astart(self) -> Self:
+        """`start` without blocking the caller's event loop."""
         # start() only waits for the socket to be bound; a worker thread keeps the caller's loop free.
         return await asyncio.to_thread(self.start)
 
     async def astop(self) -> None:
+        """`stop` without blocking the caller's event loop."""
         await asyncio.to_thread(self.stop)
 
     def __enter__(self) -> Self:

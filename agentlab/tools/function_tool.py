@@ -36,6 +36,7 @@ ApprovalCallback: TypeAlias = Callable[[str, dict[str, Any]], bool | Awaitable[b
 """Asked before a `requires_approval` tool runs: `(tool_name, arguments) -> allowed?` (may be async)."""
 
 DEFAULT_TIMEOUT = 30.0
+"""Seconds a tool call may take unless its `@tool(timeout=...)` says otherwise."""
 # Validation errors are for the model to fix its call; a handful of them is plenty.
 _MAX_REPORTED_ERRORS = 5
 
@@ -292,7 +293,18 @@ def tool(
     requires_approval: bool = False,
     max_output_chars: int | None = None,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
-    """Make a tool from a function, bare (`@tool`) or with options (`@tool(name=..., timeout=...)`)."""
+    """Make a tool from a function, bare (`@tool`) or with options (`@tool(name=..., timeout=...)`).
+
+    The arguments' JSON Schema comes from the type hints, their descriptions from the docstring's `Args:`.
+
+    Args:
+        func: The function (sync or async), when used bare.
+        name: The tool's name for the model; the function's name by default.
+        description: What the tool does; the docstring's summary by default.
+        timeout: Seconds before a call is abandoned and reported to the model; None for no limit.
+        requires_approval: Ask the agent's `approve` callback before each call (denied when there is none).
+        max_output_chars: Cap on the output the model sees; the registry's cap by default.
+    """
     # Both forms are called from the scope that defines the function: remember its locals in case
     # the annotations are strings naming classes defined there (pydantic does the same).
     caller = sys._getframe(1)

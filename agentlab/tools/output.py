@@ -16,8 +16,10 @@ from agentlab._text import COUNTED, clip, scrub
 ToolErrorKind = Literal[
     "invalid_arguments", "exception", "timeout", "denied", "unknown_tool", "repeated", "missing_context"
 ]
+"""Why a tool call failed, as recorded in `ToolOutput.error`."""
 
 DEFAULT_MAX_OUTPUT_CHARS = 4000
+"""The output cap for tools and registries that set none (longer output is cut with a visible marker)."""
 # Exception messages go to the model verbatim, so keep them short: a traceback-sized message
 # wastes context and rarely helps the model choose its next action.
 MAX_ERROR_MESSAGE_CHARS = 500

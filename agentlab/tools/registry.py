@@ -29,6 +29,7 @@ class ToolRegistry:
             self.add(item)
 
     def add(self, item: BaseTool[..., Any] | Callable[..., Any]) -> BaseTool[..., Any]:
+        """Add a tool (a plain function is wrapped with `@tool`); raise ValueError on a duplicate name."""
         wrapped = item if isinstance(item, BaseTool) else tool(item)
         if wrapped.name in self._tools:
             raise ValueError(f"duplicate tool name {wrapped.name!r}: each tool in a registry needs a unique name")
@@ -36,9 +37,11 @@ class ToolRegistry:
         return wrapped
 
     def names(self) -> list[str]:
+        """The tools' names, in the order they were added."""
         return list(self._tools)
 
     def get(self, name: str) -> BaseTool[..., Any]:
+        """The tool called `name`; KeyError listing the available names otherwise."""
         try:
             return self._tools[name]
         except KeyError:

@@ -82,6 +82,7 @@ async def call_with_timeout(
 async def resolve_approval(
     decision: bool | Awaitable[bool],
 ) -> bool:
+    """An approval callback's answer, awaited when the callback is async."""
     if inspect.isawaitable(decision):
         decision = await decision
     return bool(decision)

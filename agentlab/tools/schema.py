@@ -29,6 +29,8 @@ _SPHINX_PARAM = re.compile(r"^:param\s+(?:[^:]*\s)?\*{0,2}(?P<name>[A-Za-z_]\w*)
 
 @dataclass
 class DocstringInfo:
+    """A docstring's summary and its `Args:` descriptions by parameter name."""
+
     description: str = ""
     arg_descriptions: dict[str, str] = field(default_factory=dict)
 
@@ -214,6 +216,7 @@ def clean_json_schema(node: Any) -> Any:
 
 
 def parameters_schema(args_model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema of a tool's arguments model, cleaned for models' tool-call APIs."""
     schema = clean_json_schema(args_model.model_json_schema(by_alias=True))
     schema.setdefault("properties", {})
     schema["type"] = "object"

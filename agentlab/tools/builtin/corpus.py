@@ -21,6 +21,8 @@ from agentlab.tools.builtin.corpus_files import (
 
 @dataclass(frozen=True)
 class SearchHit:
+    """A passage and its BM25 score for one query."""
+
     passage: Passage
     score: float
 
@@ -76,6 +78,7 @@ class LocalCorpus:
         return f"LocalCorpus(name={self.name!r}, passages={len(self.passages)}, pages={len(self._pages)})"
 
     def page_titles(self) -> list[str]:
+        """Every page's title, in corpus order."""
         return list(self._pages)
 
     def search(self, query: str, k: int = 3) -> list[SearchHit]:
@@ -138,6 +141,7 @@ class LocalCorpus:
         return PageMatch(found, self.page(found) or "", note=f"No page titled {wanted!r}; showing {found!r}.")
 
     def similar_titles(self, title: str, n: int = 5) -> list[str]:
+        """Up to `n` page titles close to `title`, best first (for "did you mean" hints)."""
         return difflib.get_close_matches(title, self.page_titles(), n=n, cutoff=0.3)
 
 

@@ -28,6 +28,7 @@ class Passage:
 
     @property
     def page_title(self) -> str:
+        """The page this passage belongs to (its own title when it is a whole page)."""
         return self.page or self.title
 
 
@@ -90,6 +91,7 @@ def page_title_of(path: Path, text: str) -> str:
 
 
 def read_text_files(paths: list[Path], root: Path | None = None) -> list[Passage]:
+    """Passages of Markdown/text files, one page per file; duplicate headings are told apart by path."""
     passages: list[Passage] = []
     used_titles: set[str] = set()
     for path in paths:
@@ -103,6 +105,7 @@ def read_text_files(paths: list[Path], root: Path | None = None) -> list[Passage
 
 
 def text_files_under(folder: Path) -> list[Path]:
+    """The Markdown/text files under `folder`, sorted, hidden files skipped."""
     return sorted(
         path
         for path in folder.rglob("*")

@@ -15,6 +15,7 @@ class CodeError(RuntimeError):
 
 
 def describe_failure(result: SandboxResult) -> str:
+    """What went wrong in a sandbox run, with the tail of stderr, as a message for the model."""
     if result.timed_out:
         return f"timed out after {result.duration:.1f}s"
     detail = result.error or "failed"
@@ -31,6 +32,7 @@ class SandboxRunner:
         self.timeout = timeout
 
     async def run(self, code: str, call: str | None = None) -> SandboxResult:
+        """Run `code` (then `call()` if given); raise CodeError when it fails or times out."""
         if self.sandbox is None:
             from agentlab.sandbox import Sandbox
 
@@ -42,7 +44,13 @@ class SandboxRunner:
 
 
 def python_tool(sandbox: Sandbox | None = None, *, timeout: float = 10.0, name: str = "python") -> Tool[..., Any]:
-    """A tool that runs code in `sandbox` (created on first use) and returns what it printed."""
+    """A tool that runs code in `sandbox` (created on first use) and returns what it printed.
+
+    Args:
+        sandbox: The sandbox to run in; a default `Sandbox` is created on the first call.
+        timeout: Seconds each run may take.
+        name: The tool's name for the model.
+    """
     runner = SandboxRunner(sandbox, timeout)
 
     # The tool's own timeout is looser than the sandbox's, which kills the code first and says so.

@@ -61,6 +61,7 @@ def check_connectivity(probe: tuple[str, int] | None = None, timeout: float = PR
 
 
 def network_available(probe: tuple[str, int] | None = None, timeout: float = PROBE_TIMEOUT) -> bool:
+    """True when a TCP connection to the probe host (by default a public one) opens within `timeout` seconds."""
     try:
         check_connectivity(probe, timeout)
     except SearchUnavailable:
