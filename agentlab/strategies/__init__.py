@@ -49,10 +49,17 @@ def _pal(**options: Any) -> Strategy:
     return PAL(**options)
 
 
+def _codeact(**options: Any) -> Strategy:
+    from agentlab.strategies.codeact import CodeAct
+
+    return CodeAct(**options)
+
+
 # Factories import their module on use, so `import agentlab` stays light.
 STRATEGIES: dict[str, StrategyFactory] = {
     "react": _react,
     "pal": _pal,
+    "codeact": _codeact,
     "critic": _critic,
     "camel": _camel,
     "babyagi": _babyagi,
