@@ -14,6 +14,11 @@ Life cycle of one worker process (it is never reused):
 3. run the model's code with a guarded ``__import__`` and capped stdout/stderr, stream output to
    the parent as JSON lines, send one final ``{"done": ...}`` line and ``_exit``.
 
+In session mode (the job starts with ``session``; see ``_session.py`` in the parent) step 3 repeats: the
+worker runs one snippet per ``exec`` frame in the same globals, where the exposed functions send ``call``
+frames and block for the parent's ``result``, until the parent closes stdin or kills it.  It is still
+never used for a second session.
+
 Nothing here is a security boundary against the code it runs (that code shares this process);
 the boundary is the namespaces, uid, rlimits, Landlock and seccomp set up before the code starts.
 """
