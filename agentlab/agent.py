@@ -333,6 +333,8 @@ class Agent:
             run.end("error", error=str(failure))
         except Exception as bug:  # a run always ends with its trace and a status, even on our own bugs
             run.end("error", error=f"{type(bug).__name__}: {bug}")
+        finally:
+            self._release(run)
         for event in run.drain():  # e.g. the retries of a model call that failed
             yield event
         yield self._finish(run)
@@ -364,6 +366,8 @@ class Agent:
                 run.max_steps,
                 history=run.history,
                 output_schema=self.output.parameters,
+                approve=self.approve,
+                run_context=run.context,
             )
         )
 
@@ -528,6 +532,13 @@ class Agent:
         async for event in self._run_tools(run, decision.tool_calls, observations):
             yield event
         run.strategy.observe(observations)
+
+    def _release(self, run: RunState) -> None:
+        """Let the strategy release what the run held; a failure to do so is said, not raised."""
+        try:
+            run.strategy.close()
+        except Exception as bug:
+            run.emit(ev.RunWarning(f"the strategy could not release its resources: {type(bug).__name__}: {bug}"))
 
     def _finish(self, run: RunState) -> ev.RunFinished:
         """The last event: the answer (the strategy's best one when the run stopped early) and the status."""

@@ -74,3 +74,10 @@ def test_local_model(capsys):
     assert main(["local", "--runs", "1", "--max-tokens", "16"]) == 0
     out, summary = last_line(capsys)
     assert summary.startswith("local model: ") and "time to first decision, cold" in out
+
+
+def test_codeact_call_cost(capsys):
+    assert main(["codeact", "--rounds", "1", "--calls", "5"]) == 0
+    out = capsys.readouterr().out
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("codeact: one tool call") and "| ReAct:" in out and "| CodeAct:" in out

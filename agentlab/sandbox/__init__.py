@@ -9,7 +9,17 @@ Layers (bubblewrap namespaces, uid drop, no_new_privs, seccomp, rlimits, empty e
 described in ``docs/security.md``; ``Sandbox.isolation`` reports which are active on this host.
 """
 
-from ._result import Isolation, SandboxResult, SandboxUnavailable
+from ._result import Isolation, SandboxResult, SandboxUnavailable, SnippetResult
+from ._session import CallHandler, CallRefused, SandboxSession
 from .sandbox import Sandbox
 
-__all__ = ["Isolation", "Sandbox", "SandboxResult", "SandboxUnavailable"]
+__all__ = [
+    "CallHandler",
+    "CallRefused",
+    "Isolation",
+    "Sandbox",
+    "SandboxResult",
+    "SandboxSession",
+    "SandboxUnavailable",
+    "SnippetResult",
+]

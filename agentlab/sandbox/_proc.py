@@ -29,7 +29,7 @@ _READ_CHUNK = 65536
 _EXIT_GRACE = 2.0
 
 
-def _truncate(text: str, limit: int, dropped: int | None) -> str:
+def truncate_output(text: str, limit: int, dropped: int | None) -> str:
     """Apply the output limit with a visible marker (``dropped`` None = unknown count)."""
     text = scrub(text)  # no lone surrogates downstream
     if dropped is None and len(text) == limit:  # the worker may have dropped more: how much is unknown
@@ -217,8 +217,8 @@ def decode(ex: Exchange, config: LaunchConfig, timeout: float, duration: float) 
     dropped = done.get("dropped") if done else None
     dropped = dropped if isinstance(dropped, dict) else {}
     known = done is not None
-    stdout = _truncate("".join(out), limit, _int(dropped.get("o")) if known else None)
-    stderr = _truncate("".join(err), limit, _int(dropped.get("e")) if known else None)
+    stdout = truncate_output("".join(out), limit, _int(dropped.get("o")) if known else None)
+    stderr = truncate_output("".join(err), limit, _int(dropped.get("e")) if known else None)
 
     value: Any = None
     if ex.timed_out:
@@ -237,17 +237,7 @@ def decode(ex: Exchange, config: LaunchConfig, timeout: float, duration: float) 
             error = "SandboxError: the run failed"
     else:
         ok = False
-        sig = _signal_of(ex.returncode, config.mode != "direct")
-        if sig == signal.SIGXCPU or sig == signal.SIGKILL:
-            error = "TimeoutError: CPU time limit exceeded"
-        elif sig == signal.SIGSEGV:
-            error = "SandboxError: the worker crashed (SIGSEGV; stack overflow from deep recursion?)"
-        elif sig == signal.SIGSYS:
-            error = "SandboxError: the worker was killed for a forbidden system call"
-        else:
-            error = f"SandboxError: the worker exited without a result (exit status {ex.returncode})"
-        if noise:
-            error += ": " + " | ".join(noise[-3:])[-500:]
+        error = describe_exit(ex.returncode, config.mode != "direct", noise)
     return SandboxResult(
         ok=ok,
         stdout=stdout,
@@ -257,6 +247,22 @@ def decode(ex: Exchange, config: LaunchConfig, timeout: float, duration: float) 
         duration=duration,
         value=value,
     )
+
+
+def describe_exit(returncode: int | None, via_bwrap: bool, noise: list[str]) -> str:
+    """Why a worker ended without a result, from its exit status (and the last stray lines it wrote)."""
+    sig = _signal_of(returncode, via_bwrap)
+    if sig == signal.SIGXCPU or sig == signal.SIGKILL:
+        error = "TimeoutError: CPU time limit exceeded"
+    elif sig == signal.SIGSEGV:
+        error = "SandboxError: the worker crashed (SIGSEGV; stack overflow from deep recursion?)"
+    elif sig == signal.SIGSYS:
+        error = "SandboxError: the worker was killed for a forbidden system call"
+    else:
+        error = f"SandboxError: the worker exited without a result (exit status {returncode})"
+    if noise:
+        error += ": " + " | ".join(noise[-3:])[-500:]
+    return error
 
 
 def _int(value: Any) -> int:

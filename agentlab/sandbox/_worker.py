@@ -14,6 +14,11 @@ Life cycle of one worker process (it is never reused):
 3. run the model's code with a guarded ``__import__`` and capped stdout/stderr, stream output to
    the parent as JSON lines, send one final ``{"done": ...}`` line and ``_exit``.
 
+In session mode (the job starts with ``session``; see ``_session.py`` in the parent) step 3 repeats: the
+worker runs one snippet per ``exec`` frame in the same globals, where the exposed functions send ``call``
+frames and block for the parent's ``result``, until the parent closes stdin or kills it.  It is still
+never used for a second session.
+
 Nothing here is a security boundary against the code it runs (that code shares this process);
 the boundary is the namespaces, uid, rlimits, Landlock and seccomp set up before the code starts.
 """
@@ -74,7 +79,10 @@ class _Channel:
         self.last_flush = time.monotonic()
 
     def send(self, obj):
-        view = memoryview((_encode(obj) + "\n").encode("ascii"))
+        self.send_text(_encode(obj))
+
+    def send_text(self, text):
+        view = memoryview((text + "\n").encode("ascii"))
         while view:
             view = view[os.write(self.fd, view) :]
 
@@ -275,13 +283,16 @@ def _self_report(cfg, status_fd):
 
 
 def _read_job(fd):
-    """Job format (from the trusted parent): ``<cpu seconds|probe>\n<call or empty>\n<code>``."""
+    """Job format (from the trusted parent): ``<cpu seconds|probe>\n<call or empty>\n<code>`` up to EOF,
+    or ``session\n`` followed by JSON frames, one per line (stdin then stays open; see ``_session``)."""
     chunks = []
     while True:
         data = os.read(fd, 65536)
         if not data:
             break
         chunks.append(data)
+        if len(chunks) == 1 and data.startswith(b"session\n"):
+            return {"session": True, "pending": data[len(b"session\n") :]}
     cpu, call, code = b"".join(chunks).decode("utf-8", "surrogatepass").split("\n", 2)
     return {"probe": cpu == "probe", "cpu": 0.0 if cpu == "probe" else float(cpu), "call": call, "code": code}
 
@@ -378,17 +389,28 @@ def _encode_value(value, limit):
 
 
 def _run(job, cfg, channel):
-    code, call = job["code"], job.get("call")
     # CPU limit for this job on top of what start-up has already used.
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = int(usage.ru_utime + usage.ru_stime + job["cpu"]) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    namespace = {"__name__": "__main__", "__builtins__": _make_builtins(frozenset(cfg["allowed"]))}
+    return _execute(job["code"], job.get("call"), namespace, cfg, channel)
 
+
+class _FinalAnswer(BaseException):
+    """Raised by ``final_answer(value)`` in a session: ends the snippet (and, for the caller, the run)."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+
+def _execute(code, call, namespace, cfg, channel):
+    """Run ``code`` in ``namespace`` with captured output; the ``done`` report for the parent."""
     limit = cfg["output_limit"]
     out = _CappedStream("o", channel, limit)
     err = _CappedStream("e", channel, limit)
     sys.stdout, sys.stderr = out, err
-    namespace = {"__name__": "__main__", "__builtins__": _make_builtins(frozenset(cfg["allowed"]))}
     reserve = bytearray(1 << 20)  # released on MemoryError so reporting it cannot fail too
     done = {"ok": True, "error": None}
     try:
@@ -399,6 +421,8 @@ def _run(job, cfg, channel):
             if not callable(func):
                 raise NameError(f"the code did not define a function {call}()")
             done["value"] = _encode_value(func(), max(limit, 65536))
+    except _FinalAnswer as final:
+        done.update(final=True, value=_encode_value(final.value, max(limit, 65536)))
     except SystemExit as exc:
         if exc.code not in (None, 0):
             done.update(ok=False, error=f"SystemExit: {exc.code!r}")
@@ -414,6 +438,111 @@ def _run(job, cfg, channel):
     channel.flush()
     done["dropped"] = {"o": out.dropped, "e": err.dropped}
     return done
+
+
+# -- session mode: one worker, many snippets, shared globals, functions that call the parent ------------
+
+
+class _JsonContext:
+    """Settings for the C JSON scanner (``json`` itself would import ``re``, and after the uid drop the
+    standard library may no longer be readable)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    memo = None
+
+    @staticmethod
+    def parse_constant(name):
+        raise ValueError(f"{name} is not allowed in a frame")
+
+
+class _HostLink:
+    """Frames from the parent on fd 0: one JSON object per line.  The parent is trusted; this code only
+    has to be correct, not defensive."""
+
+    def __init__(self, fd, pending, channel):
+        from _json import make_scanner
+
+        self.fd = fd
+        self.buffer = bytearray(pending)
+        self.channel = channel
+        self.scan = make_scanner(_JsonContext())
+
+    def frame(self):
+        while b"\n" not in self.buffer:
+            data = os.read(self.fd, 65536)
+            if not data:
+                os._exit(0)  # the parent ended the session
+            self.buffer += data
+        line, _, rest = bytes(self.buffer).partition(b"\n")
+        self.buffer = bytearray(rest)
+        value, _ = self.scan(line.decode("utf-8", "surrogatepass"), 0)
+        return value
+
+    def call(self, name, arguments):
+        """Ask the parent to run ``name(**arguments)``; its JSON result, or ToolError."""
+        try:
+            request = _encode({"call": {"name": name, "arguments": arguments}})
+        except (ValueError, RecursionError) as exc:
+            shown = "str, number, bool, None, list, dict"
+            raise TypeError(f"arguments of {name}() must be JSON values ({shown}): {exc}") from None
+        self.channel.flush()  # output printed before the call stays before it
+        self.channel.send_text(request)
+        reply = self.frame()
+        result = reply.get("result") if isinstance(reply, dict) else None
+        if not isinstance(result, dict):
+            raise RuntimeError("protocol error: expected a result frame from the parent")
+        if result.get("ok") is True:
+            return result.get("value")
+        raise _ToolError(str(result.get("error")))
+
+
+class _ToolError(Exception):
+    """A function call the parent refused or that failed there (shown to the code as ``ToolError``)."""
+
+
+def _proxy(name, params, link):
+    def call(*args, **kwargs):
+        if len(args) > len(params):
+            raise TypeError(f"{name}() takes at most {len(params)} positional arguments ({len(args)} given)")
+        arguments = dict(zip(params, args, strict=False))
+        for key, value in kwargs.items():
+            if key in arguments:
+                raise TypeError(f"{name}() got multiple values for argument {key!r}")
+            arguments[key] = value
+        return link.call(name, arguments)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def _final_answer(value):
+    raise _FinalAnswer(value)
+
+
+def _session(job, cfg, channel):
+    """Serve ``exec`` frames until the parent closes stdin; globals persist from snippet to snippet."""
+    link = _HostLink(0, job["pending"], channel)
+    setup = link.frame()["setup"]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = int(usage.ru_utime + usage.ru_stime)
+    hard = used + int(setup["cpu_total"]) + 1
+    namespace = {"__name__": "__main__", "__builtins__": _make_builtins(frozenset(cfg["allowed"]))}
+    namespace["__builtins__"]["ToolError"] = _ToolError
+    namespace["__builtins__"]["final_answer"] = _final_answer
+    for name, params in setup["functions"].items():
+        namespace[name] = _proxy(name, tuple(params), link)
+    channel.send({"ready": True})
+    while True:
+        request = link.frame()["exec"]
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        soft = min(int(usage.ru_utime + usage.ru_stime + request["cpu"]) + 1, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+        done = _execute(request["code"], None, namespace, cfg, channel)
+        channel.send({"done": done})
 
 
 def main():
@@ -443,6 +572,8 @@ def main():
     channel = _Channel(result_fd)
 
     job = _read_job(0)
+    if job.get("session"):
+        _session(job, cfg, channel)  # never returns: the worker exits when the parent closes stdin
     os.dup2(devnull, 0)
     probe = job.get("probe")
     done = {"ok": True, "error": None, "dropped": {"o": 0, "e": 0}} if probe else _run(job, cfg, channel)

@@ -14,8 +14,11 @@ from ._policy import DEFAULT_ALLOWED_IMPORTS, PolicyViolation, precheck
 from ._result import Isolation, SandboxResult, SandboxUnavailable
 
 if TYPE_CHECKING:  # the process machinery is imported on first use, keeping `import` cheap
+    from collections.abc import Mapping, Sequence
+
     from ._launch import LaunchConfig
     from ._proc import Exchange, Worker
+    from ._session import SandboxSession
 
 logger = logging.getLogger("agentlab.sandbox")
 
@@ -118,6 +121,35 @@ class Sandbox:
             break
         return self._decode(ex, timeout, started)
 
+    def session(
+        self,
+        functions: Mapping[str, Sequence[str]] | None = None,
+        *,
+        timeout: float | None = None,
+        max_calls: int = 50,
+        frame_limit: int = 1 << 20,
+    ) -> SandboxSession:
+        """A worker kept for several snippets that share their globals (``async with`` it; closing kills it).
+
+        ``functions`` maps names the code may call to their parameter names; each call is sent to the
+        ``call_handler`` given to :meth:`SandboxSession.execute` (in this process) and only its JSON result
+        goes back.  ``final_answer(value)`` ends a snippet with ``final=True``.  ``timeout`` is per snippet
+        (time spent in the handler does not count); ``max_calls`` caps the calls per snippet and
+        ``frame_limit`` the bytes of every message; breaking either kills the worker.
+        """
+        from ._session import SandboxSession
+
+        self._admit()
+        return SandboxSession(
+            self._cfg(),
+            lambda: self._take()[0],
+            self._precheck_error,
+            functions or {},
+            timeout=self._timeout(timeout),
+            max_calls=max_calls,
+            frame_limit=frame_limit,
+        )
+
     def close(self) -> None:
         """Kill the idle pre-spawned workers.  Runs in progress finish normally."""
         with self._lock:
@@ -170,6 +202,14 @@ class Sandbox:
 
     def _prepare(self, code: str, started: float) -> SandboxResult | None:
         """Strict/degradation handling and the AST pre-check; a result means "rejected"."""
+        self._admit()
+        error = self._precheck_error(code)
+        if error is None:
+            return None
+        return SandboxResult(ok=False, stderr=error + "\n", error=error, duration=time.monotonic() - started)
+
+    def _admit(self) -> None:
+        """Raise unless this host may run code under this sandbox's policy (warn once when degraded)."""
         if self._closed:
             raise RuntimeError("Sandbox is closed")
         isolation = self.isolation
@@ -182,19 +222,20 @@ class Sandbox:
                 self._warned = True
                 logger.warning("agentlab sandbox is running with reduced protection: %s", isolation)
         self._cfg()
+
+    def _precheck_error(self, code: str) -> str | None:
+        """The pre-check's message for code that would obviously be refused, else None."""
         if not self._precheck:
             return None
         try:
             precheck(code, self.allowed_imports)
         except PolicyViolation as exc:
-            error = f"PolicyViolation: {exc}"
+            return f"PolicyViolation: {exc}"
         except SyntaxError as exc:
-            error = f"SyntaxError: {exc.msg} (line {exc.lineno})"
+            return f"SyntaxError: {exc.msg} (line {exc.lineno})"
         except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
-            error = f"{type(exc).__name__}: {exc}"
-        else:
-            return None
-        return SandboxResult(ok=False, stderr=error + "\n", error=error, duration=time.monotonic() - started)
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     def _decode(self, ex: Exchange, timeout: float, started: float) -> SandboxResult:
         from ._proc import decode

@@ -19,7 +19,7 @@ from agentlab.events import Status, ToolCall
 from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
 
 if TYPE_CHECKING:
-    from agentlab.tools import Tool, ToolOutput, ToolRegistry
+    from agentlab.tools import ApprovalCallback, Tool, ToolOutput, ToolRegistry
 
 __all__ = [
     "REQUIRED_METHODS",
@@ -57,6 +57,10 @@ class StrategyContext:
     history: list[dict[str, Any]] = field(default_factory=list)
     # The parameters of the final-answer action: the run's output type as a JSON Schema object.
     output_schema: dict[str, Any] | None = None
+    # For strategies that invoke tools themselves (CodeAct's snippets): the run's approver and its
+    # `RunContext` (deps), passed on to `ToolRegistry.invoke`.
+    approve: ApprovalCallback | None = None
+    run_context: Any = None
 
 
 @dataclass
@@ -174,6 +178,10 @@ class StrategyBase:
         strategy cannot switch (False): lenient reading still accepts either shape."""
         return False
 
+    def close(self) -> None:
+        """Release what the run held (CodeAct's sandbox worker); the loop calls it once the run ends, however
+        it ends. By default there is nothing to release."""
+
     @property
     def episode(self) -> object:
         """By default the whole run is one episode."""
@@ -222,6 +230,10 @@ class PlainStrategy(StrategyBase):
             return False
         self.wrapped.switch_format(fmt)
         return True
+
+    def close(self) -> None:
+        if hasattr(self.wrapped, "close"):
+            self.wrapped.close()
 
     @property
     def episode(self) -> object:

@@ -37,6 +37,7 @@ class BuiltinStrategy:
 STRATEGIES: dict[str, StrategyFactory] = {
     "react": BuiltinStrategy("agentlab.strategies.react", "ReAct"),
     "pal": BuiltinStrategy("agentlab.strategies.pal", "PAL"),
+    "codeact": BuiltinStrategy("agentlab.strategies.codeact", "CodeAct"),
     "critic": BuiltinStrategy("agentlab.strategies.critic", "Critic"),
     "camel": BuiltinStrategy("agentlab.strategies.camel", "Camel"),
     "babyagi": BuiltinStrategy("agentlab.strategies.babyagi", "BabyAGI"),

@@ -1,4 +1,4 @@
-"""`python -m tools.bench <name>`: overhead, imports, concurrency, sandbox or local.
+"""`python -m tools.bench <name>`: overhead, imports, concurrency, sandbox, codeact or local.
 
 Each prints a markdown table for docs/benchmarks.md; the last line is a one-line summary. Timings on a
 shared machine are noisy: compare the ratios, not bare times.
@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     concurrency.add_argument("--memory-up-to", type=int, default=100, help="measure memory up to this N")
     sandbox = sub.add_parser("sandbox", help="sandbox run latency per isolation level")
     sandbox.add_argument("--runs", type=int, default=10)
+    codeact = sub.add_parser("codeact", help="one tool call from CodeAct code vs from ReAct")
+    codeact.add_argument("--rounds", type=int, default=10)
+    codeact.add_argument("--calls", type=int, default=200, help="tool calls per snippet")
     local = sub.add_parser("local", help="the embedded model: tokens/s and time to first decision")
     local.add_argument("--runs", type=int, default=3)
     local.add_argument("--max-tokens", type=int, default=96)
@@ -64,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sandbox: skipped: {missing}")
             return 0
         lines = [*sandbox.table(rows), "", sandbox.summary(rows)]
+    elif args.name == "codeact":
+        from tools.bench import codeact
+
+        cost = codeact.measure(args.rounds, args.calls)
+        lines = [*codeact.table(cost), "", codeact.summary(cost)]
     else:
         from tools.bench import local_model
 
