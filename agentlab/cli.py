@@ -117,7 +117,12 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
 
 # More subcommands live in their own modules, each with `add_parser(subparsers)` that sets `handler`.
-COMMAND_MODULES: tuple[str, ...] = ("agentlab.commands.mcp_serve", "agentlab.commands.export", "agentlab.commands.view")
+COMMAND_MODULES: tuple[str, ...] = (
+    "agentlab.commands.mcp_serve",
+    "agentlab.commands.export",
+    "agentlab.commands.view",
+    "agentlab.commands.batch",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

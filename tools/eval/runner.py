@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -11,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from agentlab._jsonl import jsonl_lines
+from agentlab.executors import run_jobs
 from tools.eval.baselines import BASELINES
 from tools.eval.suites import SUITES, Item, suite_tools
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 ResultCallback = Callable[[Item, dict[str, Any]], None]
 
@@ -209,29 +213,17 @@ def evaluate(
         # An unknown strategy or a missing corpus fails here, before any item runs.
         config.strategy.factory()
         suite_tools(config.suite, config.corpus)
-        if executor == "ray":
-            _run_on_ray(config, pending, finished)
-        elif executor == "local":
-            asyncio.run(_run_local(config, pending, model, concurrency, finished))
-        else:
-            raise ValueError(f"unknown executor {executor!r}; use local or ray")
+        run_jobs(
+            pending,
+            finished,
+            arun=lambda item: run_item(config, item, model),
+            run=functools.partial(run_item_blocking, config),
+            executor=executor,
+            concurrency=concurrency,
+            aclose=lambda: _close_client(model),  # the HTTP client this loop opened; the model stays usable
+            pythonpath=[str(REPO_ROOT)],  # so a local Ray instance's workers can import `tools`
+        )
     return [results[item.id] for item in items]
-
-
-async def _run_local(
-    config: EvalConfig, items: Sequence[Item], model: Any, concurrency: int, finished: ResultCallback
-) -> None:
-    gate = asyncio.Semaphore(max(1, concurrency))
-
-    async def one(item: Item) -> None:
-        async with gate:
-            result = await run_item(config, item, model)
-        finished(item, result)
-
-    try:
-        await asyncio.gather(*(one(item) for item in items))
-    finally:
-        await _close_client(model)  # the HTTP client this loop opened; the model itself stays usable
 
 
 async def _close_client(model: Any) -> None:
@@ -239,24 +231,6 @@ async def _close_client(model: Any) -> None:
     close = getattr(model, "aclose", None)
     if close is not None:
         await close()
-
-
-def _run_on_ray(config: EvalConfig, items: Sequence[Item], finished: ResultCallback) -> None:
-    """Each item is a Ray task. Uses the Ray instance already initialised by the caller, else starts a local
-    one; the repository root goes on the workers' PYTHONPATH so they can import `tools`."""
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError("--executor ray needs Ray: pip install -e '.[scale]'") from None
-    if not ray.is_initialized():
-        root = str(Path(__file__).resolve().parents[2])
-        ray.init(include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": root}})
-    task = ray.remote(run_item_blocking)
-    waiting = {task.remote(config, item): item for item in items}
-    while waiting:
-        done, _ = ray.wait(list(waiting), num_returns=1)
-        for ref in done:
-            finished(waiting.pop(ref), ray.get(ref))
 
 
 def config_dict(config: EvalConfig) -> dict[str, Any]:
