@@ -1,4 +1,4 @@
-"""`python -m tools.bench <name>`: overhead, imports, concurrency, sandbox, codeact or local.
+"""`python -m tools.bench <name>`: overhead, imports, first-request, concurrency, sandbox, codeact or local.
 
 Each prints a markdown table for docs/benchmarks.md; the last line is a one-line summary. Timings on a
 shared machine are noisy: compare the ratios, not bare times.
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     overhead.add_argument("--profile", action="store_true", help="also print a cProfile of agentlab episodes")
     imports = sub.add_parser("imports", help="import time in fresh interpreters")
     imports.add_argument("--n", type=int, default=15)
+    first = sub.add_parser("first-request", help="each strategy's first request with one tool, in characters")
+    first.add_argument("--show", metavar="STRATEGY", action="append", default=[], help="also print its request")
     concurrency = sub.add_parser("concurrency", help="N agents at once against a server with latency")
     concurrency.add_argument("--agents", type=int, nargs="+", default=[10, 100, 500])
     concurrency.add_argument("--steps", type=int, default=10)
@@ -53,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
 
         samples = imports.measure(args.n)
         lines = [*imports.table(samples), "", imports.summary(samples)]
+    elif args.name == "first-request":
+        from tools.bench import first_request
+
+        rows = first_request.measure()
+        lines = first_request.table(rows)
+        for strategy in args.show:
+            lines += ["", f"{strategy}:", "```json", first_request.show(rows, strategy), "```"]
+        lines += ["", first_request.summary(rows)]
     elif args.name == "concurrency":
         from tools.bench import concurrency
 
