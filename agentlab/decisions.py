@@ -59,6 +59,11 @@ def final_answer_tool(parameters: dict[str, Any] | None = None) -> dict[str, Any
     }
 
 
+def is_text_answer(parameters: dict[str, Any] | None) -> bool:
+    """True when the final action's parameters are the plain-text answer's (the default output type, `str`)."""
+    return parameters is None or parameters == TEXT_ANSWER
+
+
 def decision_schema(
     tools: ToolRegistry,
     *,

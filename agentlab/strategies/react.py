@@ -21,11 +21,9 @@ from agentlab.strategies.base import (
     StrategyContext,
 )
 
-SYSTEM = (
-    "You solve the user's task in steps. Each step: think briefly, then call one tool, or call "
-    "final_answer once you know the answer. Use tools for facts and arithmetic; do not guess. "
-    "Base the answer on the observations."
-)
+# Only what every run needs; how to answer is said by the decision format (a plain-text reply with native
+# tools, the final_answer action otherwise), so this prompt holds for both.
+SYSTEM = "Solve the task step by step. Use the tools for facts and arithmetic; do not guess. Then give the answer."
 
 
 # Restating the task helps small models, which lose it behind long observations.
@@ -71,8 +69,12 @@ class ReAct(StrategyBase):
             *history,
             {"role": "user", "content": context.task},
         ]
-        # Computed once: the schema is part of every request's stable prefix.
-        self._tools = [*context.tools.schemas(), decisions.final_answer_tool(final)]
+        # Computed once: the schema is part of every request's stable prefix. With native tools a plain-text
+        # reply already ends the run, so final_answer is offered only where an answer must be forced or
+        # typed (and on the forced last step, see _final_request).
+        self._final_tool = decisions.final_answer_tool(final)
+        needs_final = self.min_tool_calls > 0 or not decisions.is_text_answer(final)
+        self._tools = [*context.tools.schemas(), *([self._final_tool] if needs_final else [])]
         self._schema = decisions.decision_schema(context.tools, final_parameters=final)
 
     def switch_format(self, fmt: DecisionFormat) -> bool:
@@ -104,7 +106,8 @@ class ReAct(StrategyBase):
         messages = [*self.messages, {"role": "user", "content": ANSWER_NOW.format(task=self.context.task)}]
         if self.format == "tools":
             forced = {"type": "function", "function": {"name": decisions.FINAL}}
-            return ModelRequest(messages=messages, tools=self._tools, tool_choice=forced)
+            tools = self._tools if self._final_tool in self._tools else [*self._tools, self._final_tool]
+            return ModelRequest(messages=messages, tools=tools, tool_choice=forced)
         final_only = decisions.decision_schema(
             self.context.tools, final_only=True, final_parameters=self.context.output_schema
         )
