@@ -4,6 +4,7 @@ They check that each benchmark runs and reports; they never assert timings."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 
 import pytest
@@ -49,7 +50,19 @@ def test_overhead(capsys):
 def test_imports(capsys):
     assert main(["imports", "--n", "1"]) == 0
     out, summary = last_line(capsys)
-    assert summary.startswith("imports: import agentlab ") and "| `from agentlab import Agent` |" in out
+    assert summary.startswith("imports: import agentlab ") and "(target <= 0.25 s)" in summary
+    assert "| `from agentlab import Agent, tool, OpenAIModel` |" in out
+
+
+def test_first_request(capsys):
+    assert main(["first-request", "--show", "react"]) == 0
+    out, summary = last_line(capsys)
+    sizes = dict(re.findall(r"(\w+) (\d+)", summary.split(":", 1)[1].split(" characters")[0]))
+    assert set(sizes) == {"react", "pal", "codeact", "critic", "camel", "babyagi"}
+    # The size reported is the request the server received, shown in full for react.
+    shown = json.loads(out.split("```json\n", 1)[1].split("\n```", 1)[0])
+    assert int(sizes["react"]) == len(json.dumps(shown, separators=(",", ":"), ensure_ascii=False))
+    assert shown["messages"][-1]["content"] == "What is 2 + 3?"
 
 
 def test_concurrency(capsys):
