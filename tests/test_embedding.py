@@ -19,6 +19,7 @@ from toolbox import add, call, decide
 
 from agentlab import Agent, InMemorySession, ModelRetry, RunContext, SQLiteSession, tool
 from agentlab import events as ev
+from agentlab.run.output import SHORT_ANSWER_INSTRUCTIONS, ShortAnswer
 from agentlab.testing import ScriptedServer
 from agentlab.trace import read_trace
 
@@ -358,3 +359,30 @@ def test_pal_takes_history_as_context_and_ends_with_a_typed_output() -> None:
     final_tool = next(t for t in structuring["tools"] if t["function"]["name"] == "final_answer")
     assert final_tool["function"]["parameters"]["properties"]["answer"]["type"] == "integer"
     assert result.messages[:2] == history and result.messages[-1] == {"role": "assistant", "content": "4"}
+
+
+# --- short answers, for the evaluation harness -------------------------------------------------------
+
+
+def test_a_short_answer_is_checked_and_a_long_one_goes_back_to_be_shortened() -> None:
+    long = "Paris, " + "which is a lovely city " * 12
+    script = [final("tools", answer=long), final("tools", answer="Paris"), {"content": "Rome, " * 50}]
+    with ScriptedServer(script) as srv:
+        agent = Agent(model=toolbox.model_for(srv), output_type=ShortAnswer, instructions=SHORT_ANSWER_INSTRUCTIONS)
+        result = agent.run("Capital of France?")
+        plain = agent.run("Capital of Italy?")  # plain text is taken as the answer: no structuring request
+        first, repair, _ = srv.requests
+    assert (result.status, result.answer, result.output) == ("done", "Paris", "Paris")
+    assert "at most 200 characters" in first["messages"][0]["content"]
+    assert "200 characters" in repair["messages"][-1]["content"]
+    final_tool = next(t for t in first["tools"] if t["function"]["name"] == "final_answer")
+    assert final_tool["function"]["parameters"]["properties"]["answer"]["maxLength"] == 200
+    assert plain.status == "done" and plain.answer == ("Rome, " * 50).strip() and len(srv.requests) == 3
+
+
+def test_a_plain_str_answer_is_not_limited() -> None:
+    long = "word " * 200
+    with ScriptedServer([final("tools", answer=long)]) as srv:
+        result = Agent(model=toolbox.model_for(srv)).run("Write a long answer.")
+        final_tool = next(t for t in srv.requests[0]["tools"] if t["function"]["name"] == "final_answer")
+    assert result.answer == long and "maxLength" not in final_tool["function"]["parameters"]["properties"]["answer"]
