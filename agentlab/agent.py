@@ -456,6 +456,7 @@ class Agent:
             except OutputValidationError as bad:  # the answer goes back to the model, like a bad reply
                 self._count_output_failure(run, bad, decision.final_answer)
                 run.strategy.reject(response, bad)
+                return None  # rejected, not acted on: observing it too would add an empty turn
         return decision
 
     def _follow_reply_format(self, run: RunState, decision: ModelDecision) -> None:

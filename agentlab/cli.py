@@ -1,4 +1,4 @@
-"""`agentlab` command line: run an agent on a task, list tools."""
+"""`agentlab` command line: run an agent on a task, chat with one, list tools."""
 
 from __future__ import annotations
 
@@ -10,22 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentlab._redact import redact_data
+from agentlab.commands.model_options import add_model_options, model_from_args
 from agentlab.commands.sources import load_tools
 
 __all__ = ["build_parser", "load_tools", "main", "parse_options"]
-
-
-def _model(args: argparse.Namespace) -> Any:
-    if args.base_url or args.model:
-        from agentlab.models import OpenAIModel
-
-        if not (args.base_url and args.model):
-            raise SystemExit("--base-url and --model go together")
-        import os
-
-        api_key = os.environ.get("AGENTLAB_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        return OpenAIModel(model=args.model, base_url=args.base_url, api_key=api_key)
-    return None
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -60,7 +48,8 @@ def non_negative(kind: type[int] | type[float]) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agentlab.agent import Agent
-    from agentlab.events import RunWarning
+    from agentlab.commands.output_schema import load_schema, without_absent
+    from agentlab.events import RunFinished, RunWarning
     from agentlab.models import ModelUnavailable
     from agentlab.strategies import create
 
@@ -74,13 +63,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     try:
         agent = Agent(
-            model=_model(args),
+            model=model_from_args(args),
             tools=load_tools(args.tools),
             strategy=lambda: strategy,
             max_steps=args.max_steps,
             max_tokens=args.max_tokens,
             max_seconds=args.max_seconds,
             trace=args.trace,
+            **_typed_output(args.output_schema),
         )
     except (ModelUnavailable, ValueError) as error:
         print(f"agentlab: {error}", file=sys.stderr)
@@ -97,6 +87,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             "duration": round(result.duration, 3),
             "error": result.error,
         }
+        if args.output_schema:  # the validated object, JSON form (None when the run did not finish)
+            finished = result.events[-1]
+            output = finished.output if isinstance(finished, RunFinished) else None
+            if output is None and result.status == "done":
+                output = result.answer
+            summary["output"] = without_absent(output, load_schema(args.output_schema))
         run_id = getattr(strategy, "run_id", None)
         if run_id is not None:
             summary["run_id"] = run_id
@@ -106,6 +102,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     finished = render_events(agent.stream(args.task))
     return 0 if finished is not None and finished.status == "done" else 1
+
+
+def _typed_output(schema_path: str | None) -> dict[str, Any]:
+    """The Agent's output options for `--output-schema` (none without it); SchemaError (a ValueError) for a bad file."""
+    if not schema_path:
+        return {}
+    from agentlab.commands.output_schema import load_schema, schema_validator, type_from_schema
+
+    schema = load_schema(schema_path)
+    validator = schema_validator(schema)
+    return {"output_type": type_from_schema(schema), "output_validator": validator}
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
@@ -118,6 +125,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
 # More subcommands live in their own modules, each with `add_parser(subparsers)` that sets `handler`.
 COMMAND_MODULES: tuple[str, ...] = (
+    "agentlab.commands.chat",
     "agentlab.commands.mcp_serve",
     "agentlab.commands.export",
     "agentlab.commands.view",
@@ -132,13 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("task")
     run.add_argument("--strategy", default="react")
     run.add_argument("--tools", default="calculator", help="built-in names or MODULE_OR_FILE:NAME, comma-separated")
-    run.add_argument("--base-url")
-    run.add_argument("--model")
+    add_model_options(run)
     run.add_argument("--max-steps", type=non_negative(int), default=10)
     run.add_argument("--max-tokens", type=non_negative(int))
     run.add_argument("--max-seconds", type=non_negative(float))
     run.add_argument("--trace", help="append the run's events to this JSONL file")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.add_argument(
+        "--output-schema", metavar="SCHEMA.json", help="a JSON Schema file: the answer is an object of it (validated)"
+    )
     run.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (strategies with a store: babyagi)")
     run.add_argument("--store", metavar="PATH", help="the strategy's SQLite store (babyagi)")
     run.add_argument(

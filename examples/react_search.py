@@ -16,6 +16,7 @@ from rich.console import Console
 
 from agentlab import Agent
 from agentlab.render.console import render_events
+from agentlab.run.output import SHORT_ANSWER_INSTRUCTIONS, ShortAnswer
 from agentlab.tools import LocalCorpus, default_corpus, search_tools, web_search
 from agentlab.tools.builtin.web import network_available
 
@@ -40,7 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         tools = search_tools(corpus)
 
     # A search demo should search: no final answer before the first tool call.
-    agent = Agent(tools=tools, max_steps=args.max_steps, trace=args.trace, min_tool_calls=1)
+    # A short answer, as a search box gives (an agent's answer is otherwise as long as the model makes it).
+    agent = Agent(
+        tools=tools,
+        max_steps=args.max_steps,
+        trace=args.trace,
+        min_tool_calls=1,
+        output_type=ShortAnswer,
+        instructions=SHORT_ANSWER_INSTRUCTIONS,
+    )
     finished = render_events(agent.stream(args.question), console)
     return 0 if finished is not None and finished.status == "done" else 1
 

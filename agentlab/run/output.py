@@ -16,9 +16,9 @@ import json
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeAlias, TypeVar, overload
+from typing import Annotated, Any, Generic, TypeAlias, TypeVar, get_args, get_origin, overload
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from typing_extensions import is_typeddict  # knows both typing's and typing_extensions' TypedDict
 
 from agentlab.decisions import DecisionError
@@ -28,6 +28,13 @@ T = TypeVar("T")
 
 OutputValidator: TypeAlias = Callable[[Any], Any | Awaitable[Any]]
 """Checks (and may replace) a validated output: `value -> value`, sync or async; raises `ModelRetry` to refuse it."""
+
+ShortAnswer: TypeAlias = Annotated[str, Field(max_length=200)]
+"""A plain-text answer of at most 200 characters (`output_type=ShortAnswer`), for QA benchmarks that score short
+answers (the evaluation harness uses it): a longer final answer goes back to the model to be shortened."""
+
+SHORT_ANSWER_INSTRUCTIONS = "Give the final answer as a short phrase (at most 200 characters), not a full sentence."
+"""The instruction that goes with `ShortAnswer`: the schema's limit alone does not tell a model to be brief."""
 
 ANSWER_KEY = "answer"
 """The single property that carries a non-object output (`int`, `list[...]`, `str`, ...)."""
@@ -98,8 +105,11 @@ class OutputSpec(Generic[T]):
 
     @property
     def is_text(self) -> bool:
-        """True for plain `str` output, the default: the answer is the text itself."""
-        return self.output_type is str
+        """True for plain-text output: `str` (the default), or `str` with constraints (`ShortAnswer`): the answer
+        is the text itself (a final action's text is checked against the constraints)."""
+        return self.output_type is str or (
+            get_origin(self.output_type) is Annotated and get_args(self.output_type)[0] is str
+        )
 
     def validate(self, arguments: Mapping[str, Any]) -> T:
         """The final-answer action's arguments as a value of the output type.

@@ -26,6 +26,7 @@ from agentlab import decisions
 from agentlab._text import clip
 from agentlab.memory.store import MemoryStore, RetrievalWeights
 from agentlab.models.base import ModelRequest, ModelResponse
+from agentlab.run.conversation import with_history
 from agentlab.store import TaskRecord, TaskStore
 from agentlab.strategies.base import (
     CompositeStrategy,
@@ -142,7 +143,7 @@ class BabyAGI(CompositeStrategy):
                 phase=self._phase,
             )
         else:
-            self.objective = context.task
+            self.objective = with_history(context.task, context.history)  # earlier turns reach every prompt
             self.max_tasks = DEFAULT_MAX_TASKS if self.max_tasks is None else self.max_tasks
             self.store.create_run(self.run_id, self.objective, {"max_tasks": self.max_tasks})
             self.store.add_tasks(self.run_id, [self.first_task])

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from agentlab.models.base import ModelRequest, ModelResponse
+from agentlab.run.conversation import with_history
 from agentlab.strategies.base import (
     CompositeStrategy,
     Conclusion,
@@ -117,10 +118,11 @@ class Camel(CompositeStrategy):
         self.specifier = Dialogue(SPECIFIER_SYSTEM, fmt)
         self.assistant = ToolDialogue()  # primed when the first instruction arrives
         self._assistant_started = False
+        task = with_history(context.task, context.history)  # earlier turns are context for both roles
         if self.specify:
-            self.specifier.say(SPECIFIER_PROMPT.format(idea=context.task, **self.roles))
+            self.specifier.say(SPECIFIER_PROMPT.format(idea=task, **self.roles))
         else:
-            self._begin(context.task)
+            self._begin(task)
 
     def _begin(self, task: str) -> None:
         self.task = task

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from agentlab.decisions import MAX_THOUGHT_CHARS, read_structured, structured_request
 from agentlab.events import ToolCall
 from agentlab.models.base import ModelRequest, ModelResponse
+from agentlab.run.conversation import with_history
 from agentlab.strategies.base import (
     Conclusion,
     DecisionError,
@@ -199,7 +200,10 @@ class CodeAct:
             system += "\n" + context.instructions
         example = {"thought": "Look up the price first.", "code": EXAMPLE}
         system += "\nExample step: " + json.dumps(example)
-        self.messages = [{"role": "system", "content": system}, {"role": "user", "content": context.task}]
+        self.messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": with_history(context.task, context.history)},
+        ]
 
     def next_step(self) -> ModelRequest | Conclusion:
         if self.final is not None:

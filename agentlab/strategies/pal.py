@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentlab.events import ToolCall
 from agentlab.models.base import ModelRequest, ModelResponse
+from agentlab.run.conversation import with_history
 from agentlab.strategies.base import (
     Conclusion,
     DecisionError,
@@ -100,7 +101,7 @@ class PAL(StrategyBase):
             {"role": "system", "content": system},
             {"role": "user", "content": EXAMPLE_QUESTION},
             {"role": "assistant", "content": example},
-            {"role": "user", "content": context.task},
+            {"role": "user", "content": with_history(context.task, context.history)},
         ]
 
     def next_step(self) -> ModelRequest | Conclusion:

@@ -105,6 +105,7 @@ async def run_item(config: EvalConfig, item: Item, model: Any) -> dict[str, Any]
     """One agent run on one item, scored; the record that is cached and reported."""
     from agentlab import Agent
     from agentlab import events as ev
+    from agentlab.run.output import SHORT_ANSWER_INSTRUCTIONS, ShortAnswer
 
     suite = SUITES[config.suite]
     agent = Agent(
@@ -113,7 +114,9 @@ async def run_item(config: EvalConfig, item: Item, model: Any) -> dict[str, Any]
         strategy=config.strategy.factory(),
         max_steps=config.max_steps,
         max_seconds=config.max_seconds,
-        instructions=suite.instructions,
+        # QA scoring compares short answers: ask for one (an app's answer has no such limit)
+        instructions=f"{suite.instructions} {SHORT_ANSWER_INSTRUCTIONS}",
+        output_type=ShortAnswer,
     )
     result = await agent.arun(item.question)
     score = suite.score(result.answer, item.gold)
