@@ -208,7 +208,7 @@ class Tool(BaseTool[P, R]):
         """`local_names` resolves string annotations naming classes local to the defining function."""
         if not callable(func):
             raise TypeError(f"@tool needs a function, got {type(func).__name__}")
-        tool_name: str = name or getattr(func, "__name__", type(func).__name__)
+        tool_name = name or str(getattr(func, "__name__", type(func).__name__))
         docs = parse_docstring(inspect.getdoc(func))
         self.args_model: type[BaseModel] = build_args_model(func, f"{tool_name}_arguments", docs, local_names)
         super().__init__(
@@ -229,7 +229,7 @@ class Tool(BaseTool[P, R]):
             for p in inspect.signature(func).parameters.values()
             if p.kind is p.POSITIONAL_ONLY and p.name != self.context_parameter
         ]
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+        functools.update_wrapper(self, func)
 
     def _prepare(self, parsed: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]] | str:
         """Validated call arguments `(args, kwargs, shown)` (`shown` is what an approver sees), or an
