@@ -27,12 +27,14 @@ demo: install
 test: install
 	$(PY) -m ruff check agentlab tests examples tools
 	$(PY) -m ruff format --check agentlab tests examples tools
+	$(PY) -m mypy agentlab
 	$(DOCS)
 	$(PY) -m pytest -q
 
 lint: install
 	$(PY) -m ruff check agentlab tests examples tools
 	$(PY) -m ruff format --check agentlab tests examples tools
+	$(PY) -m mypy agentlab
 	$(DOCS)
 
 docs: install

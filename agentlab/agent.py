@@ -502,6 +502,8 @@ class Agent:
                 messages, self.output.parameters, run.format, name=decisions.FINAL, description="Give the final answer."
             )
             response = await self._query(run, request)
+            if response is None:  # the model failed for good and a fallback model takes over: ask it
+                continue
             try:
                 value = self.output.validate(decisions.read_object(response))
                 return await run_validators(self.output_validators, value)

@@ -16,7 +16,8 @@ def bm25_scores(query: str, texts: Sequence[str]) -> list[float]:
     import bm25s  # lazy: pulls in numpy/scipy
 
     def tokenize(items: Sequence[str]) -> list[list[str]]:
-        return bm25s.tokenize(list(items), stopwords="en", return_ids=False, show_progress=False)
+        tokens: list[list[str]] = bm25s.tokenize(list(items), stopwords="en", return_ids=False, show_progress=False)
+        return tokens
 
     query_tokens = tokenize([query])[0]
     documents = tokenize(texts)

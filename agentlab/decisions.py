@@ -42,7 +42,7 @@ class ModelDecision:
 
 
 FINAL = "final_answer"
-TEXT_ANSWER = {
+TEXT_ANSWER: dict[str, Any] = {
     "type": "object",
     "properties": {"answer": {"type": "string", "minLength": 1, "description": "The final answer."}},
     "required": ["answer"],

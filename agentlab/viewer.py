@@ -113,8 +113,11 @@ class _RunView:
         for started in open_tools.values():  # the trace ends while these tools were running
             call = started.get("call") or {}
             steps.setdefault(int(started.get("step") or 0), []).append(
-                f'<div class="ev tool_result failed"><span class="label">no result</span> '
-                f"<code>{_e(call.get('name'))}</code> was still running when the trace ends</div>"
+                _row(
+                    "tool_result failed",
+                    "no result",
+                    f" <code>{_e(call.get('name'))}</code> was still running when the trace ends",
+                )
             )
         trailing = retries + trailing
         items = [
@@ -168,49 +171,48 @@ class _RunView:
         if kind == "model_call":
             usage = event.get("usage") or {}
             duration = float(event.get("duration") or 0)
-            return (
-                f'<div class="ev model_call">{self._timing(event, duration)}<span class="label">model</span> '
-                f"{int(usage.get('prompt_tokens') or 0)} in · {int(usage.get('completion_tokens') or 0)} out · "
-                f"{duration:.2f}s · {_e(event.get('messages'))} messages · {_e(event.get('decision_format'))}</div>"
+            counts = (
+                f" {int(usage.get('prompt_tokens') or 0)} in · {int(usage.get('completion_tokens') or 0)} out · "
+                f"{duration:.2f}s · {_e(event.get('messages'))} messages · {_e(event.get('decision_format'))}"
             )
+            return _row("model_call", "model", counts, timing=self._timing(event, duration))
         if kind == "decision":
             parts = []
             if event.get("thought"):
-                parts.append(f'<div class="ev thought"><span class="label">thought</span>{_e(event["thought"])}</div>')
+                parts.append(_row("thought", "thought", _e(event["thought"])))
             for call in event.get("tool_calls") or []:
                 arguments = json.dumps(call.get("arguments"), indent=2, ensure_ascii=False, default=str)
-                parts.append(
-                    f'<div class="ev tool_call"><span class="label">action</span><code>{_e(call.get("name"))}</code>'
-                    f'<span class="muted"> id {_e(call.get("id"))}</span>{_pre(arguments)}</div>'
-                )
+                shown = f'<code>{_e(call.get("name"))}</code><span class="muted"> id {_e(call.get("id"))}</span>'
+                parts.append(_row("tool_call", "action", shown + _pre(arguments)))
             return "".join(parts)
         if kind == "tool_result":
             call = event.get("call") or {}
             ok = bool(event.get("ok"))
             duration = float(event.get("duration") or 0)
-            return (
-                f'<div class="ev tool_result {"ok" if ok else "failed"}">{self._timing(event, duration)}'
-                f'<span class="label">{"result" if ok else "tool error"}</span><code>{_e(call.get("name"))}</code>'
-                f'<span class="muted"> {duration:.2f}s</span>{_pre(event.get("output"))}</div>'
+            shown = f'<code>{_e(call.get("name"))}</code><span class="muted"> {duration:.2f}s</span>'
+            return _row(
+                f"tool_result {'ok' if ok else 'failed'}",
+                "result" if ok else "tool error",
+                shown + _pre(event.get("output")),
+                timing=self._timing(event, duration),
             )
         if kind == "parse_error":
-            return (
-                f'<div class="ev parse_error"><span class="label">parse error</span>{_e(event.get("error"))}'
-                f"{_pre(event.get('raw'), 'raw reply')}</div>"
-            )
+            return _row("parse_error", "parse error", _e(event.get("error")) + _pre(event.get("raw"), "raw reply"))
         if kind == "note":
             data = event.get("data")
             extra = _pre(json.dumps(data, indent=2, ensure_ascii=False, default=str), "data") if data else ""
-            return f'<div class="ev note"><span class="label">note</span>{_e(event.get("text"))}{extra}</div>'
+            return _row("note", "note", _e(event.get("text")) + extra)
         if kind == "final":
-            return f'<div class="ev final"><span class="label">final answer</span>{_pre(event.get("answer"))}</div>'
+            return _row("final", "final answer", _pre(event.get("answer")))
         payload = json.dumps(event, indent=2, ensure_ascii=False, default=str)
-        return f'<div class="ev other"><span class="label">{_e(kind)}</span>{_pre(payload)}</div>'
+        return _row("other", _e(kind), _pre(payload))
 
     def _retry(self, event: dict[str, Any]) -> str:
-        return (
-            f'<div class="ev retry"><span class="label">retry</span>attempt {_e(event.get("attempt"))} '
-            f"after {_e(event.get('error'))}; waiting {float(event.get('wait') or 0):.1f}s</div>"
+        return _row(
+            "retry",
+            "retry",
+            f"attempt {_e(event.get('attempt'))} after {_e(event.get('error'))}; "
+            f"waiting {float(event.get('wait') or 0):.1f}s",
         )
 
     def _timing(self, event: dict[str, Any], duration: float) -> str:
@@ -223,6 +225,11 @@ class _RunView:
             f'<span class="when" title="starts {begin:.2f}s into the run">+{begin:.2f}s</span>'
             f'<span class="bar"><span style="margin-left:{left:.2f}%;width:{width:.2f}%"></span></span>'
         )
+
+
+def _row(css: str, label: str, body: str, *, timing: str = "") -> str:
+    """One event in the timeline: its classes, an optional timing bar, a label and the (escaped) body."""
+    return f'<div class="ev {css}">{timing}<span class="label">{label}</span>{body}</div>'
 
 
 def _e(value: Any) -> str:

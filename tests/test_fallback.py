@@ -3,6 +3,7 @@ for good or keeps sending unusable replies."""
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Any
 
@@ -92,3 +93,20 @@ def test_when_every_model_fails_the_run_ends_in_error_with_its_trace() -> None:
     assert model.current.name == "b"
     model.reset()
     assert model.current.name == "a"
+
+
+def test_a_model_that_fails_during_the_structuring_request_hands_it_to_the_next() -> None:
+    with (
+        ScriptedServer([{"content": "forty-two"}, DOWN, DOWN]) as primary,
+        ScriptedServer([call("final_answer", answer=42)]) as secondary,
+    ):
+        model = FallbackModel(
+            model_for(primary, model="big", decision_format="tools"),
+            model_for(secondary, model="small", decision_format="tools"),
+        )
+        result = Agent(model=model, tools=[add], output_type=int).run("6 * 7?")
+        structuring = secondary.requests[0]
+    assert (result.status, result.output) == ("done", 42), result.error
+    assert "forty-two" in json.dumps(structuring["messages"])
+    [fallback] = of_kind(result, "model_fallback")
+    assert (fallback.from_model, fallback.to_model) == ("big", "small")

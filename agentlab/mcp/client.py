@@ -72,7 +72,7 @@ class MCPTool(BaseTool[..., Any]):
     def __repr__(self) -> str:
         return f"MCPTool(name={self.name!r}, server_name={self.server_name!r})"
 
-    def __call__(self, **arguments: Any) -> Any:  # type: ignore[override]
+    def __call__(self, **arguments: Any) -> Any:
         """Call the server directly (a coroutine); `invoke` is the model-facing path."""
         return self._call_server(**arguments)
 
@@ -128,17 +128,18 @@ def _object_schema(schema: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def result_text(result: CallToolResult) -> str:
     """A tool result as text for the model: text blocks verbatim, other blocks named, structured data as JSON."""
+    from mcp.types import AudioContent, EmbeddedResource, ImageContent, ResourceLink, TextContent
+
     parts: list[str] = []
     for block in result.content:
-        kind = getattr(block, "type", "")
-        if kind == "text":
+        if isinstance(block, TextContent):
             parts.append(block.text)
-        elif kind in ("image", "audio"):
-            parts.append(f"[{kind} {block.mime_type}, {len(block.data) * 3 // 4} bytes]")
-        elif kind == "resource":
+        elif isinstance(block, ImageContent | AudioContent):
+            parts.append(f"[{block.type} {block.mime_type}, {len(block.data) * 3 // 4} bytes]")
+        elif isinstance(block, EmbeddedResource):
             resource = block.resource
             parts.append(getattr(resource, "text", None) or f"[binary resource {resource.uri}]")
-        elif kind == "resource_link":
+        elif isinstance(block, ResourceLink):
             parts.append(f"[resource {block.uri}]")
         else:
             parts.append(str(block))

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
@@ -210,7 +210,7 @@ class MemoryStore:
                 (_PENDING, importance),
             )
             pending = self._db.execute("SELECT value FROM memory_meta WHERE key = ?", (_PENDING,)).fetchone()[0]
-        return pending >= self.reflection_threshold
+        return float(pending) >= self.reflection_threshold
 
     async def _rate(self, text: str) -> tuple[float, ImportanceSource]:
         if self.model is None:
@@ -348,7 +348,8 @@ class MemoryStore:
     def _select(
         self, kinds: Sequence[str] | None, *, limit: int | None = None, ids: Sequence[int] | None = None
     ) -> list[Memory]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | int] = []
         if kinds:
             where.append(f"kind IN ({','.join('?' * len(kinds))})")
             params += list(kinds)
@@ -368,7 +369,7 @@ class MemoryStore:
                 params,
             ):
                 links.setdefault(memory_id, []).append(source_id)
-        return [Memory(*row, sources=tuple(links.get(row[0], ()))) for row in reversed(rows)]
+        return [replace(Memory(*row), sources=tuple(links.get(row[0], ()))) for row in reversed(rows)]
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -380,7 +380,7 @@ def _part_text(part: Any) -> str | None:
     if isinstance(part, str):
         return part
     if isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str):
-        return part["text"]
+        return str(part["text"])
     return None
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from typing_extensions import is_typeddict  # knows both typing's and typing_extensions' TypedDict
 
 from agentlab.decisions import DecisionError
-from agentlab.tools.schema import clean_json_schema, describe_parameters
+from agentlab.tools.schema import clean_json_schema, describe_parameters, validation_problems
 
 T = TypeVar("T")
 
@@ -38,9 +38,6 @@ SHORT_ANSWER_INSTRUCTIONS = "Give the final answer as a short phrase (at most 20
 
 ANSWER_KEY = "answer"
 """The single property that carries a non-object output (`int`, `list[...]`, `str`, ...)."""
-
-# A handful of problems is plenty for the model to fix its answer (as for tool arguments).
-_MAX_REPORTED_ERRORS = 5
 
 
 class ModelRetry(Exception):
@@ -157,18 +154,7 @@ class OutputSpec(Generic[T]):
             raise OutputValidationError(self._explain(exc, prefix)) from exc
 
     def _explain(self, exc: ValidationError, prefix: str) -> str:
-        problems = []
-        for error in exc.errors(include_url=False)[:_MAX_REPORTED_ERRORS]:
-            where = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "") or "answer"
-            if error["type"] == "missing":
-                problems.append(f"- '{where}': missing")
-            else:
-                shown = repr(error.get("input"))
-                if len(shown) > 60:
-                    shown = shown[:57] + "..."
-                problems.append(f"- '{where}': {error['msg']} (got {shown})")
-        if exc.error_count() > _MAX_REPORTED_ERRORS:
-            problems.append(f"- ... and {exc.error_count() - _MAX_REPORTED_ERRORS} more")
+        problems = validation_problems(exc, whole="answer", wording={"missing": "missing"}, prefix=prefix)
         return (
             "The final answer does not fit the required output:\n" + "\n".join(problems) + "\n"
             f"Give the final answer again with: {describe_parameters(self.parameters)}."

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from typing import Any
 
 from ._landlock import MAX_KNOWN_ABI, host_abi
 from ._launch import NOBODY, LaunchConfig, bwrap_path
@@ -55,25 +56,33 @@ def _candidates(use_bwrap: bool = True, use_landlock: bool = True) -> list[tuple
     return [(m, sc, ll) for sc in seccomp for m in modes for ll in ([abi, 0] if abi else [0])]
 
 
-def launch_config(mode: str, use_seccomp: bool, landlock: int = 0, **overrides) -> LaunchConfig:
-    params = {
-        "memory_mb": _PROBE_MEMORY_MB,
-        "output_limit": 1000,
-        "allowed": DEFAULT_ALLOWED_IMPORTS,
-        "packages": {},
-        "tag": "probe",
-    } | overrides
+def launch_config(
+    mode: str,
+    use_seccomp: bool,
+    landlock: int = 0,
+    *,
+    memory_mb: int = _PROBE_MEMORY_MB,
+    output_limit: int = 1000,
+    allowed: frozenset[str] = DEFAULT_ALLOWED_IMPORTS,
+    packages: dict[str, str] | None = None,
+    tag: str = "probe",
+) -> LaunchConfig:
+    """The worker's launch settings for a mode and layers; the defaults are the probe's."""
     return LaunchConfig(
         mode=mode,
         seccomp=seccomp_program() if use_seccomp else None,
         drop_uid=os.geteuid() == 0,
         bwrap=bwrap_path() if mode != "direct" else None,
         landlock_abi=landlock,
-        **params,
+        memory_mb=memory_mb,
+        output_limit=output_limit,
+        allowed=allowed,
+        packages=packages if packages is not None else {},
+        tag=tag,
     )
 
 
-def _probe(config: LaunchConfig) -> tuple[dict | None, str]:
+def _probe(config: LaunchConfig) -> tuple[dict[str, Any] | None, str]:
     worker = Worker(config)
     try:
         ex = worker.exchange(b"probe\n\n", time.monotonic() + 10.0, 1 << 20)
@@ -82,11 +91,13 @@ def _probe(config: LaunchConfig) -> tuple[dict | None, str]:
     return decode_report(ex)
 
 
-def _assess(mode: str, report: dict, notes: list[str]) -> dict[str, bool]:
+def _assess(mode: str, report: dict[str, Any], notes: list[str]) -> dict[str, bool]:
     status = report.get("status", {})
     ns = report.get("ns", {})
     cap_eff = status.get("CapEff", "")
-    landlock = report.get("landlock") if isinstance(report.get("landlock"), dict) else {}
+    landlock = report.get("landlock")
+    if not isinstance(landlock, dict):
+        landlock = {}
     layers = {
         "bubblewrap": mode != "direct",
         "landlock": landlock.get("abi", 0) > 0 and landlock.get("fs_confined") is True,

@@ -9,6 +9,10 @@ complete.  The boundary is the OS layer (namespaces, uid, rlimits, seccomp).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # ast is imported on first use, keeping `import agentlab.sandbox` cheap
+    import ast
 
 DEFAULT_ALLOWED_IMPORTS: frozenset[str] = frozenset(
     {
@@ -43,7 +47,7 @@ class PolicyViolation(Exception):
     """Raised (in the parent) by :func:`precheck`; ``str()`` is the message shown to the model."""
 
 
-def _catches_import_error(handlers: list) -> bool:
+def _catches_import_error(handlers: list[ast.ExceptHandler]) -> bool:
     import ast
 
     for handler in handlers:
@@ -71,7 +75,8 @@ def precheck(code: str, allowed: frozenset[str]) -> None:
             for stmt in node.body:
                 guarded.update(id(sub) for sub in ast.walk(stmt))
 
-    located = [n for n in ast.walk(tree) if hasattr(n, "lineno")]
+    # Statements and expressions: every node the checks below look at, each with a position.
+    located = [n for n in ast.walk(tree) if isinstance(n, ast.stmt | ast.expr)]
     located.sort(key=lambda n: (n.lineno, n.col_offset, n.end_col_offset or 0))  # report the first one
     for node in located:
         line = node.lineno

@@ -221,6 +221,7 @@ def decode(ex: Exchange, config: LaunchConfig, timeout: float, duration: float) 
     stderr = truncate_output("".join(err), limit, _int(dropped.get("e")) if known else None)
 
     value: Any = None
+    error: str | None
     if ex.timed_out:
         ok, error = False, f"TimeoutError: execution exceeded the time limit of {timeout:g} s"
     elif ex.overflow:

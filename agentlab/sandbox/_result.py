@@ -26,21 +26,14 @@ class SandboxResult:
 
 
 @dataclass(frozen=True, slots=True)
-class SnippetResult:
-    """Outcome of one snippet in a :class:`~agentlab.sandbox.SandboxSession`.
+class SnippetResult(SandboxResult):
+    """Outcome of one snippet in a :class:`~agentlab.sandbox.SandboxSession`: a run's outcome, and
 
     ``final``: the snippet called ``final_answer(value)`` (``value`` holds it, as JSON data or its repr);
     ``calls``: how many function calls it made; ``restarted``: it ran on a fresh worker because the
     previous one was stopped, so variables from earlier snippets are gone.
     """
 
-    ok: bool
-    stdout: str = ""
-    stderr: str = ""
-    error: str | None = None
-    timed_out: bool = False
-    duration: float = 0.0
-    value: Any = None
     final: bool = False
     calls: int = 0
     restarted: bool = False

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import platform
 import struct
+from typing import Any
 
 # Syscalls refused with EPERM.  Numbers come from the kernel's uapi headers
 # (asm/unistd_64.h for x86-64, asm-generic/unistd.h for aarch64).
@@ -112,7 +113,7 @@ def build_filter(arch: str | None = None) -> bytes:
 
     # Assemble with symbolic jump targets, resolved below.  Each entry:
     # (code, jt_label_or_0, jf_label_or_0, k) or ("label", name).
-    prog: list[tuple] = [
+    prog: list[tuple[Any, ...]] = [
         (_LD_W_ABS, 0, 0, _OFF_ARCH),
         (_JEQ_K, 0, "kill", audit_arch),
         (_LD_W_ABS, 0, 0, _OFF_NR),
@@ -142,7 +143,7 @@ def build_filter(arch: str | None = None) -> bytes:
     ]
 
     labels: dict[str, int] = {}
-    insns: list[tuple] = []
+    insns: list[tuple[Any, ...]] = []
     for item in prog:
         if item[0] == "label":
             labels[item[1]] = len(insns)

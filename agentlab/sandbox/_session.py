@@ -96,7 +96,7 @@ class SandboxSession:
         self._take_worker = take_worker
         self._check_code = check_code
         self._worker: Worker | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[Worker], SandboxSession] | None = None
         self._reader: asyncio.StreamReader | None = None
         self._transports: list[asyncio.BaseTransport] = []
         self._writer: asyncio.WriteTransport | None = None

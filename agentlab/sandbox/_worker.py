@@ -31,13 +31,51 @@ import sys
 import time
 from _json import encode_basestring_ascii as _quote  # the json package would pull in re (slow)
 
+# Annotations name these only as strings: importing typing would cost start-up time on every run, and
+# mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ctypes
+    import types
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, NoReturn, TypedDict
+
+    class _Config(TypedDict):
+        """The start-up settings (``LaunchConfig.worker_config`` in the parent writes them)."""
+
+        allowed: list[str]
+        paths: list[str]
+        seccomp: str
+        workdir: str
+        landlock: str
+        drop_uid: int
+        preimport: int
+        uid: int
+        gid: int
+        mem: int
+        fsize: int
+        nofile: int
+        nproc: int
+        output_limit: int
+
+    class _Job(TypedDict, total=False):
+        """One job from the parent: code to run, a probe, or the start of a session."""
+
+        session: bool
+        pending: bytes
+        probe: bool
+        cpu: float
+        call: str
+        code: str
+
+
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAPBSET_DROP = 24
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 
 
-def _encode(value, depth=0):
+def _encode(value: "Any", depth: int = 0) -> str:
     """Minimal JSON encoder (str, int, float, bool, None, list/tuple, dict); ValueError otherwise.
 
     Base-type methods are called explicitly so that subclasses cannot inject invalid JSON.
@@ -56,7 +94,7 @@ def _encode(value, depth=0):
     if isinstance(value, list | tuple):
         return "[" + ",".join([_encode(item, depth + 1) for item in value]) + "]"
     if isinstance(value, dict):
-        parts = []
+        parts: list[str] = []
         for key, item in dict.items(value):
             if not isinstance(key, str):
                 if key is None or key is True or key is False or isinstance(key, int | float):
@@ -71,22 +109,22 @@ def _encode(value, depth=0):
 class _Channel:
     """Line-delimited JSON to the parent, with output chunks batched to limit syscalls."""
 
-    def __init__(self, fd):
+    def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.pending = []
+        self.pending: list[tuple[str, str]] = []
         self.pending_chars = 0
         self.chunks = 0
         self.last_flush = time.monotonic()
 
-    def send(self, obj):
+    def send(self, obj: "Any") -> None:
         self.send_text(_encode(obj))
 
-    def send_text(self, text):
+    def send_text(self, text: str) -> None:
         view = memoryview((text + "\n").encode("ascii"))
         while view:
             view = view[os.write(self.fd, view) :]
 
-    def chunk(self, key, text):
+    def chunk(self, key: str, text: str) -> None:
         self.pending.append((key, text))
         self.pending_chars += len(text)
         self.chunks += 1
@@ -95,10 +133,10 @@ class _Channel:
         if self.chunks <= 64 or self.pending_chars >= 4096 or time.monotonic() - self.last_flush >= 0.05:
             self.flush()
 
-    def flush(self):
+    def flush(self) -> None:
         if not self.pending:
             return
-        merged = []
+        merged: list[tuple[str, list[str]]] = []
         for key, text in self.pending:
             if merged and merged[-1][0] == key:
                 merged[-1][1].append(text)
@@ -113,16 +151,16 @@ class _Channel:
 class _CappedStream(io.TextIOBase):
     """stdout/stderr replacement: keeps the first ``limit`` characters, counts the rest."""
 
-    def __init__(self, key, channel, limit):
+    def __init__(self, key: str, channel: _Channel, limit: int) -> None:
         super().__init__()
         self._key, self._channel, self._limit = key, channel, limit
         self.kept = 0
         self.dropped = 0
 
-    def writable(self):
+    def writable(self) -> bool:
         return True
 
-    def write(self, s):
+    def write(self, s: str) -> int:
         if not isinstance(s, str):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
         room = self._limit - self.kept
@@ -133,17 +171,17 @@ class _CappedStream(io.TextIOBase):
         self.dropped += max(0, len(s) - max(room, 0))
         return len(s)
 
-    def flush(self):
+    def flush(self) -> None:
         self._channel.flush()
 
 
-def _open_landlock_paths(spec):
+def _open_landlock_paths(spec: str) -> tuple[list[int] | None, list[tuple[int, int]]]:
     """O_PATH fds for the Landlock rules, opened *before* the uid drop (``nobody`` may not be able to
     traverse e.g. ``/root/.pyenv``).  A path that does not exist here simply grants nothing."""
     if not spec:
         return None, []
     header, *entries = spec.split("\x1f")
-    opened = []
+    opened: list[tuple[int, int]] = []
     for entry in entries:
         path, _, rights = entry.rpartition("\x1e")
         try:
@@ -154,7 +192,7 @@ def _open_landlock_paths(spec):
     return [int(v) for v in header.split(";")], opened
 
 
-def _landlock(libc, header, opened):
+def _landlock(libc: "ctypes.CDLL", header: list[int], opened: list[tuple[int, int]]) -> None:
     """Restrict this process (and everything it starts) to the rules; fail closed on any error."""
     import ctypes
     import stat
@@ -168,8 +206,8 @@ def _landlock(libc, header, opened):
         _pack_ = 1
         _fields_ = [("allowed", ctypes.c_uint64), ("fd", ctypes.c_int32)]
 
-    def call(nr, *args):
-        result = libc.syscall(ctypes.c_long(nr), *args)
+    def call(nr: int, *args: object) -> int:
+        result: int = libc.syscall(ctypes.c_long(nr), *args)
         if result < 0:
             raise OSError(ctypes.get_errno(), f"landlock syscall {nr} failed")
         return result
@@ -190,7 +228,7 @@ def _landlock(libc, header, opened):
             os.close(fd)
 
 
-def _harden(cfg):
+def _harden(cfg: "_Config") -> None:
     """Trusted start-up: uid drop, no_new_privs, rlimits, Landlock, seccomp (in this order)."""
     import ctypes
 
@@ -242,7 +280,7 @@ def _harden(cfg):
             raise OSError(ctypes.get_errno(), "installing the seccomp filter failed")
 
 
-def _fs_confined():
+def _fs_confined() -> bool:
     """Whether the file system is confined as seen from here: listing ``/`` must be refused."""
     try:
         fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
@@ -252,19 +290,19 @@ def _fs_confined():
     return False
 
 
-def _self_report(cfg, status_fd):
+def _self_report(cfg: "_Config", status_fd: int | None) -> dict[str, object]:
     """What this process can observe about its own confinement (sent back with every result).
 
     ``status_fd`` is ``/proc/self/status``, opened before Landlock hid ``/proc``; procfs renders
     the text at read time, so it shows the state after hardening."""
-    status = {}
+    status: dict[str, str] = {}
     if status_fd is not None:
         with open(status_fd, closefd=True) as fh:
             for line in fh:
                 key, _, value = line.partition(":")
                 if key in ("NoNewPrivs", "Seccomp", "CapEff", "CapPrm", "CapBnd"):
                     status[key] = value.strip()
-    namespaces = {}
+    namespaces: dict[str, str | None] = {}
     for ns in ("net", "pid", "mnt"):
         try:
             namespaces[ns] = os.readlink(f"/proc/self/ns/{ns}")
@@ -282,7 +320,7 @@ def _self_report(cfg, status_fd):
     }
 
 
-def _read_job(fd):
+def _read_job(fd: int) -> "_Job":
     """Job format (from the trusted parent): ``<cpu seconds|probe>\n<call or empty>\n<code>`` up to EOF,
     or ``session\n`` followed by JSON frames, one per line (stdin then stays open; see ``_session``)."""
     chunks = []
@@ -297,21 +335,35 @@ def _read_job(fd):
     return {"probe": cpu == "probe", "cpu": 0.0 if cpu == "probe" else float(cpu), "call": call, "code": code}
 
 
-def _parse_config(text):
+def _parse_config(text: str) -> "_Config":
     """``key=value`` lines; list values are separated by \x1f; numbers are ints."""
-    cfg = {}
-    for line in text.split("\n"):
-        key, _, value = line.partition("=")
-        if key in ("allowed", "paths"):
-            cfg[key] = [v for v in value.split("\x1f") if v]
-        elif key in ("seccomp", "workdir", "landlock"):
-            cfg[key] = value
-        else:
-            cfg[key] = int(value)
-    return cfg
+    fields = dict(line.partition("=")[::2] for line in text.split("\n"))
+
+    def listed(key: str) -> list[str]:
+        return [v for v in fields[key].split("\x1f") if v]
+
+    def number(key: str) -> int:
+        return int(fields[key])
+
+    return {
+        "allowed": listed("allowed"),
+        "paths": listed("paths"),
+        "seccomp": fields["seccomp"],
+        "workdir": fields["workdir"],
+        "landlock": fields["landlock"],
+        "drop_uid": number("drop_uid"),
+        "preimport": number("preimport"),
+        "uid": number("uid"),
+        "gid": number("gid"),
+        "mem": number("mem"),
+        "fsize": number("fsize"),
+        "nofile": number("nofile"),
+        "nproc": number("nproc"),
+        "output_limit": number("output_limit"),
+    }
 
 
-def _exc_line(exc):
+def _exc_line(exc: BaseException) -> str:
     name = type(exc).__name__
     try:
         text = str(exc)
@@ -320,10 +372,10 @@ def _exc_line(exc):
     return f"{name}: {text}" if text else name
 
 
-def _format_traceback(exc, source_lines):
+def _format_traceback(exc: BaseException, source_lines: list[str]) -> str:
     if isinstance(exc, SyntaxError):
         return f"  line {exc.lineno}: {exc.text.strip() if exc.text else ''}\n{_exc_line(exc)}\n"
-    frames = []
+    frames: list[tuple[int | None, str]] = []
     tb = exc.__traceback__
     while tb is not None:
         if tb.tb_frame.f_code.co_filename == "<sandbox>":
@@ -343,11 +395,17 @@ def _format_traceback(exc, source_lines):
     return "\n".join(lines) + "\n"
 
 
-def _make_builtins(allowed):
+def _make_builtins(allowed: frozenset[str]) -> dict[str, "Any"]:
     real_import = builtins.__import__
     shown = ", ".join(sorted(allowed))
 
-    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+    def guarded_import(
+        name: str,
+        globals: "Mapping[str, object] | None" = None,
+        locals: "Mapping[str, object] | None" = None,
+        fromlist: "Sequence[str]" = (),
+        level: int = 0,
+    ) -> "types.ModuleType":
         if level:
             raise ImportError("relative imports are not available in the sandbox")
         top = name.partition(".")[0]
@@ -355,7 +413,7 @@ def _make_builtins(allowed):
             raise ImportError(f"import of {name!r} is blocked in the sandbox; allowed modules: {shown}", name=name)
         return real_import(name, globals, locals, fromlist, level)
 
-    def _exit(code=None):
+    def _exit(code: object = None) -> "NoReturn":
         raise SystemExit(code)
 
     ns = dict(builtins.__dict__)
@@ -366,7 +424,7 @@ def _make_builtins(allowed):
     return ns
 
 
-def _encode_value(value, limit):
+def _encode_value(value: "Any", limit: int) -> str:
     """JSON text of ``value``; a (capped) repr string when it is not JSON-able."""
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         try:  # noqa: SIM105 - contextlib is deliberately not imported (start-up time)
@@ -388,7 +446,7 @@ def _encode_value(value, limit):
     return text
 
 
-def _run(job, cfg, channel):
+def _run(job: "_Job", cfg: "_Config", channel: _Channel) -> dict[str, object]:
     # CPU limit for this job on top of what start-up has already used.
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = int(usage.ru_utime + usage.ru_stime + job["cpu"]) + 1
@@ -400,19 +458,21 @@ def _run(job, cfg, channel):
 class _FinalAnswer(BaseException):
     """Raised by ``final_answer(value)`` in a session: ends the snippet (and, for the caller, the run)."""
 
-    def __init__(self, value):
+    def __init__(self, value: object) -> None:
         super().__init__()
         self.value = value
 
 
-def _execute(code, call, namespace, cfg, channel):
+def _execute(
+    code: str, call: str | None, namespace: dict[str, "Any"], cfg: "_Config", channel: _Channel
+) -> dict[str, object]:
     """Run ``code`` in ``namespace`` with captured output; the ``done`` report for the parent."""
     limit = cfg["output_limit"]
     out = _CappedStream("o", channel, limit)
     err = _CappedStream("e", channel, limit)
     sys.stdout, sys.stderr = out, err
     reserve = bytearray(1 << 20)  # released on MemoryError so reporting it cannot fail too
-    done = {"ok": True, "error": None}
+    done: dict[str, object] = {"ok": True, "error": None}
     try:
         compiled = compile(code, "<sandbox>", "exec", dont_inherit=True)
         exec(compiled, namespace)
@@ -455,7 +515,7 @@ class _JsonContext:
     memo = None
 
     @staticmethod
-    def parse_constant(name):
+    def parse_constant(name: str) -> "NoReturn":
         raise ValueError(f"{name} is not allowed in a frame")
 
 
@@ -463,15 +523,16 @@ class _HostLink:
     """Frames from the parent on fd 0: one JSON object per line.  The parent is trusted; this code only
     has to be correct, not defensive."""
 
-    def __init__(self, fd, pending, channel):
+    def __init__(self, fd: int, pending: bytes, channel: _Channel) -> None:
         from _json import make_scanner
 
         self.fd = fd
         self.buffer = bytearray(pending)
         self.channel = channel
-        self.scan = make_scanner(_JsonContext())
+        # typeshed types the context as a make_scanner (which has the same attributes); any such object works.
+        self.scan = make_scanner(_JsonContext())  # type: ignore[arg-type]
 
-    def frame(self):
+    def frame(self) -> "Any":
         while b"\n" not in self.buffer:
             data = os.read(self.fd, 65536)
             if not data:
@@ -482,7 +543,7 @@ class _HostLink:
         value, _ = self.scan(line.decode("utf-8", "surrogatepass"), 0)
         return value
 
-    def call(self, name, arguments):
+    def call(self, name: str, arguments: dict[str, object]) -> object:
         """Ask the parent to run ``name(**arguments)``; its JSON result, or ToolError."""
         try:
             request = _encode({"call": {"name": name, "arguments": arguments}})
@@ -504,8 +565,8 @@ class _ToolError(Exception):
     """A function call the parent refused or that failed there (shown to the code as ``ToolError``)."""
 
 
-def _proxy(name, params, link):
-    def call(*args, **kwargs):
+def _proxy(name: str, params: tuple[str, ...], link: _HostLink) -> "Callable[..., object]":
+    def call(*args: object, **kwargs: object) -> object:
         if len(args) > len(params):
             raise TypeError(f"{name}() takes at most {len(params)} positional arguments ({len(args)} given)")
         arguments = dict(zip(params, args, strict=False))
@@ -519,20 +580,21 @@ def _proxy(name, params, link):
     return call
 
 
-def _final_answer(value):
+def _final_answer(value: object) -> "NoReturn":
     raise _FinalAnswer(value)
 
 
-def _session(job, cfg, channel):
+def _session(job: "_Job", cfg: "_Config", channel: _Channel) -> "NoReturn":
     """Serve ``exec`` frames until the parent closes stdin; globals persist from snippet to snippet."""
     link = _HostLink(0, job["pending"], channel)
     setup = link.frame()["setup"]
     usage = resource.getrusage(resource.RUSAGE_SELF)
     used = int(usage.ru_utime + usage.ru_stime)
     hard = used + int(setup["cpu_total"]) + 1
-    namespace = {"__name__": "__main__", "__builtins__": _make_builtins(frozenset(cfg["allowed"]))}
-    namespace["__builtins__"]["ToolError"] = _ToolError
-    namespace["__builtins__"]["final_answer"] = _final_answer
+    session_builtins = _make_builtins(frozenset(cfg["allowed"]))
+    session_builtins["ToolError"] = _ToolError
+    session_builtins["final_answer"] = _final_answer
+    namespace: dict[str, object] = {"__name__": "__main__", "__builtins__": session_builtins}
     for name, params in setup["functions"].items():
         namespace[name] = _proxy(name, tuple(params), link)
     channel.send({"ready": True})
@@ -545,7 +607,7 @@ def _session(job, cfg, channel):
         channel.send({"done": done})
 
 
-def main():
+def main() -> "NoReturn":
     cfg = _parse_config(sys.argv[2])
     os.closerange(3, 4096)
     result_fd = os.dup(1)
@@ -575,8 +637,8 @@ def main():
     if job.get("session"):
         _session(job, cfg, channel)  # never returns: the worker exits when the parent closes stdin
     os.dup2(devnull, 0)
-    probe = job.get("probe")
-    done = {"ok": True, "error": None, "dropped": {"o": 0, "e": 0}} if probe else _run(job, cfg, channel)
+    done: dict[str, object]
+    done = {"ok": True, "error": None, "dropped": {"o": 0, "e": 0}} if job.get("probe") else _run(job, cfg, channel)
     done["iso"] = report
     channel.send({"done": done})
     os._exit(0)

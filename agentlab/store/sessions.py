@@ -9,12 +9,12 @@ conversation provider-valid is the caller's job (agentlab.run.conversation.repai
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from agentlab.store.sqlite import connect, create, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS session_messages (
@@ -98,18 +98,14 @@ class SQLiteSession:
             raise ValueError("session_id must be a non-empty string")
         self.path = Path(path)
         self.session_id = session_id
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connection() as connection:
-            # WAL is a property of the file: set once, it holds for every later connection.
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+        create(self.path, _SCHEMA)
 
     def __repr__(self) -> str:
         return f"SQLiteSession({str(self.path)!r}, session_id={self.session_id!r})"
 
     def load(self) -> list[dict[str, Any]]:
         """Every message of this session, oldest first."""
-        with self._connection() as connection:
+        with connect(self.path) as connection:
             rows = connection.execute(
                 "SELECT message FROM session_messages WHERE session_id = ? ORDER BY seq", (self.session_id,)
             ).fetchall()
@@ -121,7 +117,7 @@ class SQLiteSession:
         if not encoded:
             return
         now = time.time()
-        with self._transaction() as connection:
+        with transaction(self.path) as connection:
             (last,) = connection.execute(
                 "SELECT COALESCE(MAX(seq), -1) FROM session_messages WHERE session_id = ?", (self.session_id,)
             ).fetchone()
@@ -132,32 +128,11 @@ class SQLiteSession:
 
     def clear(self) -> None:
         """Delete every message of this session (other sessions in the file are untouched)."""
-        with self._transaction() as connection:
+        with transaction(self.path) as connection:
             connection.execute("DELETE FROM session_messages WHERE session_id = ?", (self.session_id,))
 
     def session_ids(self) -> list[str]:
         """Every session with at least one message in this file, sorted."""
-        with self._connection() as connection:
+        with connect(self.path) as connection:
             rows = connection.execute("SELECT DISTINCT session_id FROM session_messages ORDER BY 1").fetchall()
         return [session_id for (session_id,) in rows]
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        # Autocommit mode: transactions are explicit (see `_transaction`); a read is one statement.
-        connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        try:
-            connection.execute("PRAGMA synchronous=FULL")  # an appended turn survives a power cut
-            yield connection
-        finally:
-            connection.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as connection:
-            connection.execute("BEGIN IMMEDIATE")  # the write lock now, so the MAX(seq) read stays true
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")

@@ -11,11 +11,12 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from agentlab.store.sqlite import connect, create, transaction
 
 TaskStatus = Literal["pending", "running", "done"]
 
@@ -97,11 +98,7 @@ class TaskStore:
         self.path = Path(path)
         if str(path) == ":memory:":
             raise StoreError("TaskStore needs a file: each operation opens its own connection")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connection() as connection:
-            # WAL is a property of the file: set once, it holds for every later connection.
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+        create(self.path, _SCHEMA)
 
     def __repr__(self) -> str:
         return f"TaskStore({str(self.path)!r})"
@@ -110,7 +107,7 @@ class TaskStore:
 
     def create_run(self, run_id: str, objective: str, options: dict[str, Any] | None = None) -> RunRecord:
         now = time.time()
-        with self._transaction() as db:
+        with transaction(self.path, sqlite3.Row) as db:
             if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
                 raise StoreError(f"run {run_id!r} already exists in {self.path}; resume it instead")
             db.execute(
@@ -127,13 +124,13 @@ class TaskStore:
         return found
 
     def find_run(self, run_id: str) -> RunRecord | None:
-        with self._connection() as db:
+        with connect(self.path, sqlite3.Row) as db:
             row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return _run(row) if row else None
 
     def runs(self) -> list[RunRecord]:
         """Every run in the file, newest first."""
-        with self._connection() as db:
+        with connect(self.path, sqlite3.Row) as db:
             rows = db.execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
         return [_run(row) for row in rows]
 
@@ -141,7 +138,7 @@ class TaskStore:
         self, run_id: str, *, status: str | None = None, answer: str | None = None, state: dict[str, Any] | None = None
     ) -> RunRecord:
         """Change what is given; None leaves a field as it is."""
-        with self._transaction() as db:
+        with transaction(self.path, sqlite3.Row) as db:
             changed = db.execute(
                 "UPDATE runs SET status = COALESCE(?, status), answer = COALESCE(?, answer), "
                 "state = COALESCE(?, state), updated_at = ? WHERE run_id = ?",
@@ -159,7 +156,7 @@ class TaskStore:
         now = time.time()
         added_ids: list[int] = []
         dropped: list[str] = []
-        with self._transaction() as db:
+        with transaction(self.path, sqlite3.Row) as db:
             self._require_run(db, run_id)
             next_id, next_position = db.execute(
                 "SELECT COALESCE(MAX(task_id), 0) + 1, COALESCE(MAX(position), 0) + 1 FROM tasks WHERE run_id = ?",
@@ -188,7 +185,7 @@ class TaskStore:
 
     def claim_next(self, run_id: str) -> TaskRecord | None:
         """Mark the first pending task as running (counting the attempt) and return it; None if none is left."""
-        with self._transaction() as db:
+        with transaction(self.path, sqlite3.Row) as db:
             row = db.execute(
                 "SELECT task_id FROM tasks WHERE run_id = ? AND status = 'pending' ORDER BY position, task_id LIMIT 1",
                 (run_id,),
@@ -208,7 +205,7 @@ class TaskStore:
         """Store the result and mark the task done in one transaction, so neither exists without the other;
         `run_state`, when given, replaces the run's state in the same transaction."""
         now = time.time()
-        with self._transaction() as db:
+        with transaction(self.path, sqlite3.Row) as db:
             changed = db.execute(
                 "UPDATE tasks SET status = 'done', result = ?, finished_at = ? "
                 "WHERE run_id = ? AND task_id = ? AND status = 'running'",
@@ -225,7 +222,7 @@ class TaskStore:
 
     def requeue_running(self, run_id: str) -> list[TaskRecord]:
         """Put tasks left in progress (their process died) back in the queue, keeping their place."""
-        with self._transaction() as db:
+        with transaction(self.path, sqlite3.Row) as db:
             ids = [
                 row["task_id"]
                 for row in db.execute(
@@ -238,7 +235,7 @@ class TaskStore:
     def reorder(self, run_id: str, task_ids: Sequence[int]) -> list[TaskRecord]:
         """Put the pending tasks in the order of `task_ids`; ids that are not pending are ignored and pending
         tasks not named keep their relative order after the named ones. Returns the new queue."""
-        with self._transaction() as db:
+        with transaction(self.path, sqlite3.Row) as db:
             pending = [
                 row["task_id"]
                 for row in db.execute(
@@ -266,7 +263,7 @@ class TaskStore:
         """Tasks of a run: pending ones in queue order, done ones in the order they finished."""
         order = "finished_at, task_id" if status == "done" else "position, task_id"
         query = f"SELECT * FROM tasks WHERE run_id = ?{' AND status = ?' if status else ''} ORDER BY {order}"
-        with self._connection() as db:
+        with connect(self.path, sqlite3.Row) as db:
             rows = db.execute(query, (run_id, status) if status else (run_id,)).fetchall()
         return [_task(row) for row in rows]
 
@@ -276,7 +273,7 @@ class TaskStore:
         if not task_ids:
             return []
         marks = ",".join("?" * len(task_ids))
-        with self._connection() as db:
+        with connect(self.path, sqlite3.Row) as db:
             rows = db.execute(
                 f"SELECT * FROM tasks WHERE run_id = ? AND task_id IN ({marks})", (run_id, *task_ids)
             ).fetchall()
@@ -286,30 +283,6 @@ class TaskStore:
     def _require_run(self, db: sqlite3.Connection, run_id: str) -> None:
         if not db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
             raise StoreError(f"no run {run_id!r} in {self.path}")
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        # Autocommit mode: transactions are explicit (see `_transaction`), reads need none.
-        connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        try:
-            connection.row_factory = sqlite3.Row
-            # FULL: a committed result survives even a power cut, not only a killed process.
-            connection.execute("PRAGMA synchronous=FULL")
-            yield connection
-        finally:
-            connection.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as connection:
-            # IMMEDIATE takes the write lock up front, so two writers wait instead of failing mid-way.
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
 
 
 def _run(row: sqlite3.Row) -> RunRecord:

@@ -33,7 +33,7 @@ from agentlab.strategies.base import (
     StrategyContext,
     StrategyFailed,
 )
-from agentlab.tools.function_tool import Tool
+from agentlab.tools.function_tool import BaseTool, Tool
 
 if TYPE_CHECKING:
     from agentlab.sandbox import Sandbox, SandboxSession, SnippetResult
@@ -82,7 +82,7 @@ def exposable(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_") and name not in _UNEXPOSABLE
 
 
-def signature_line(tool: Tool[..., Any]) -> str:
+def signature_line(tool: BaseTool[..., Any]) -> str:
     """``- name(param: type, ...): first line of the description``."""
     properties = tool.parameters.get("properties", {})
     params = ", ".join(f"{key}: {spec.get('type', 'any')}" for key, spec in properties.items())
@@ -175,7 +175,7 @@ class CodeAct:
             raise CallRefused(output.content)
         return _as_value(self.tools.get(name), output.content)
 
-    def _exposed(self) -> list[Tool[..., Any]]:
+    def _exposed(self) -> list[BaseTool[..., Any]]:
         return [t for t in self.tools if exposable(t.name)]
 
     def close(self) -> None:
@@ -292,7 +292,7 @@ def observation(result: SnippetResult, calls: list[str]) -> str:
     return "\n".join(parts)
 
 
-def _as_value(tool: Tool[..., Any], content: str) -> Any:
+def _as_value(tool: BaseTool[..., Any], content: str) -> Any:
     """A tool's result as JSON data for the snippet: text tools give text, others their decoded JSON."""
     returns = inspect.signature(tool.func).return_annotation
     if returns in (str, "str"):

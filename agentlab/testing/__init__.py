@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING
 from agentlab._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from agentlab.testing.script import PROBE_NAME, Script, ScriptError, ScriptFn, ScriptItem
+    from agentlab.models.openai_compatible import PROBE_NAME
+    from agentlab.testing.script import Script, ScriptError, ScriptFn, ScriptItem
     from agentlab.testing.server import ScriptedServer
 
 __all__ = ["PROBE_NAME", "Script", "ScriptError", "ScriptFn", "ScriptItem", "ScriptedServer"]
 
 _LAZY = {
     "ScriptedServer": "agentlab.testing.server",
-    "PROBE_NAME": "agentlab.testing.script",
+    "PROBE_NAME": "agentlab.models.openai_compatible",
     "Script": "agentlab.testing.script",
     "ScriptError": "agentlab.testing.script",
     "ScriptFn": "agentlab.testing.script",

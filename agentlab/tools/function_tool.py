@@ -27,6 +27,7 @@ from agentlab.tools.schema import (
     inspect_signature,
     parameters_schema,
     parse_docstring,
+    validation_problems,
 )
 
 P = ParamSpec("P")
@@ -37,8 +38,11 @@ ApprovalCallback: TypeAlias = Callable[[str, dict[str, Any]], bool | Awaitable[b
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a tool call may take unless its `@tool(timeout=...)` says otherwise."""
-# Validation errors are for the model to fix its call; a handful of them is plenty.
-_MAX_REPORTED_ERRORS = 5
+# What the model is told, instead of pydantic's wording, about an argument it left out or made up.
+_ARGUMENT_PROBLEMS = {
+    "missing": "missing required argument",
+    "extra_forbidden": "unexpected argument (no such parameter)",
+}
 
 
 class BaseTool(Generic[P, R]):
@@ -208,7 +212,7 @@ class Tool(BaseTool[P, R]):
         """`local_names` resolves string annotations naming classes local to the defining function."""
         if not callable(func):
             raise TypeError(f"@tool needs a function, got {type(func).__name__}")
-        tool_name: str = name or getattr(func, "__name__", type(func).__name__)
+        tool_name = name or str(getattr(func, "__name__", type(func).__name__))
         docs = parse_docstring(inspect.getdoc(func))
         self.args_model: type[BaseModel] = build_args_model(func, f"{tool_name}_arguments", docs, local_names)
         super().__init__(
@@ -229,7 +233,7 @@ class Tool(BaseTool[P, R]):
             for p in inspect.signature(func).parameters.values()
             if p.kind is p.POSITIONAL_ONLY and p.name != self.context_parameter
         ]
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+        functools.update_wrapper(self, func)
 
     def _prepare(self, parsed: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]] | str:
         """Validated call arguments `(args, kwargs, shown)` (`shown` is what an approver sees), or an
@@ -248,20 +252,7 @@ class Tool(BaseTool[P, R]):
         return args, values, shown
 
     def _explain_validation_error(self, exc: ValidationError) -> str:
-        problems = []
-        for error in exc.errors(include_url=False)[:_MAX_REPORTED_ERRORS]:
-            where = ".".join(str(part) for part in error["loc"]) or "arguments"
-            if error["type"] == "missing":
-                problems.append(f"- '{where}': missing required argument")
-            elif error["type"] == "extra_forbidden":
-                problems.append(f"- '{where}': unexpected argument (no such parameter)")
-            else:
-                shown = repr(error.get("input"))
-                if len(shown) > 60:
-                    shown = shown[:57] + "..."
-                problems.append(f"- '{where}': {error['msg']} (got {shown})")
-        if exc.error_count() > _MAX_REPORTED_ERRORS:
-            problems.append(f"- ... and {exc.error_count() - _MAX_REPORTED_ERRORS} more")
+        problems = validation_problems(exc, whole="arguments", wording=_ARGUMENT_PROBLEMS)
         return (
             f"Error: invalid arguments for tool '{self.name}':\n" + "\n".join(problems) + "\n"
             f"Parameters: {describe_parameters(self.parameters)}."

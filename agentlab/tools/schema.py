@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 _SECTION_HEADER = re.compile(
     r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Returns?|Yields?|Raises|"
@@ -221,6 +221,29 @@ def parameters_schema(args_model: type[BaseModel]) -> dict[str, Any]:
     schema.setdefault("properties", {})
     schema["type"] = "object"
     return typing.cast(dict[str, Any], schema)
+
+
+# Validation errors are for the model to fix its reply; a handful of them is plenty.
+_MAX_REPORTED_ERRORS = 5
+
+
+def validation_problems(exc: ValidationError, *, whole: str, wording: Mapping[str, str], prefix: str = "") -> list[str]:
+    """The first few problems in `exc` as `- 'where': what (got value)` lines, for a model to fix its reply.
+
+    `whole` names the place of an error about the whole value; `wording` replaces pydantic's message for
+    error types it names (e.g. `"missing"`); `prefix` goes before every place."""
+    problems = []
+    for error in exc.errors(include_url=False)[:_MAX_REPORTED_ERRORS]:
+        where = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "") or whole
+        if error["type"] in wording:
+            problems.append(f"- '{where}': {wording[error['type']]}")
+        else:
+            shown = repr(error.get("input"))
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            problems.append(f"- '{where}': {error['msg']} (got {shown})")
+    if exc.error_count() > _MAX_REPORTED_ERRORS:
+        problems.append(f"- ... and {exc.error_count() - _MAX_REPORTED_ERRORS} more")
+    return problems
 
 
 def describe_parameters(schema: dict[str, Any]) -> str:

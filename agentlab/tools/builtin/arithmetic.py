@@ -39,8 +39,7 @@ def _checked_pow(base: Number, exponent: Number) -> Number:
 
 
 def _checked_mul(left: Number, right: Number) -> Number:
-    both_ints = isinstance(left, int) and isinstance(right, int)
-    if both_ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+    if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
         raise CalculatorError("result too large: the product has more than ~3,000 digits")
     return left * right
 

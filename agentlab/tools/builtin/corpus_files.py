@@ -73,8 +73,8 @@ def split_markdown(page: str, text: str, max_chars: int = MAX_PASSAGE_CHARS) -> 
             sections[-1][1].append(line)
 
     passages = []
-    for heading, body in sections:
-        title = page if not heading or heading == page else f"{page}{TITLE_SEPARATOR}{heading}"
+    for section, body in sections:
+        title = page if not section or section == page else f"{page}{TITLE_SEPARATOR}{section}"
         for chunk in _split_paragraphs("\n".join(body), max_chars):
             passages.append(Passage(title=title, text=chunk, page=page))
     return passages
