@@ -88,8 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "error": result.error,
         }
         if args.output_schema:  # the validated object, JSON form (None when the run did not finish)
-            finished = result.events[-1]
-            output = finished.output if isinstance(finished, RunFinished) else None
+            last = result.events[-1]
+            output = last.output if isinstance(last, RunFinished) else None
             if output is None and result.status == "done":
                 output = result.answer
             summary["output"] = without_absent(output, load_schema(args.output_schema))

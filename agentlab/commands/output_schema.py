@@ -55,7 +55,8 @@ def type_from_schema(schema: dict[str, Any], name: str = "Output") -> Any:
         return _model_from_object(schema, name)
     if kind == "array":
         items = schema.get("items")
-        return list[type_from_schema(items, f"{name}Item")] if isinstance(items, dict) else list[Any]
+        item_type = type_from_schema(items, f"{name}Item") if isinstance(items, dict) else Any
+        return list[item_type]  # type: ignore[valid-type]  # a type built at run time from the schema
     if kind in _SCALARS:
         return _SCALARS[kind]
     if kind is None:
@@ -78,9 +79,10 @@ def _model_from_object(schema: dict[str, Any], name: str) -> type[BaseModel]:
             fields[key] = (field_type, Field(description=description))
         else:
             fields[key] = (field_type | None, Field(None, description=description))
-    extra = "forbid" if schema.get("additionalProperties") is False else "ignore"
-    title = schema.get("title") if isinstance(schema.get("title"), str) else name
-    return create_model(title.replace(" ", "_") or name, __config__=ConfigDict(extra=extra), **fields)
+    extra: Literal["forbid", "ignore"] = "forbid" if schema.get("additionalProperties") is False else "ignore"
+    title = schema.get("title")
+    model_name = title.replace(" ", "_") if isinstance(title, str) and title.strip() else name
+    return create_model(model_name, __config__=ConfigDict(extra=extra), **fields)
 
 
 def without_absent(data: Any, schema: dict[str, Any]) -> Any:
