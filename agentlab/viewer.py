@@ -202,6 +202,15 @@ class _RunView:
             data = event.get("data")
             extra = _pre(json.dumps(data, indent=2, ensure_ascii=False, default=str), "data") if data else ""
             return f'<div class="ev note"><span class="label">note</span>{_e(event.get("text"))}{extra}</div>'
+        if kind == "guardrail":
+            where = f"{event.get('stage')} guardrail" + (f" of {event.get('tool')}" if event.get("tool") else "")
+            what = f"tripped: {event.get('reason')}" if event.get("action") == "tripped" else "rewrote it"
+            value = event.get("value")
+            shown = _pre(json.dumps(value, indent=2, ensure_ascii=False, default=str), "new value") if value else ""
+            return (
+                f'<div class="ev guardrail"><span class="label">guardrail</span>{_e(where)} '
+                f"<code>{_e(event.get('guard'))}</code> {_e(what)}{shown}</div>"
+            )
         if kind == "final":
             return f'<div class="ev final"><span class="label">final answer</span>{_pre(event.get("answer"))}</div>'
         payload = json.dumps(event, indent=2, ensure_ascii=False, default=str)
@@ -252,7 +261,7 @@ def _status(run: list[dict[str, Any]]) -> str:
 
 def _status_class(run: list[dict[str, Any]]) -> str:
     status = _status(run)
-    return "status-done" if status == "done" else "status-error" if status == "error" else "status-other"
+    return "status-done" if status == "done" else "status-error" if status in ("error", "blocked") else "status-other"
 
 
 def _clock(seconds: float) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -270,3 +271,57 @@ async def test_a_tool_guard_through_astream_and_arun() -> None:
         events = [e async for e in Agent(model=model, tools=[delete_tool(only_tmp)]).astream("x")]
         await model.aclose()
     assert events[-1].kind == "run_finished" and events[-1].status == "blocked" and deleted == []
+
+
+# --- a blocked run as the consumers of events show it -------------------------------------------------
+
+
+def blocked_run(tmp_path: Path) -> tuple[Any, Path]:
+    trace = tmp_path / "trace.jsonl"
+    script = [call("delete", path="/etc/passwd"), call("final_answer", answer="never")]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv), tools=[delete_tool(only_tmp)], trace=trace).run("x")
+    return result, trace
+
+
+def test_the_console_the_viewer_and_the_exporter_know_blocked_runs(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from agentlab.commands.export import STATUSES
+    from agentlab.render.console import render_events
+    from agentlab.viewer import load_trace, render_html
+
+    result, trace = blocked_run(tmp_path)
+    console = Console(record=True, width=200)
+    finished = render_events(result.events, console)
+    text = console.export_text()
+    assert finished is not None and finished.status == "blocked"
+    assert "Guardrail: tool guardrail of delete 'only_tmp' tripped: /etc/passwd is outside /tmp" in text
+    page = render_html(load_trace(trace).events)
+    assert 'class="badge status-error">blocked' in page and "only_tmp" in page
+    assert "blocked" in STATUSES
+
+
+async def test_otel_marks_a_blocked_run_and_records_the_guardrail(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import StatusCode
+
+    from agentlab.otel import OTelRecorder
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    recorder = OTelRecorder(provider)
+    async with ScriptedServer([{"content": "never"}]) as srv:
+        model = model_for(srv)
+        async for event in Agent(model=model, input_guardrails=[no_secrets]).astream("password: x"):
+            recorder.record(event)
+        await model.aclose()
+    (run,) = [s for s in memory.get_finished_spans() if s.name.startswith("invoke_agent")]
+    assert run.status.status_code == StatusCode.ERROR and run.attributes["agentlab.status"] == "blocked"
+    (guardrail,) = [e for e in run.events if e.name == "agentlab.guardrail"]
+    assert guardrail.attributes["agentlab.guardrail.name"] == "no_secrets"
+    assert guardrail.attributes["agentlab.guardrail.action"] == "tripped"
