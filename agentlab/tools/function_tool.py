@@ -150,7 +150,13 @@ class BaseTool(Generic[P, R]):
             )
         except (Exception, SystemExit) as exc:  # a tool calling sys.exit() must not end the agent
             return finish(False, describe_exception(exc), "exception")
-        ok, text = self._render(result)
+        try:
+            ok, text = self._render(result)
+        except Exception as exc:  # a result that cannot become text (its __str__ raises) is the tool's failure
+            why = describe_exception(exc).removeprefix("Error: ")
+            return finish(
+                False, f"Error: tool '{self.name}' returned a result that cannot be shown ({why})", "exception"
+            )
         return finish(ok, text, None if ok else "exception")
 
     def _prepare(self, parsed: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]] | str:
