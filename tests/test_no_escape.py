@@ -234,3 +234,25 @@ def test_a_tool_result_that_cannot_be_shown_is_the_tools_failure_and_the_run_goe
     assert (result.status, result.answer) == ("done", "done anyway")
     [outcome] = [e for e in result.events if e.kind == "tool_result"]
     assert not outcome.ok and "cannot be shown" in outcome.output and "no repr for you" in outcome.output
+
+
+def test_a_denied_tool_is_an_observation_and_the_run_goes_on(
+    server: tuple[ScriptedServer, list[dict[str, Any]]],
+) -> None:
+    @tool(requires_approval=True)
+    def wipe(path: str) -> str:
+        """Wipe a disk.
+
+        Args:
+            path: The disk.
+        """
+        raise AssertionError("never runs")
+
+    srv, queue = server
+    queue[:] = [{"tool_calls": [{"name": "wipe", "arguments": {"path": "/dev/sda"}}]}, {"content": "left it alone"}]
+    result = Agent(model=model_for(srv, decision_format="tools"), tools=[wipe], approve=lambda name, args: False).run(
+        "x"
+    )
+    assert (result.status, result.answer) == ("done", "left it alone")
+    [outcome] = [e for e in result.events if e.kind == "tool_result"]
+    assert not outcome.ok and outcome.output.startswith("Denied")
