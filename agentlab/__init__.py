@@ -13,8 +13,10 @@ if TYPE_CHECKING:
     from agentlab.agent import Agent, RunResult
     from agentlab.models import FallbackModel, LocalModel, Model, OpenAIModel
     from agentlab.run import ModelRetry, RunContext
+    from agentlab.run.limits import Price
     from agentlab.store.sessions import InMemorySession, Session, SQLiteSession
     from agentlab.tools import Tool, ToolRegistry, tool
+    from agentlab.tools.guard import GuardrailTripped
 
 __version__ = "0.1.0"
 
@@ -30,6 +32,8 @@ _EXPORTS = {
     "ToolRegistry": "agentlab.tools",
     "RunContext": "agentlab.run.context",
     "ModelRetry": "agentlab.run.output",
+    "GuardrailTripped": "agentlab.tools.guard",
+    "Price": "agentlab.run.limits",
     "Session": "agentlab.store.sessions",
     "SQLiteSession": "agentlab.store.sessions",
     "InMemorySession": "agentlab.store.sessions",
@@ -38,11 +42,13 @@ _EXPORTS = {
 __all__ = [
     "Agent",
     "FallbackModel",
+    "GuardrailTripped",
     "InMemorySession",
     "LocalModel",
     "Model",
     "ModelRetry",
     "OpenAIModel",
+    "Price",
     "RunContext",
     "RunResult",
     "SQLiteSession",

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,6 +28,8 @@ from agentlab.models.base import (
 from agentlab.models.fallback import give_up
 from agentlab.run.context import RunContext
 from agentlab.run.conversation import messages_from_events, repair_history
+from agentlab.run.guardrails import Blocked, Guardrails, check_guards, screen_tool_output
+from agentlab.run.limits import Price, answering_model, check_prices, price_of
 from agentlab.run.output import OutputSpec, OutputValidationError, OutputValidator, run_validators
 from agentlab.strategies import (
     Conclusion,
@@ -39,6 +42,7 @@ from agentlab.strategies import (
     strategy_factory,
 )
 from agentlab.tools import ApprovalCallback, Tool, ToolOutput, ToolRegistry
+from agentlab.tools.guard import Guard
 
 if TYPE_CHECKING:
     from agentlab.store.sessions import Session
@@ -64,12 +68,13 @@ class RunResult:
     Attributes:
         answer: The answer as text (for a typed output, its text form), or the best answer so far when the
             run stopped early; None when there is none.
-        status: How the run ended: done, max_steps, budget, stalled or error.
+        status: How the run ended: done, max_steps, budget, stalled, blocked or error.
         output: The typed output (an instance of the agent's `output_type`) of a `done` run; for plain text
             output the answer itself; None when the run did not finish with an answer.
         messages: The whole conversation (the history it continued, the task, tool calls and results, the
             answer) in OpenAI chat format, provider-valid and JSON-serialisable: pass it as `history=` to go on.
         run_id: The run's id, also on each of its events.
+        cost: What the run's model calls cost by the agent's price table (None when it has none).
     """
 
     answer: str | None
@@ -81,6 +86,7 @@ class RunResult:
     error: str | None = None
     output: Any = None
     run_id: str = ""
+    cost: float | None = None
 
     @property
     def trace(self) -> list[dict[str, Any]]:
@@ -152,6 +158,8 @@ class RunState:
         self.output: Any = None  # the typed output, JSON form
         self.max_steps: int | None = None  # the agent's budgets, bounded by a parent run's
         self.max_tokens: int | None = None
+        self.tool_calls = 0  # made so far, against max_tool_calls
+        self.cost: float | None = None  # so far, when the agent has a price table
         self.status: Status | None = None  # set when the run ends
         self.error: str | None = None
         self._outbox: list[ev.Event] = []
@@ -204,6 +212,17 @@ class Agent:
             refused with `ModelRetry`) goes back to the model before the run ends with status `error`.
         output_validator: A callable (or a list of them) that checks the typed output, sync or async; it
             returns the value (possibly replaced) or raises `ModelRetry("why")`.
+        input_guardrails: Guards (sync or async callables) that see the task before the first model call:
+            each returns None to pass it, a new task (str) to rewrite it, or raises `GuardrailTripped("why")`,
+            which ends the run with status `blocked`.
+        output_guardrails: Guards that see the final output (the typed value after validation, or the
+            answer text) before the run reports it: pass, rewrite (the replacement must fit the output type)
+            or trip (status `blocked`; the answer is withheld).
+        max_tool_calls: Tool calls a run may make; the step whose calls would go past it ends the run with
+            status `budget` (None: no limit).
+        max_cost: What a run's model calls may cost, by `prices` (None: no limit); status `budget` past it.
+        prices: Model name -> `Price` (per million input and output tokens); needed with `max_cost` for every
+            model the agent may use, unless the model object has a `price` attribute.
     """
 
     def __init__(
@@ -222,6 +241,11 @@ class Agent:
         output_type: Any = str,
         output_retries: int = 2,
         output_validator: OutputValidator | Sequence[OutputValidator] | None = None,
+        input_guardrails: Guard | Sequence[Guard] | None = None,
+        output_guardrails: Guard | Sequence[Guard] | None = None,
+        max_tool_calls: int | None = None,
+        max_cost: float | None = None,
+        prices: dict[str, Price] | None = None,
         **strategy_options: Any,
     ) -> None:
         for name, limit, kind in (
@@ -230,6 +254,8 @@ class Agent:
             ("max_seconds", max_seconds, float),
             ("max_parse_failures", max_parse_failures, int),
             ("output_retries", output_retries, int),
+            ("max_tool_calls", max_tool_calls, int),
+            ("max_cost", max_cost, float),
         ):
             _check_limit(name, limit, kind)
         if approve is not None and not callable(approve):
@@ -249,6 +275,13 @@ class Agent:
 
             model = default_model()
         self.model = model
+        self.guardrails = Guardrails(
+            check_guards(input_guardrails, "input_guardrails"), check_guards(output_guardrails, "output_guardrails")
+        )
+        self.prices = dict(prices or {})
+        if max_cost is not None or prices:
+            check_prices(model, self.prices)
+        self.max_tool_calls, self.max_cost = max_tool_calls, max_cost
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
         self.strategy = strategy
         self.strategy_options = strategy_options
@@ -329,6 +362,8 @@ class Agent:
                     yield event
         except BudgetExceeded as stop:
             run.end(stop.status, error=str(stop))
+        except Blocked as trip:
+            run.end("blocked", error=str(trip))
         except (ModelError, StrategyFailed) as failure:
             run.end("error", error=str(failure))
         except Exception as bug:  # a run always ends with its trace and a status, even on our own bugs
@@ -354,6 +389,7 @@ class Agent:
         return run
 
     async def _start(self, run: RunState) -> None:
+        run.task = await self.guardrails.screen_task(run.task, run.emit)  # before anything is sent anywhere
         # Probing is part of the run: its retries are events, its time counts against max_seconds.
         await self._probe(run)
         instructions = self.instructions(run.context) if callable(self.instructions) else self.instructions
@@ -426,6 +462,7 @@ class Agent:
             await self._fall_back(run, failure)
             return None
         run.usage += response.usage
+        self._charge(run, response.usage)
         chars = sum(len(str(m.get("content") or "")) for m in request.messages)
         duration = time.monotonic() - started
         run.emit(ev.ModelCall(run.step, len(request.messages), chars, response.usage, duration, run.format))
@@ -480,6 +517,9 @@ class Agent:
             value = answer
         else:
             value = await self._structure(run, answer)
+        if self.guardrails.output:
+            dump = partial(spec.adapter.dump_python, mode="json")
+            value = await self.guardrails.screen_output(value, run.step, run.emit, spec.adapter.validate_python, dump)
         jsonable = None if spec.is_text else spec.adapter.dump_python(value, mode="json")
         run.end("done", spec.as_text(value), output=jsonable)
 
@@ -547,22 +587,38 @@ class Agent:
         """The last event: the answer (the strategy's best one when the run stopped early) and the status."""
         status: Status = run.status or "error"
         answer, error = run.answer, run.error
-        if answer is None:
+        if answer is None and status != "blocked":  # a blocked answer stays withheld
             try:
                 answer = run.strategy.best_answer()
             except Exception as bug:  # the run still ends with a status, and says why it stopped first
                 failed = f"best_answer failed: {type(bug).__name__}: {bug}"
                 status, error = "error", f"{error}; {failed}" if error else failed
         duration = time.monotonic() - run.started
-        return ev.RunFinished(status, answer, run.step, run.usage, duration, error, output=run.output)
+        return ev.RunFinished(status, answer, run.step, run.usage, duration, error, output=run.output, cost=run.cost)
 
     def _check_budgets(self, run: RunState, *, steps: bool = True) -> None:
         if steps and run.max_steps is not None and run.step >= run.max_steps:
             raise BudgetExceeded("max_steps", f"step budget of {run.max_steps} reached")
         if run.max_tokens is not None and run.usage.total_tokens >= run.max_tokens:
             raise BudgetExceeded("budget", f"token budget of {run.max_tokens} reached ({run.usage.total_tokens})")
+        if self.max_cost is not None and (run.cost or 0.0) >= self.max_cost:
+            raise BudgetExceeded("budget", f"cost limit of {self.max_cost:g} reached ({run.cost:.6g})")
         if run.deadline is not None and time.monotonic() >= run.deadline:
             raise self._out_of_time()
+
+    def _charge(self, run: RunState, usage: Usage) -> None:
+        """Add what a model call cost to the run's cost, at the price of the model that answered it."""
+        if not self.prices and self.max_cost is None:
+            return
+        price = price_of(answering_model(self.model), self.prices)
+        run.cost = (run.cost or 0.0) + (price.cost(usage) if price is not None else 0.0)
+
+    def _count_tool_calls(self, run: RunState, calls: list[ToolCall]) -> None:
+        """Count the step's tool calls; past `max_tool_calls` none of them runs and the run ends."""
+        if self.max_tool_calls is not None and run.tool_calls + len(calls) > self.max_tool_calls:
+            made = f"{run.tool_calls} made, {len(calls)} more asked for"
+            raise BudgetExceeded("budget", f"tool call limit of {self.max_tool_calls} reached ({made})")
+        run.tool_calls += len(calls)
 
     def _out_of_time(self) -> BudgetExceeded:
         return BudgetExceeded("budget", f"time budget of {self.max_seconds}s exhausted")
@@ -585,6 +641,7 @@ class Agent:
     ) -> AsyncIterator[ev.Event]:
         """Run the step's tool calls concurrently, reporting each as it finishes; the events of sub-agents
         the tools start (`as_tool`) pass through as they happen, and their usage counts as this run's."""
+        self._count_tool_calls(run, calls)
         finished: asyncio.Queue[ev.Event | tuple[int, ToolOutput | BaseException]] = asyncio.Queue()
         context = self._tool_context(run, finished.put_nowait)
 
@@ -606,6 +663,8 @@ class Agent:
                 if isinstance(item, ev.Event):
                     if isinstance(item, ev.RunFinished) and item.parent_run_id == run.id:
                         run.usage += item.usage
+                        if run.cost is not None or item.cost is not None:
+                            run.cost = (run.cost or 0.0) + (item.cost or 0.0)
                     yield item
                     continue
                 index, output = item
@@ -613,6 +672,7 @@ class Agent:
                     raise output
                 outputs[index] = output
                 yield ev.ToolResult(run.step, calls[index], output.ok, output.content, output.duration)
+                screen_tool_output(calls[index], output, run.step, run.emit)  # Blocked when its guard tripped
         finally:
             for task in tasks:
                 task.cancel()
@@ -648,7 +708,16 @@ class Agent:
         if end.output is not None:
             output = self.output.adapter.validate_python(end.output)
         return RunResult(
-            end.answer, end.status, end.steps, end.usage, end.duration, collected, end.error, output, end.run_id
+            end.answer,
+            end.status,
+            end.steps,
+            end.usage,
+            end.duration,
+            collected,
+            end.error,
+            output,
+            end.run_id,
+            end.cost,
         )
 
     def run(

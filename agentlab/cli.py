@@ -51,6 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agentlab.commands.output_schema import load_schema, without_absent
     from agentlab.events import RunFinished, RunWarning
     from agentlab.models import ModelUnavailable
+    from agentlab.run.limits import load_prices
     from agentlab.strategies import create
 
     options = {key: value for key, value in (("resume", args.resume), ("store", args.store)) if value is not None}
@@ -62,6 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"agentlab: strategy {args.strategy!r}: {error}", file=sys.stderr)
         return 2
     try:
+        prices = load_prices(args.prices) if args.prices else None
         agent = Agent(
             model=model_from_args(args),
             tools=load_tools(args.tools),
@@ -69,6 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             max_tokens=args.max_tokens,
             max_seconds=args.max_seconds,
+            max_tool_calls=args.max_tool_calls,
+            max_cost=args.max_cost,
+            prices=prices,
             trace=args.trace,
             **_typed_output(args.output_schema),
         )
@@ -93,6 +98,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if output is None and result.status == "done":
                 output = result.answer
             summary["output"] = without_absent(output, load_schema(args.output_schema))
+        if result.cost is not None:
+            summary["cost"] = result.cost
         run_id = getattr(strategy, "run_id", None)
         if run_id is not None:
             summary["run_id"] = run_id
@@ -144,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-steps", type=non_negative(int), default=10)
     run.add_argument("--max-tokens", type=non_negative(int))
     run.add_argument("--max-seconds", type=non_negative(float))
+    run.add_argument("--max-tool-calls", type=non_negative(int), help="tool calls the run may make")
+    run.add_argument("--max-cost", type=non_negative(float), help="what the run may cost, by --prices")
+    run.add_argument(
+        "--prices",
+        metavar="PRICES_JSON",
+        help='model prices: {"<model>": {"input_per_million": 2.5, "output_per_million": 10}}',
+    )
     run.add_argument("--trace", help="append the run's events to this JSONL file")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument(

@@ -9,8 +9,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["done", "max_steps", "budget", "stalled", "error"]
-"""How a run ended: `done` (an answer), `max_steps`, `budget` (tokens or wall time), `stalled` or `error`."""
+Status = Literal["done", "max_steps", "budget", "stalled", "blocked", "error"]
+"""How a run ended: `done` (an answer), `max_steps`, `budget` (tokens, wall time, tool calls or cost),
+`stalled`, `blocked` (a guardrail tripped) or `error`."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,30 @@ class RunWarning(Event):
 
 
 @dataclass
+class Guardrail(Event):
+    """A guardrail rewrote a value or tripped (a guard that passes is not recorded).
+
+    Attributes:
+        step: The step it happened in (0 for the task's input guardrails).
+        stage: `input` (the task), `output` (the final answer) or `tool` (a tool call's arguments).
+        guard: The guard's name.
+        action: `rewrote` or `tripped` (a trip ends the run with status `blocked`).
+        reason: Why it tripped.
+        value: The replacement, when it rewrote (the task, the output in JSON form, or the arguments).
+        tool: The tool whose guard it was, for stage `tool`.
+    """
+
+    step: int
+    stage: Literal["input", "output", "tool"]
+    guard: str
+    action: Literal["rewrote", "tripped"]
+    reason: str = ""
+    value: Any = None
+    tool: str | None = None
+    kind: str = field(init=False, default="guardrail")
+
+
+@dataclass
 class Final(Event):
     """The run produced its answer."""
 
@@ -221,12 +246,13 @@ class RunFinished(Event):
     """The run ended; always the last event of a run.
 
     Attributes:
-        status: `done`, `max_steps`, `budget`, `stalled` or `error`.
-        answer: The answer, or the best one so far when the run stopped early.
+        status: `done`, `max_steps`, `budget`, `stalled`, `blocked` or `error`.
+        answer: The answer, or the best one so far when the run stopped early (never for `blocked`).
         steps: How many steps ran.
         usage: The tokens used by the whole run.
         duration: Seconds the run took.
-        error: What went wrong, for status `error`.
+        error: What went wrong or why the run stopped early (which limit, which guardrail and why).
+        cost: What the run's model calls cost, from the agent's price table (None without one).
     """
 
     status: Status
@@ -236,4 +262,5 @@ class RunFinished(Event):
     duration: float
     error: str | None = None
     output: Any = None  # the typed output in JSON form (None for plain-text output or no answer)
+    cost: float | None = None
     kind: str = field(init=False, default="run_finished")

@@ -131,6 +131,19 @@ class OTelRecorder:
                 timestamp=_ns(event.time),
             )
 
+    def _on_guardrail(self, event: ev.Guardrail) -> None:
+        # Which guard acted and why is not content (the rewritten value is, and is left out).
+        if self._run is not None:
+            attributes = {
+                "agentlab.guardrail.stage": event.stage,
+                "agentlab.guardrail.name": self._clip(event.guard),
+                "agentlab.guardrail.action": event.action,
+                "agentlab.guardrail.reason": self._clip(event.reason),
+            }
+            if event.tool:
+                attributes["gen_ai.tool.name"] = event.tool
+            self._run.add_event("agentlab.guardrail", attributes, timestamp=_ns(event.time))
+
     def _on_warning(self, event: ev.RunWarning) -> None:
         # Not content (it says what failed beside the run, e.g. the trace file), so kept without capture_content.
         if self._run is not None:

@@ -202,6 +202,14 @@ class _RunView:
             data = event.get("data")
             extra = _pre(json.dumps(data, indent=2, ensure_ascii=False, default=str), "data") if data else ""
             return _row("note", "note", _e(event.get("text")) + extra)
+        if kind == "guardrail":
+            where = f"{event.get('stage')} guardrail" + (f" of {event.get('tool')}" if event.get("tool") else "")
+            what = f"tripped: {event.get('reason')}" if event.get("action") == "tripped" else "rewrote it"
+            value = event.get("value")
+            shown = _pre(json.dumps(value, indent=2, ensure_ascii=False, default=str), "new value") if value else ""
+            return _row(
+                "guardrail", "guardrail", f"{_e(where)} <code>{_e(event.get('guard'))}</code> {_e(what)}{shown}"
+            )
         if kind == "final":
             return _row("final", "final answer", _pre(event.get("answer")))
         payload = json.dumps(event, indent=2, ensure_ascii=False, default=str)
@@ -259,7 +267,7 @@ def _status(run: list[dict[str, Any]]) -> str:
 
 def _status_class(run: list[dict[str, Any]]) -> str:
     status = _status(run)
-    return "status-done" if status == "done" else "status-error" if status == "error" else "status-other"
+    return "status-done" if status == "done" else "status-error" if status in ("error", "blocked") else "status-other"
 
 
 def _clock(seconds: float) -> str:

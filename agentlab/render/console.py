@@ -65,6 +65,11 @@ class ConsoleRenderer:
                 out(f"[{colour}]Observation:[/] {clip(event.output, self.max_chars, marker=' …')}", highlight=False)
             case ev.Note():
                 out(f"[yellow]Note:[/] {event.text}", highlight=False)
+            case ev.Guardrail():
+                where = f"{event.stage} guardrail" + (f" of {event.tool}" if event.tool else "")
+                detail = f"tripped: {event.reason}" if event.action == "tripped" else "rewrote it"
+                colour = "bold red" if event.action == "tripped" else "yellow"
+                out(f"[{colour}]Guardrail:[/] {where} '{event.guard}' {detail}", highlight=False)
             case ev.RunWarning():
                 out(f"[bold yellow]Warning:[/] {event.text}", highlight=False)
             case ev.Final():

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agentlab.events import Decision, Event, Final, RunStarted, ToolCall, ToolResult
+from agentlab.events import Decision, Event, Final, Guardrail, RunStarted, ToolCall, ToolResult
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 """The chat roles a conversation may hold."""
@@ -206,6 +206,8 @@ def messages_from_events(events: Iterable[Event], run_id: str | None = None) -> 
             continue
         if isinstance(event, RunStarted):
             messages += [*event.history, {"role": "user", "content": event.task}]
+        elif isinstance(event, Guardrail) and event.stage == "input" and event.action == "rewrote":
+            messages[-1] = {"role": "user", "content": event.value}  # the task the model was given
         elif isinstance(event, Decision) and event.tool_calls:
             answer_calls()
             calls.extend(event.tool_calls)

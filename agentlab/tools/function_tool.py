@@ -12,6 +12,7 @@ from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
+from agentlab.tools.guard import Guard, Verdict, check_guard, judge
 from agentlab.tools.output import (
     DEFAULT_MAX_OUTPUT_CHARS,
     ToolErrorKind,
@@ -66,13 +67,18 @@ class BaseTool(Generic[P, R]):
         timeout: float | None = DEFAULT_TIMEOUT,
         requires_approval: bool = False,
         max_output_chars: int | None = None,
+        guard: Guard | None = None,
     ) -> None:
+        if guard is not None:
+            check_guard(guard, f"the guard of tool '{name}'")
         self.func = func
         self.name = name
         self.description = description
         self.parameters = parameters
         self.timeout = timeout
         self.requires_approval = requires_approval
+        # Sees the validated arguments before each call (and before approval): passes, rewrites or trips.
+        self.guard = guard
         # None means "not set for this tool": the registry's (or the global) default applies.
         self.max_output_chars = max_output_chars
 
@@ -105,8 +111,10 @@ class BaseTool(Generic[P, R]):
         started = time.perf_counter()
         limit = self.max_output_chars or max_output_chars or DEFAULT_MAX_OUTPUT_CHARS
 
+        verdict: Verdict | None = None
+
         def finish(ok: bool, content: str, error: ToolErrorKind | None = None) -> ToolOutput:
-            return ToolOutput(ok, truncate(content, limit), error, time.perf_counter() - started)
+            return ToolOutput(ok, truncate(content, limit), error, time.perf_counter() - started, verdict)
 
         if self.context_parameter is not None and context is None:
             return finish(
@@ -119,6 +127,10 @@ class BaseTool(Generic[P, R]):
         prepared = parsed if isinstance(parsed, str) else self._prepare(parsed)
         if isinstance(prepared, str):
             return finish(False, prepared, "invalid_arguments")
+        if self.guard is not None:
+            verdict, prepared = await self._guarded(prepared)
+            if isinstance(prepared, str):
+                return finish(False, prepared, "blocked")
         args, kwargs, shown = prepared
         if self.context_parameter is not None:
             if self._context_by_keyword:
@@ -142,13 +154,39 @@ class BaseTool(Generic[P, R]):
             )
         except (Exception, SystemExit) as exc:  # a tool calling sys.exit() must not end the agent
             return finish(False, describe_exception(exc), "exception")
-        ok, text = self._render(result)
+        try:
+            ok, text = self._render(result)
+        except Exception as exc:  # a result that cannot become text (its __str__ raises) is the tool's failure
+            why = describe_exception(exc).removeprefix("Error: ")
+            return finish(
+                False, f"Error: tool '{self.name}' returned a result that cannot be shown ({why})", "exception"
+            )
         return finish(ok, text, None if ok else "exception")
 
     def _prepare(self, parsed: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]] | str:
         """Validated call arguments `(args, kwargs, shown)` (`shown` is what an approver sees), or an
         error message for the model."""
         raise NotImplementedError
+
+    async def _guarded(
+        self, prepared: tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]
+    ) -> tuple[Verdict | None, tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]] | str]:
+        """Ask the tool's guard about the validated arguments: `(verdict, prepared)` with the arguments to
+        call with (rewritten ones are validated again), or a message saying the call was blocked. The
+        verdict is None when the guard passed the call unchanged."""
+        assert self.guard is not None
+        verdict = await judge(self.guard, prepared[2])
+        if verdict.action == "passed":
+            return None, prepared
+        if verdict.action == "rewrote":
+            again = self._prepare(dict(verdict.value)) if isinstance(verdict.value, Mapping) else None
+            if again is not None and not isinstance(again, str):
+                return Verdict(verdict.guard, "rewrote", again[2]), again
+            # A rewrite the tool cannot take is the guard's mistake: fail closed rather than run something else.
+            problem = again or f"it returned a {type(verdict.value).__name__}, not a dict of arguments"
+            verdict = Verdict(verdict.guard, "tripped", prepared[2], f"the guard's rewrite is unusable: {problem}")
+        reason = verdict.reason
+        return verdict, f"Blocked: guard '{verdict.guard}' of tool '{self.name}' stopped the call: {reason}"
 
     def _render(self, result: Any) -> tuple[bool, str]:
         """Whether the call succeeded, and its result as text for the model."""
@@ -208,6 +246,7 @@ class Tool(BaseTool[P, R]):
         requires_approval: bool = False,
         max_output_chars: int | None = None,
         local_names: Mapping[str, Any] | None = None,
+        guard: Guard | None = None,
     ) -> None:
         """`local_names` resolves string annotations naming classes local to the defining function."""
         if not callable(func):
@@ -223,6 +262,7 @@ class Tool(BaseTool[P, R]):
             timeout=timeout,
             requires_approval=requires_approval,
             max_output_chars=max_output_chars,
+            guard=guard,
         )
         # The first parameter, when annotated `RunContext[...]`, receives the run's context; never the model's.
         context = inspect_signature(func, local_names).context
@@ -271,6 +311,7 @@ def tool(
     timeout: float | None = DEFAULT_TIMEOUT,
     requires_approval: bool = False,
     max_output_chars: int | None = None,
+    guard: Guard | None = None,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
@@ -283,6 +324,7 @@ def tool(
     timeout: float | None = DEFAULT_TIMEOUT,
     requires_approval: bool = False,
     max_output_chars: int | None = None,
+    guard: Guard | None = None,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Make a tool from a function, bare (`@tool`) or with options (`@tool(name=..., timeout=...)`).
 
@@ -295,6 +337,9 @@ def tool(
         timeout: Seconds before a call is abandoned and reported to the model; None for no limit.
         requires_approval: Ask the agent's `approve` callback before each call (denied when there is none).
         max_output_chars: Cap on the output the model sees; the registry's cap by default.
+        guard: Sees each call's validated arguments (a dict) before the tool runs (and before approval): it
+            returns None to pass, a new dict of arguments to rewrite the call, or raises
+            `GuardrailTripped("why")` to block it, which ends an agent's run with status `blocked`.
     """
     # Both forms are called from the scope that defines the function: remember its locals in case
     # the annotations are strings naming classes defined there (pydantic does the same).
@@ -312,6 +357,7 @@ def tool(
             requires_approval=requires_approval,
             max_output_chars=max_output_chars,
             local_names=local_names,
+            guard=guard,
         )
 
     return wrap(func) if func is not None else wrap

@@ -11,10 +11,12 @@ from pydantic import BaseModel
 
 from agentlab._redact import redact
 from agentlab._text import COUNTED, clip, scrub
+from agentlab.tools.guard import Verdict
 
 # "repeated": the loop refused to run an exact repeat of an earlier call (see Agent's stall check).
+# "blocked": the tool's guard tripped (see `@tool(guard=...)`); the agent ends the run as `blocked`.
 ToolErrorKind = Literal[
-    "invalid_arguments", "exception", "timeout", "denied", "unknown_tool", "repeated", "missing_context"
+    "invalid_arguments", "exception", "timeout", "denied", "unknown_tool", "repeated", "missing_context", "blocked"
 ]
 """Why a tool call failed, as recorded in `ToolOutput.error`."""
 
@@ -29,13 +31,15 @@ MAX_ERROR_MESSAGE_CHARS = 500
 class ToolOutput:
     """The observation produced by one tool call.
 
-    `content` is always model-ready text; `error` says what kind of failure it was (None when ok).
+    `content` is always model-ready text; `error` says what kind of failure it was (None when ok);
+    `verdict` is what the tool's guard decided, when it rewrote the arguments or tripped.
     """
 
     ok: bool
     content: str
     error: ToolErrorKind | None = None
     duration: float = 0.0
+    verdict: Verdict | None = None
 
     def __post_init__(self) -> None:
         # Tool outputs go into the next request and the trace, both UTF-8: a lone surrogate (a file name
