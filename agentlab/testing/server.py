@@ -315,7 +315,7 @@ class ScriptedServer:
         if body.get("stream"):
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-            return await self._send_stream(writer, completion, include_usage, keep_alive)
+            return await self._send_stream(writer, completion, include_usage, keep_alive, item)
         payload = completion_json(
             completion, completion_id=self._next_completion_id(), model=self.model, created=int(time.time())
         )
@@ -420,8 +420,15 @@ class ScriptedServer:
         return keep_alive
 
     async def _send_stream(
-        self, writer: asyncio.StreamWriter, completion: Completion, include_usage: bool, keep_alive: bool
+        self,
+        writer: asyncio.StreamWriter,
+        completion: Completion,
+        include_usage: bool,
+        keep_alive: bool,
+        item: ScriptItem,
     ) -> bool:
+        """Send `completion` as SSE chunks, `chunk_delay` seconds apart; with `break_after`, abort the
+        connection after that many chunks, as a crashing server or proxy does mid-reply."""
         head = _http.response_head(200, content_type="text/event-stream", keep_alive=keep_alive, content_length=None)
         writer.write(head)
         chunks = stream_chunks(
@@ -431,7 +438,13 @@ class ScriptedServer:
             created=int(time.time()),
             include_usage=include_usage,
         )
-        for chunk in chunks:
+        pause, break_after = item.get("chunk_delay", 0), item.get("break_after")
+        for sent, chunk in enumerate(chunks):
+            if sent == break_after:
+                _reset(writer)
+                return False
+            if pause and sent > 1:  # the opening (role) chunk and the first piece go at once
+                await asyncio.sleep(pause)
             writer.write(_http.encode_chunk(b"data: %s\n\n" % json.dumps(chunk).encode()))
             await writer.drain()
         writer.write(_http.encode_chunk(b"data: [DONE]\n\n") + _http.LAST_CHUNK)
