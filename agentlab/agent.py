@@ -732,10 +732,11 @@ class Agent:
         history: Sequence[dict[str, Any]] | None = None,
         session: Session | None = None,
         deps: Any = None,
+        deltas: bool = False,
     ) -> Iterator[ev.Event]:
         """Blocking iteration over `astream` on a private event loop; it also works where an event loop is
         already running (the private loop then runs in a helper thread)."""
-        events = self.astream(task, history=history, session=session, deps=deps)
+        events = self.astream(task, history=history, session=session, deps=deps, deltas=deltas)
         return iterate_sync(events, lambda: self._closing(events.aclose()))
 
     def as_tool(self, name: str, description: str) -> Tool[..., Any]:

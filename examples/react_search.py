@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # A search demo should search: no final answer before the first tool call.
     agent = Agent(tools=tools, max_steps=args.max_steps, trace=args.trace, min_tool_calls=1)
-    finished = render_events(agent.stream(args.question), console)
+    # deltas=True: the model's text appears as it is generated, not when each step is over.
+    finished = render_events(agent.stream(args.question, deltas=True), console)
     return 0 if finished is not None and finished.status == "done" else 1
 
 
