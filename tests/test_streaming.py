@@ -197,3 +197,33 @@ async def test_deltas_arrive_while_the_reply_is_still_streaming(scripted_server:
             break
     await events.aclose()  # leaving early ends the run and its request
     assert kinds == ["run_started", "text_delta"]
+
+
+@pytest.mark.integration
+async def test_embedded_model_streams_its_decisions_as_text(local_model: Any) -> None:
+    agent = Agent(model=local_model, max_steps=2)
+    events = await collect(agent, "Say hello to Ada in one short sentence.", deltas=True)
+
+    calls = [e for e in events if isinstance(e, ev.ModelCall)]
+    assert calls and all(call.usage.completion_tokens > 0 and call.usage.prompt_tokens > 0 for call in calls)
+    decisions = [e for e in events if isinstance(e, ev.Decision)]
+    assert decisions
+    for decision in decisions:
+        step = [e for e in events if isinstance(e, ev.TextDelta) and e.step == decision.step]
+        assert "".join(e.text for e in step if e.part == "thought").strip() == decision.thought
+        if decision.final_answer is not None:
+            assert "".join(e.text for e in step if e.part == "answer") == decision.final_answer
+        assert not any("{" in e.text for e in step if e.part == "thought")
+    assert events[-1].kind == "run_finished"
+
+
+def test_stream_faults_are_checked_when_the_script_is_built() -> None:
+    from agentlab.testing import ScriptError
+
+    for bad in (
+        {"content": "x", "chunk_delay": -1},
+        {"content": "x", "break_after": "3"},
+        {"status": 500, "break_after": 1},
+    ):
+        with pytest.raises(ScriptError):
+            ScriptedServer([bad])
