@@ -64,6 +64,10 @@ class ScriptedServer:
     (close without a reply), ``reset`` (abort the connection with a TCP RST), ``truncate`` (announce
     the whole body, send only that many bytes, close) and ``message`` (a dict sent verbatim as the
     choice's message, for odd shapes: object arguments, a null tool name, content as a list of parts).
+    A request with ``stream: true`` gets the reply as SSE chunks (text and tool-call arguments in pieces of
+    16 characters, cut mid-JSON; usage in a last chunk when ``stream_options.include_usage`` asks for it);
+    ``chunk_delay`` spaces the chunks (the first piece goes at once) and ``break_after`` aborts the
+    connection after that many chunks (a stream that breaks part-way).
     ``probe_script`` maps a probe kind ("tools", "json_schema") to items answering that kind's probes
     first, in order (e.g. a 429, then the flags' answer). ``echo_tool_results=False`` makes the tools
     probe fail the way an endpoint does whose model never sees tool results.
