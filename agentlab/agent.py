@@ -19,15 +19,19 @@ from agentlab.decisions import FormatWatch, ModelDecision
 from agentlab.events import Status, ToolCall, Usage
 from agentlab.models.base import (
     DecisionFormat,
+    DeltaCallback,
     Model,
     ModelError,
     ModelRequest,
     ModelResponse,
+    ReplyDelta,
+    complete_with_deltas,
     probe_capabilities,
 )
 from agentlab.models.fallback import give_up
 from agentlab.run.context import RunContext
 from agentlab.run.conversation import messages_from_events, repair_history
+from agentlab.run.deltas import DeltaReader
 from agentlab.run.guardrails import Blocked, Guardrails, check_guards, screen_tool_output
 from agentlab.run.limits import Price, answering_model, check_prices, price_of
 from agentlab.run.output import OutputSpec, OutputValidationError, OutputValidator, run_validators
@@ -163,6 +167,8 @@ class RunState:
         self.status: Status | None = None  # set when the run ends
         self.error: str | None = None
         self._outbox: list[ev.Event] = []
+        # While the run streams deltas (`context.deltas`): sends an event out at once, ahead of the step's end.
+        self.live: Callable[[ev.Event], None] | None = None
 
     @property
     def over(self) -> bool:
@@ -303,6 +309,7 @@ class Agent:
         session: Session | None = None,
         deps: Any = None,
         parent: RunContext[Any] | None = None,
+        deltas: bool = False,
     ) -> AsyncGenerator[ev.Event, None]:
         """Yield the run's events as they happen; the last one is always this run's `RunFinished`.
 
@@ -315,6 +322,10 @@ class Agent:
             deps: Anything the app wants its tools to see (`RunContext.deps`).
             parent: The context of the run that started this one (set by `as_tool`): this run's events carry
                 that run's id as `parent_run_id`, and this run's budgets are bounded by what it has left.
+            deltas: Also yield the pieces of each reply as they arrive (`text_delta`, `tool_call_delta`,
+                `output_delta`, and `stream_reset` when a broken stream is asked again); the whole reply still
+                follows as today's `model_call` and `decision`. Deltas are not written to the trace. A sub-run
+                of a run with deltas (`as_tool`) streams its deltas too.
         """
         from agentlab.trace import JsonlTrace
 
@@ -322,12 +333,16 @@ class Agent:
             raise ValueError("pass history= or session=, not both: a session keeps its own history")
         earlier = repair_history(session.load() if session is not None else history or ())
         run = self._prepare(task, earlier, deps, parent)
+        run.context.deltas = deltas or (parent is not None and parent.deltas)
         trace = JsonlTrace(self.trace_path) if self.trace_path else None
         mine: list[ev.Event] = []  # this run's events, for the session's new messages
         try:
             async for event in self._loop(run):
                 if not event.run_id:
                     event.run_id, event.parent_run_id = run.id, run.context.parent_run_id
+                if isinstance(event, ev.Delta):  # pieces of a reply that a later event carries whole
+                    yield event
+                    continue
                 # A trace that cannot be written is said once, after the event it failed on (before
                 # `RunFinished`, which stays last), and the run goes on.
                 failure = trace.write(event) if trace else None
@@ -358,7 +373,7 @@ class Agent:
         try:
             await self._start(run)
             while not run.over:
-                async for event in self._step(run):
+                async for event in self._live(run, self._step(run)):
                     yield event
         except BudgetExceeded as stop:
             run.end(stop.status, error=str(stop))
@@ -433,6 +448,40 @@ class Agent:
             async for event in self._act(run, decision):
                 yield event
 
+    async def _live(self, run: RunState, events: AsyncIterator[ev.Event]) -> AsyncIterator[ev.Event]:
+        """The step's `events`; when the run streams deltas, also the events sent `run.live` while the step
+        waits (the pieces of a reply): the step then runs as a task feeding one queue, as `_run_tools` does."""
+        if not run.context.deltas:
+            async for event in events:
+                yield event
+            return
+        queue: asyncio.Queue[ev.Event | _StepEnd] = asyncio.Queue()
+
+        def send(event: ev.Event) -> None:
+            for earlier in run.drain():  # what the step emitted before goes out first: order is kept
+                queue.put_nowait(earlier)
+            queue.put_nowait(event)
+
+        async def drive() -> None:
+            try:
+                async for event in events:
+                    queue.put_nowait(event)
+            except Exception as error:  # re-raised by the consumer: a budget stop ends the run
+                queue.put_nowait(_StepEnd(error))
+            else:
+                queue.put_nowait(_StepEnd(None))
+
+        run.live = send
+        step = asyncio.create_task(drive())
+        try:
+            while not isinstance(item := await queue.get(), _StepEnd):
+                yield item
+            if item.error is not None:
+                raise item.error
+        finally:
+            run.live = None
+            step.cancel()  # the caller stopped iterating (or the step failed): nothing is left running
+
     async def _probe(self, run: RunState) -> None:
         """Learn (once per model) what the endpoint takes, and use its best decision format."""
         capabilities = await self._within(run.deadline, probe_capabilities(self.model, _retry_recorder(run)))
@@ -454,13 +503,21 @@ class Agent:
         the model failed for good and a fallback model takes over (the step is then asked again)."""
         run.step += 1
         started = time.monotonic()
+        reader = DeltaReader(run.step, self.output, request) if run.live is not None else None
         try:
             response: ModelResponse = await self._within(
-                run.deadline, self.model.complete(request, _retry_recorder(run))
+                run.deadline,
+                complete_with_deltas(self.model, request, _retry_recorder(run), _delta_sender(run, reader)),
             )
         except ModelError as failure:  # a FallbackModel moves on; any other model ends the run
+            for reset in reader.reset(str(failure)) if reader else ():
+                run.emit(reset)
             await self._fall_back(run, failure)
             return None
+        except BudgetExceeded as stop:  # the time ran out mid-reply: what was shown of it is void
+            for reset in reader.reset(str(stop)) if reader else ():
+                run.emit(reset)
+            raise
         run.usage += response.usage
         self._charge(run, response.usage)
         chars = sum(len(str(m.get("content") or "")) for m in request.messages)
@@ -747,10 +804,11 @@ class Agent:
         history: Sequence[dict[str, Any]] | None = None,
         session: Session | None = None,
         deps: Any = None,
+        deltas: bool = False,
     ) -> Iterator[ev.Event]:
         """Blocking iteration over `astream` on a private event loop; it also works where an event loop is
         already running (the private loop then runs in a helper thread)."""
-        events = self.astream(task, history=history, session=session, deps=deps)
+        events = self.astream(task, history=history, session=session, deps=deps, deltas=deltas)
         return iterate_sync(events, lambda: self._closing(events.aclose()))
 
     def as_tool(self, name: str, description: str) -> Tool[..., Any]:
@@ -774,6 +832,26 @@ class Agent:
 
         delegate.__doc__ = f"{description}\n\nArgs:\n    input: What to ask {name}."
         return Tool(delegate, name=name, description=description)
+
+
+@dataclass
+class _StepEnd:
+    """The end of a step run as a task (`Agent._live`), with the exception it raised, if any."""
+
+    error: Exception | None
+
+
+def _delta_sender(run: RunState, reader: DeltaReader | None) -> DeltaCallback | None:
+    """The model's delta callback: each piece of the reply, read into delta events sent out at once."""
+    if reader is None or run.live is None:
+        return None
+    send = run.live
+
+    def on_delta(piece: ReplyDelta) -> None:
+        for event in reader.read(piece):
+            send(event)
+
+    return on_delta
 
 
 def _retry_recorder(run: RunState) -> Callable[[int, str, float], None]:

@@ -107,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0 if result.status == "done" else 1
     from agentlab.render.console import render_events
 
-    finished = render_events(agent.stream(args.task))
+    finished = render_events(agent.stream(args.task, deltas=args.deltas))
     return 0 if finished is not None and finished.status == "done" else 1
 
 
@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument(
         "--output-schema", metavar="SCHEMA.json", help="a JSON Schema file: the answer is an object of it (validated)"
+    )
+    run.add_argument(
+        "--no-stream",
+        dest="deltas",
+        action="store_false",
+        help="show each step when it is complete, not the model's text as it arrives",
     )
     run.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (strategies with a store: babyagi)")
     run.add_argument("--store", metavar="PATH", help="the strategy's SQLite store (babyagi)")

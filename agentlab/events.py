@@ -151,6 +151,65 @@ class Decision(Event):
 
 
 @dataclass
+class Delta(Event):
+    """Base of the events a run yields only when asked for them (`astream(task, deltas=True)`): pieces of a
+    reply as it streams. They are never written to a trace: the `ModelCall` and `Decision` that follow
+    carry the whole reply."""
+
+    step: int
+
+
+@dataclass
+class TextDelta(Delta):
+    """More of the reply's text, as it arrives.
+
+    Attributes:
+        text: The new text; the pieces of one part concatenate to that part's final text.
+        part: `content` (a plain-text reply: a thought before tool calls, or the answer), `thought` (the
+            thought of a JSON decision) or `answer` (the final answer, read from the final action's arguments).
+    """
+
+    text: str
+    part: str = "content"
+    kind: str = field(init=False, default="text_delta")
+
+
+@dataclass
+class ToolCallDelta(Delta):
+    """More of a tool call, as it arrives (the final answer streams as text or output deltas instead).
+
+    Attributes:
+        call_index: Which call of the reply this piece belongs to (0 for the first).
+        name: The tool's name.
+        arguments_delta: More of the call's arguments, as JSON text (cut anywhere, even mid-string).
+    """
+
+    call_index: int
+    name: str
+    arguments_delta: str
+    kind: str = field(init=False, default="tool_call_delta")
+
+
+@dataclass
+class OutputDelta(Delta):
+    """The typed output so far (JSON form), as the final answer streams: the fields complete so far, the
+    last one possibly cut short; validated against the output type where the type allows a partial value.
+    The output of the `Final` event is the validated whole."""
+
+    partial: Any
+    kind: str = field(init=False, default="output_delta")
+
+
+@dataclass
+class StreamReset(Delta):
+    """The reply that was streaming broke off and is asked again: drop the deltas of this step shown so
+    far; the retried reply's deltas follow."""
+
+    reason: str = ""
+    kind: str = field(init=False, default="stream_reset")
+
+
+@dataclass
 class ParseError(Event):
     """The model's reply could not be turned into a decision; it is told so and asked again."""
 

@@ -1,8 +1,12 @@
 """Embedding agentlab in a web app: a FastAPI service that runs one agent per request.
 
     POST /run     {"task": "..."}  → the run's result as JSON (answer, status, steps, usage, duration, error)
-    POST /stream  {"task": "..."}  → the run's events as Server-Sent Events as they happen:
-                                     `event: <kind>` and `data: <the event as JSON>`, ending with run_finished
+    POST /stream  {"task": "...", "deltas": true}
+                                   → the run's events as Server-Sent Events as they happen:
+                                     `event: <kind>` and `data: <the event as JSON>`, ending with run_finished;
+                                     with "deltas": true the model's text, tool-call pieces and the
+                                     typed output so far arrive as they are generated (docs/streaming.md)
+    GET  /chat                     → a small chat page (examples/static/chat.html) that shows the stream live
 
 Every request builds its own Agent (and asks `model_factory` for a model), so concurrent requests share
 nothing mutable; the app holds only its factories. Runs use `arun`/`astream` on the server's event loop,
@@ -12,6 +16,7 @@ so one process serves many requests at once while they wait on the model.
     python examples/embed_fastapi.py --port 8000          # the embedded model, or AGENTLAB_BASE_URL/AGENTLAB_MODEL
     curl -s localhost:8000/run -H 'content-type: application/json' -d '{"task": "What is 17 * 23?"}'
     curl -sN localhost:8000/stream -H 'content-type: application/json' -d '{"task": "What is 17 * 23?"}'
+    open http://localhost:8000/chat
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from agentlab import Agent, Model
@@ -34,6 +40,7 @@ class RunRequest(BaseModel):
     task: str = Field(min_length=1, max_length=20_000)
     strategy: str = "react"
     max_steps: int = Field(default=8, ge=1, le=50)
+    deltas: bool = False  # /stream only: also the pieces of replies as they arrive
 
     @field_validator("strategy")
     @classmethod
@@ -55,6 +62,9 @@ class RunResponse(BaseModel):
     error: str | None = None
 
 
+CHAT_PAGE = Path(__file__).resolve().parent / "static" / "chat.html"
+
+
 def default_tools() -> Sequence[Any]:
     return [calculator]
 
@@ -64,9 +74,10 @@ def create_app(
     tools_factory: Callable[[], Sequence[Any]] = default_tools,
     *,
     max_seconds: float | None = 120.0,
+    output_type: Any = str,
 ) -> FastAPI:
     """The app. `model_factory` is called once per request: return a fresh model, or a shared one whose
-    client is safe to use concurrently (OpenAIModel is)."""
+    client is safe to use concurrently (OpenAIModel is). `output_type` is the agents' typed output."""
     app = FastAPI(title="agentlab", summary="Tool-using agents over HTTP.")
 
     def new_agent(request: RunRequest) -> Agent:
@@ -76,6 +87,7 @@ def create_app(
             strategy=request.strategy,
             max_steps=request.max_steps,
             max_seconds=max_seconds,
+            output_type=output_type,
         )
 
     @app.post("/run")
@@ -97,12 +109,16 @@ def create_app(
 
         async def events() -> AsyncIterator[str]:
             # If the client goes away, Starlette cancels this generator and the run stops with it.
-            async for event in agent.astream(request.task):
+            async for event in agent.astream(request.task, deltas=request.deltas):
                 yield sse(event)
 
         # X-Accel-Buffering: proxies such as nginx would otherwise hold events back until the run ends.
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+    @app.get("/chat", response_class=HTMLResponse)
+    async def chat() -> HTMLResponse:
+        return HTMLResponse(CHAT_PAGE.read_text(encoding="utf-8"))
 
     return app
 

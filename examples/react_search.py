@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         output_type=ShortAnswer,
         instructions=SHORT_ANSWER_INSTRUCTIONS,
     )
-    finished = render_events(agent.stream(args.question), console)
+    # deltas=True: the model's text appears as it is generated, not when each step is over.
+    finished = render_events(agent.stream(args.question, deltas=True), console)
     return 0 if finished is not None and finished.status == "done" else 1
 
 

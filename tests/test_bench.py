@@ -94,3 +94,17 @@ def test_codeact_call_cost(capsys):
     out = capsys.readouterr().out
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("codeact: one tool call") and "| ReAct:" in out and "| CodeAct:" in out
+
+
+def test_streaming(capsys):
+    assert (
+        main(["streaming", "--steps", "3", "--rounds", "1", "--episodes", "2", "--samples", "2", "--local-runs", "0"])
+        == 0
+    )
+    out, summary = last_line(capsys)
+    assert re.fullmatch(
+        r"streaming: agentlab deltas=True / raw openai streaming = \d+\.\d\dx \([-+]\d+\.\d\d ms per step\); "
+        r"deltas=True / deltas=False = \d+\.\d\dx",
+        summary,
+    )
+    assert "| raw openai, stream=True |" in out and "| agentlab, deltas=True |" in out and "time to first token" in out

@@ -129,3 +129,22 @@ def test_unknown_strategy_or_option_is_a_clear_error():
     assert unknown.returncode == 2 and "unknown strategy 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
     wrong = agentlab("run", "x", "--strategy", "pal", "--option", "no_such_option=1", *endpoint)
     assert wrong.returncode == 2 and "no_such_option" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_run_streams_the_model_text_once_unless_told_not_to():
+    thought = "Let me work this out with the calculator."
+    script = [
+        {"content": thought, "tool_calls": [{"name": "calculator", "arguments": {"expression": "17*23"}}]},
+        {"content": "The product is 391."},
+    ]
+    with ScriptedServer(script) as srv:
+        proc = agentlab("run", "17*23?", "--base-url", srv.base_url, "--model", "scripted")
+        asked = [bool(body.get("stream")) for body in srv.requests]
+    assert proc.returncode == 0, proc.stderr
+    assert asked == [True, True]
+    assert proc.stdout.count(thought) == 1 and proc.stdout.count("The product is 391.") == 1
+    with ScriptedServer(script) as srv:
+        proc = agentlab("run", "17*23?", "--base-url", srv.base_url, "--model", "scripted", "--no-stream")
+        asked = [bool(body.get("stream")) for body in srv.requests]
+    assert proc.returncode == 0, proc.stderr
+    assert asked == [False, False] and proc.stdout.count("The product is 391.") == 1

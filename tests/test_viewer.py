@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from toolbox import add, call, explode, model_for
+from toolbox import add, call, chromium_browser, explode, model_for
 
 from agentlab import Agent, tool
 from agentlab.cli import main
@@ -83,35 +82,10 @@ def test_unfinished_run_is_shown_as_such(trace_file: Path):
     assert "Unfinished" in page and "still running when the trace ends" in page
 
 
-def _browser(tmp_path: Path):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev extra) is not installed")
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("Debian chromium and chromium-driver are not installed (.ci/run installs them)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1200,1600",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(executable_path=driver), options=options)
-
-
 def test_page_renders_in_a_real_browser(trace_file: Path, tmp_path: Path):
     out = tmp_path / "trace.html"
     assert main(["view", str(trace_file), "-o", str(out), "--title", "Two runs"]) == 0
-    browser = _browser(tmp_path)
+    browser = chromium_browser(tmp_path / "chromium-profile")
     try:
         from selenium.webdriver.common.by import By
 

@@ -55,3 +55,34 @@ def call(name: str, thought: str | None = None, /, **arguments: Any) -> dict[str
 def decide(name: str, thought: str = "", /, **arguments: Any) -> dict[str, Any]:
     """A JSON decision (thought and one action), as a json_schema or plain-JSON endpoint returns it."""
     return {"content": json.dumps({"thought": thought, "action": {"name": name, "arguments": arguments}})}
+
+
+def chromium_browser(profile: Any) -> Any:
+    """A real headless Chromium driven by selenium, with its profile in the folder `profile`; skips the
+    test where selenium or Debian's chromium and chromium-driver are missing. Quit it when done."""
+    import shutil
+
+    import pytest
+
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev extra) is not installed")
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.skip("Debian chromium and chromium-driver are not installed (.ci/run installs them)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=1200,1600",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=driver), options=options)

@@ -8,6 +8,7 @@ from agentlab.models.base import (
     ModelRequest,
     ModelResponse,
     RawToolCall,
+    ReplyDelta,
 )
 from agentlab.models.fallback import FallbackModel
 from agentlab.models.local import LocalModel, ModelUnavailable, embedded_model_path
@@ -26,6 +27,7 @@ __all__ = [
     "ModelUnavailable",
     "OpenAIModel",
     "RawToolCall",
+    "ReplyDelta",
     "default_model",
     "embedded_model_path",
 ]

@@ -18,6 +18,31 @@ RetryCallback = Callable[[int, str, float], None]
 """Called as (attempt, error, wait_seconds) before a transient failure is retried."""
 
 
+@dataclass(frozen=True)
+class ReplyDelta:
+    """A piece of a reply as it streams: text, or a piece of one tool call, or a reset.
+
+    Attributes:
+        text: More of the reply's text.
+        call_index: The position of the tool call this piece belongs to (None for text).
+        call_id: That call's id, when the endpoint sent it in this piece.
+        name: That call's tool name, when the endpoint sent it in this piece.
+        arguments: More of that call's arguments (JSON text, possibly cut mid-token).
+        reset: The stream broke and the call is being retried: every earlier piece is void.
+    """
+
+    text: str = ""
+    call_index: int | None = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    reset: bool = False
+
+
+DeltaCallback = Callable[[ReplyDelta], None]
+"""Called with each piece of a streamed reply, in order, on the caller's event loop."""
+
+
 SchemaDialect = Literal["json_schema", "json_object"]
 """How `response_format` carries a schema: OpenAI's `json_schema`, or `json_object` + `schema`
 (llama-cpp-python's server, which rejects the former)."""
@@ -105,7 +130,8 @@ class Model(Protocol):
     name: str
 
     async def complete(self, request: ModelRequest, on_retry: RetryCallback | None = None) -> ModelResponse:
-        """Send one chat request; raise ModelError when it cannot be answered."""
+        """Send one chat request; raise ModelError when it cannot be answered. A model that can stream
+        may also accept an optional `on_delta` (see `complete_with_deltas`)."""
         ...
 
     async def capabilities(self) -> Capabilities:
@@ -117,12 +143,26 @@ class Model(Protocol):
 async def probe_capabilities(model: Model, on_retry: RetryCallback | None = None) -> Capabilities:
     """`model.capabilities(on_retry=...)` when the model reports its probes' retries, else
     `model.capabilities()`: models written against the protocol's plain signature keep working."""
+    if _accepts(model.capabilities, "on_retry"):
+        return await model.capabilities(on_retry=on_retry)  # type: ignore[call-arg]
+    return await model.capabilities()
+
+
+def _accepts(method: Any, parameter: str) -> bool:
     import inspect
 
     try:
-        accepts = "on_retry" in inspect.signature(model.capabilities).parameters
+        return parameter in inspect.signature(method).parameters
     except (TypeError, ValueError):  # builtins and C callables have no signature to read
-        accepts = False
-    if accepts:
-        return await model.capabilities(on_retry=on_retry)  # type: ignore[call-arg]
-    return await model.capabilities()
+        return False
+
+
+async def complete_with_deltas(
+    model: Model, request: ModelRequest, on_retry: RetryCallback | None, on_delta: DeltaCallback | None
+) -> ModelResponse:
+    """`model.complete(request, on_retry, on_delta=on_delta)` when there is an `on_delta` and the model takes
+    one, else `model.complete(request, on_retry)`: the same call either way (the whole reply is the same
+    `ModelResponse`), and a model written against the plain signature keeps working (it just sends no deltas)."""
+    if on_delta is not None and _accepts(model.complete, "on_delta"):
+        return await model.complete(request, on_retry, on_delta=on_delta)  # type: ignore[call-arg]
+    return await model.complete(request, on_retry)

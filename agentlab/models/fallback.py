@@ -15,10 +15,12 @@ from __future__ import annotations
 from agentlab.events import Usage
 from agentlab.models.base import (
     Capabilities,
+    DeltaCallback,
     Model,
     ModelRequest,
     ModelResponse,
     RetryCallback,
+    complete_with_deltas,
     probe_capabilities,
 )
 
@@ -47,11 +49,14 @@ class FallbackModel:
         """The current model's capabilities: its own probe decides the format of requests sent to it."""
         return await probe_capabilities(self.current, on_retry)
 
-    async def complete(self, request: ModelRequest, on_retry: RetryCallback | None = None) -> ModelResponse:
-        """Send `request` to the current model; its ModelError propagates, so that the loop, which
-        built the request for this model's format, decides whether to `give_up` and rebuild it."""
+    async def complete(
+        self, request: ModelRequest, on_retry: RetryCallback | None = None, *, on_delta: DeltaCallback | None = None
+    ) -> ModelResponse:
+        """Send `request` to the current model (streamed to `on_delta` when it can stream); its ModelError
+        propagates, so that the loop, which built the request for this model's format, decides whether to
+        `give_up` and rebuild it."""
         model = self.current
-        response = await model.complete(request, on_retry)
+        response = await complete_with_deltas(model, request, on_retry, on_delta)
         self.usage_by_model[model.name] = self.usage_by_model.get(model.name, Usage()) + response.usage
         return response
 

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from agentlab.events import Usage
-from agentlab.models.base import Capabilities, ModelError, ModelRequest, ModelResponse, RetryCallback
+from agentlab.models.base import (
+    Capabilities,
+    DeltaCallback,
+    ModelError,
+    ModelRequest,
+    ModelResponse,
+    ReplyDelta,
+    RetryCallback,
+)
+from agentlab.models.streaming import StreamedReply
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = (
@@ -132,11 +141,22 @@ class LocalModel:
         # for a 135M model, so decisions always go through the schema.
         return Capabilities(native_tools=False, json_schema=True)
 
-    async def complete(self, request: ModelRequest, on_retry: RetryCallback | None = None) -> ModelResponse:
-        """Run one chat completion in a worker thread; raise `ModelError` when llama.cpp fails."""
-        return await asyncio.to_thread(self._complete, request)
+    async def complete(
+        self, request: ModelRequest, on_retry: RetryCallback | None = None, *, on_delta: DeltaCallback | None = None
+    ) -> ModelResponse:
+        """Run one chat completion in a worker thread; raise `ModelError` when llama.cpp fails. With
+        `on_delta`, llama.cpp streams the reply and each piece is handed on (on this event loop) as it
+        is generated; the response returned is the same as without it."""
+        if on_delta is None:
+            return await asyncio.to_thread(self._complete, request, None)
+        loop = asyncio.get_running_loop()
 
-    def _complete(self, request: ModelRequest) -> ModelResponse:
+        def hand_on(delta: ReplyDelta) -> None:  # called in the worker thread; on_delta runs on the loop
+            loop.call_soon_threadsafe(on_delta, delta)
+
+        return await asyncio.to_thread(self._complete, request, hand_on)
+
+    def _complete(self, request: ModelRequest, on_delta: DeltaCallback | None) -> ModelResponse:
         llm = _load(*self._key())
         params: dict[str, Any] = {
             "messages": request.messages,
@@ -148,7 +168,10 @@ class LocalModel:
             params["response_format"] = {"type": "json_object", "schema": grammar_safe(request.response_schema)}
         try:
             with self.lock:
-                completion = llm.create_chat_completion(**params)
+                if on_delta is None:
+                    completion = llm.create_chat_completion(**params)
+                else:
+                    completion = _streamed(llm, params, on_delta)
         except Exception as error:  # llama.cpp raises plain ValueErrors, e.g. on a context overflow
             raise ModelError(f"{self.name}: {type(error).__name__}: {error}") from error
         choice = completion["choices"][0]
@@ -158,3 +181,16 @@ class LocalModel:
             usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
             finish_reason=choice.get("finish_reason"),
         )
+
+
+def _streamed(llm: Any, params: dict[str, Any], on_delta: DeltaCallback) -> dict[str, Any]:
+    """One completion streamed by llama.cpp (each piece handed to `on_delta` as it is generated), folded
+    into the completion a non-streamed call returns. llama.cpp streams no usage: each piece is one token,
+    and the context then holds the prompt and those tokens."""
+    reply = StreamedReply()
+    for chunk in llm.create_chat_completion(**params, stream=True):
+        for delta in reply.add(chunk):
+            on_delta(delta)
+    completion = reply.completion(0)
+    completion["usage"] = {"prompt_tokens": max(0, llm.n_tokens - reply.pieces), "completion_tokens": reply.pieces}
+    return completion

@@ -13,10 +13,12 @@ from agentlab.events import Usage
 from agentlab.models.base import (
     Capabilities,
     DecisionFormat,
+    DeltaCallback,
     ModelError,
     ModelRequest,
     ModelResponse,
     RawToolCall,
+    ReplyDelta,
     RetryCallback,
     SchemaDialect,
 )
@@ -114,6 +116,7 @@ class OpenAIModel:
         request: ModelRequest,
         on_retry: RetryCallback | None = None,
         *,
+        on_delta: DeltaCallback | None = None,
         dialect: SchemaDialect | None = None,
         max_attempts: int | None = None,
     ) -> ModelResponse:
@@ -122,6 +125,9 @@ class OpenAIModel:
         Args:
             request: The request.
             on_retry: Called before each retry, e.g. to emit a `ModelRetry` event.
+            on_delta: Stream the reply (`stream=True`) and call this with each piece as it arrives; a retry
+                after pieces were handed on first calls it with a `reset` piece. The response returned is
+                the same as without it.
             dialect: Override the schema dialect for this call (used by the probe).
             max_attempts: Override the number of attempts for this call.
         """
@@ -129,10 +135,21 @@ class OpenAIModel:
 
         from agentlab.models.retry import BackoffWait, is_transient
 
+        streamed = False  # whether the current attempt has handed pieces on
+
         def before_sleep(state: Any) -> None:
+            nonlocal streamed
             if on_retry is not None and state.outcome is not None:
                 wait = state.next_action.sleep if state.next_action else 0.0
                 on_retry(state.attempt_number, _describe(state.outcome.exception()), wait)
+            if on_delta is not None and streamed:
+                streamed = False
+                on_delta(ReplyDelta(reset=True))  # the consumer drops what it showed of the broken reply
+
+        def hand_on(delta: ReplyDelta) -> None:
+            nonlocal streamed
+            streamed = True
+            on_delta(delta)  # type: ignore[misc]
 
         params = self._params(request, dialect or self.schema_dialect)
         try:
@@ -144,10 +161,34 @@ class OpenAIModel:
                 reraise=True,
             ):
                 with attempt:
-                    response = _to_response(await self._create(params))
+                    response = _to_response(await self._receive(params, hand_on if on_delta else None))
         except Exception as error:
             raise ModelError(f"{self.name}: {_describe(error)}") from error
         return response
+
+    async def _receive(self, params: dict[str, Any], on_delta: DeltaCallback | None) -> Any:
+        """The whole reply, as a completion. With `on_delta` it is streamed, each piece handed on as it
+        arrives, and folded back into the completion a non-streamed request returns: one reader and one
+        retry policy for both (a non-streamed reply is the stream of one chunk)."""
+        if on_delta is None:
+            return await self._create(params)
+
+        from agentlab.models.streaming import StreamBroken, StreamedReply
+
+        stream = await self._create({**params, "stream": True, "stream_options": {"include_usage": True}})
+        reply = StreamedReply()
+        try:
+            async for chunk in stream:
+                for delta in reply.add(chunk):
+                    on_delta(delta)
+        except Exception as error:
+            if not _is_transport_error(error):
+                raise
+            raise StreamBroken(f"the stream broke part-way: {type(error).__name__}: {error}") from error
+        finally:
+            await stream.close()
+        prompt_chars = sum(len(str(m.get("content") or "")) for m in params["messages"])
+        return reply.completion(prompt_chars)
 
     async def _create(self, params: dict[str, Any]) -> Any:
         from agentlab.models.retry import MalformedReply
@@ -288,6 +329,12 @@ class OpenAIModel:
             if _is_unsupported(error):
                 return None
             raise
+
+
+def _is_transport_error(error: Exception) -> bool:
+    """The connection failed (the openai client usually wraps this as APIConnectionError, but a break while
+    a stream is read can reach us as the HTTP library's own error, whose package differs between versions)."""
+    return isinstance(error, OSError) or type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore")
 
 
 def _is_unsupported(error: ModelError) -> bool:

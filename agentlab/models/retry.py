@@ -18,9 +18,11 @@ class MalformedReply(Exception):
 
 
 def is_transient(error: BaseException) -> bool:
-    """429, 5xx, timeouts, connection errors and malformed 2xx bodies are worth another attempt; other
-    4xx never are."""
-    if isinstance(error, openai.APITimeoutError | openai.APIConnectionError | MalformedReply):
+    """429, 5xx, timeouts, connection errors (before or during a streamed reply) and malformed 2xx bodies
+    are worth another attempt; other 4xx never are."""
+    from agentlab.models.streaming import StreamBroken
+
+    if isinstance(error, openai.APITimeoutError | openai.APIConnectionError | MalformedReply | StreamBroken):
         return True
     if isinstance(error, openai.APIStatusError):
         return error.status_code in RETRYABLE_STATUS

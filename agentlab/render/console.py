@@ -21,6 +21,8 @@ class ConsoleRenderer:
         self.console = console or Console()
         self.max_chars = max_chars
         self._status: Status | None = None
+        self._open: tuple[str, int, str] | None = None  # the streamed text on the current line: (run, step, part)
+        self._streamed: set[tuple[str, int, str]] = set()  # parts of steps already shown as they streamed
 
     def __enter__(self) -> ConsoleRenderer:
         return self
@@ -30,6 +32,7 @@ class ConsoleRenderer:
 
     def close(self) -> None:
         self._spin(None)
+        self._end_line()
 
     def _spin(self, text: str | None) -> None:
         if self._status is not None:
@@ -41,6 +44,10 @@ class ConsoleRenderer:
 
     def render(self, event: ev.Event) -> None:
         self._spin(None)
+        if isinstance(event, ev.Delta):
+            self._delta(event)
+            return
+        self._end_line()
         out = self.console.print
         match event:
             case ev.RunStarted():
@@ -54,7 +61,7 @@ class ConsoleRenderer:
             case ev.ModelRetry():
                 out(f"[yellow]retry {event.attempt} in {event.wait:.1f}s: {event.error}[/]")
             case ev.Decision():
-                if event.thought:
+                if event.thought and not self._was_streamed(event, "content", "thought"):
                     out(f"[cyan]Thought:[/] {clip(event.thought, self.max_chars, marker=' …')}", highlight=False)
                 for call in event.tool_calls:
                     out(f"[magenta]Action:[/] {call.name}({_args(call.arguments)})", highlight=False)
@@ -73,7 +80,8 @@ class ConsoleRenderer:
             case ev.RunWarning():
                 out(f"[bold yellow]Warning:[/] {event.text}", highlight=False)
             case ev.Final():
-                out(f"[bold green]Answer:[/] {event.answer}", highlight=False)
+                if not self._was_streamed(event, "content", "answer"):
+                    out(f"[bold green]Answer:[/] {event.answer}", highlight=False)
             case ev.RunFinished():
                 detail = f" — {event.error}" if event.error else ""
                 out(
@@ -84,6 +92,42 @@ class ConsoleRenderer:
                 return
         if not isinstance(event, ev.RunFinished | ev.Final):
             self._spin("thinking…" if not isinstance(event, ev.ToolStarted) else "running tools…")
+
+    # --- deltas (`astream(..., deltas=True)`): text as it arrives, on one line per part ----------------
+
+    def _delta(self, event: ev.Delta) -> None:
+        match event:
+            case ev.TextDelta():
+                where = (event.run_id, event.step, event.part)
+                if self._open != where:
+                    self._end_line()
+                    label = _LABELS.get(event.part)
+                    if label:
+                        self.console.print(label, end="")
+                    self._open = where
+                    self._streamed.add(where)
+                self.console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
+            case ev.ToolCallDelta():
+                where = (event.run_id, event.step, f"call {event.call_index}")
+                if where not in self._streamed:
+                    self._end_line()
+                    self._streamed.add(where)
+                    self.console.print(f"[magenta]Calling[/] {event.name}…", highlight=False)
+            case ev.StreamReset():
+                self._end_line()
+                self._streamed = {s for s in self._streamed if s[:2] != (event.run_id, event.step)}
+                self.console.print(f"[yellow]The reply broke off; asking again ({event.reason})[/]", highlight=False)
+
+    def _end_line(self) -> None:
+        if self._open is not None:
+            self.console.print()
+            self._open = None
+
+    def _was_streamed(self, event: ev.Decision | ev.Final, *parts: str) -> bool:
+        return any((event.run_id, event.step, part) in self._streamed for part in parts)
+
+
+_LABELS = {"thought": "[cyan]Thought:[/] ", "answer": "[bold green]Answer:[/] "}
 
 
 def _args(arguments: dict[str, Any]) -> str:

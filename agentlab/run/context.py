@@ -30,6 +30,8 @@ class RunContext(Generic[DepsT]):
         steps_left: Model requests the run may still make (None: no limit).
         emit: Where a sub-run started by a tool (`Agent.as_tool`) sends its events, so they appear in this
             run's stream as they happen. Set by the loop.
+        deltas: Whether the run streams the pieces of replies as they arrive (`astream(..., deltas=True)`);
+            a sub-run started by one of its tools then does too.
     """
 
     deps: DepsT
@@ -42,6 +44,7 @@ class RunContext(Generic[DepsT]):
     tokens_left: int | None = None
     steps_left: int | None = None
     emit: Callable[[Event], None] | None = field(default=None, repr=False)
+    deltas: bool = False
 
     # tools/ sits below run/ and cannot import this class: it recognises the annotation by this marker
     # (agentlab.tools.schema.RUN_CONTEXT_MARKER names it).

@@ -15,7 +15,9 @@ from agentlab.models.openai_compatible import PROBE_NAME  # the server must reco
 
 ScriptItem = dict[str, Any]
 """One scripted reply: `content` and/or `tool_calls` (with `usage`, `finish_reason`), or an HTTP failure
-(`status`, `headers`, `body`); `delay` waits that many seconds first, `drop` closes the connection instead."""
+(`status`, `headers`, `body`); `delay` waits that many seconds first, `drop` closes the connection instead.
+A streamed reply (the request asked `stream: true`) waits `chunk_delay` seconds between chunks, and with
+`break_after` sends only that many chunks before the connection is aborted (a stream that breaks part-way)."""
 # A generator of replies for endless runs (benchmarks): (request body, 0-based index) -> item.
 # Returning None means "exhausted".
 ScriptFn = Callable[[dict[str, Any], int], "ScriptItem | None"]
@@ -38,10 +40,12 @@ _ITEM_KEYS = frozenset(
         "truncate",
         "message",
         "finish_reason",
+        "chunk_delay",
+        "break_after",
     }
 )
 _TOOL_CALL_KEYS = frozenset({"name", "arguments", "id"})
-_REPLY_KEYS = frozenset({"content", "tool_calls", "usage", "finish_reason", "message"})
+_REPLY_KEYS = frozenset({"content", "tool_calls", "usage", "finish_reason", "message", "chunk_delay", "break_after"})
 # Kinds of capability probe, for ``ScriptedServer(probe_script={kind: [items]})``.
 PROBE_KINDS = frozenset({"tools", "json_schema"})
 
@@ -78,6 +82,16 @@ def validate_item(item: object) -> ScriptItem:
     for flag in ("drop", "reset"):
         if not isinstance(item.get(flag, False), bool):
             raise ScriptError(f"'{flag}' must be a bool, got {item[flag]!r}")
+    chunk_delay = item.get("chunk_delay", 0)
+    if isinstance(chunk_delay, bool) or not isinstance(chunk_delay, int | float) or chunk_delay < 0:
+        raise ScriptError(f"'chunk_delay' must be a number >= 0 (seconds between streamed chunks), got {chunk_delay!r}")
+    break_after = item.get("break_after")
+    if break_after is not None and (
+        isinstance(break_after, bool) or not isinstance(break_after, int) or break_after < 0
+    ):
+        raise ScriptError(
+            f"'break_after' must be an int >= 0 (streamed chunks sent before the break), got {break_after!r}"
+        )
     truncate = item.get("truncate", 0)
     if isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 0:
         raise ScriptError(f"'truncate' must be an int >= 0 (bytes of the body to send), got {truncate!r}")

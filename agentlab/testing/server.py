@@ -64,6 +64,10 @@ class ScriptedServer:
     (close without a reply), ``reset`` (abort the connection with a TCP RST), ``truncate`` (announce
     the whole body, send only that many bytes, close) and ``message`` (a dict sent verbatim as the
     choice's message, for odd shapes: object arguments, a null tool name, content as a list of parts).
+    A request with ``stream: true`` gets the reply as SSE chunks (text and tool-call arguments in pieces of
+    16 characters, cut mid-JSON; usage in a last chunk when ``stream_options.include_usage`` asks for it);
+    ``chunk_delay`` spaces the chunks (the first piece goes at once) and ``break_after`` aborts the
+    connection after that many chunks (a stream that breaks part-way).
     ``probe_script`` maps a probe kind ("tools", "json_schema") to items answering that kind's probes
     first, in order (e.g. a 429, then the flags' answer). ``echo_tool_results=False`` makes the tools
     probe fail the way an endpoint does whose model never sees tool results.
@@ -315,7 +319,7 @@ class ScriptedServer:
         if body.get("stream"):
             options = body.get("stream_options")
             include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-            return await self._send_stream(writer, completion, include_usage, keep_alive)
+            return await self._send_stream(writer, completion, include_usage, keep_alive, item)
         payload = completion_json(
             completion, completion_id=self._next_completion_id(), model=self.model, created=int(time.time())
         )
@@ -420,8 +424,15 @@ class ScriptedServer:
         return keep_alive
 
     async def _send_stream(
-        self, writer: asyncio.StreamWriter, completion: Completion, include_usage: bool, keep_alive: bool
+        self,
+        writer: asyncio.StreamWriter,
+        completion: Completion,
+        include_usage: bool,
+        keep_alive: bool,
+        item: ScriptItem,
     ) -> bool:
+        """Send `completion` as SSE chunks, `chunk_delay` seconds apart; with `break_after`, abort the
+        connection after that many chunks, as a crashing server or proxy does mid-reply."""
         head = _http.response_head(200, content_type="text/event-stream", keep_alive=keep_alive, content_length=None)
         writer.write(head)
         chunks = stream_chunks(
@@ -431,7 +442,13 @@ class ScriptedServer:
             created=int(time.time()),
             include_usage=include_usage,
         )
-        for chunk in chunks:
+        pause, break_after = item.get("chunk_delay", 0), item.get("break_after")
+        for sent, chunk in enumerate(chunks):
+            if sent == break_after:
+                _reset(writer)
+                return False
+            if pause and sent > 1:  # the opening (role) chunk and the first piece go at once
+                await asyncio.sleep(pause)
             writer.write(_http.encode_chunk(b"data: %s\n\n" % json.dumps(chunk).encode()))
             await writer.drain()
         writer.write(_http.encode_chunk(b"data: [DONE]\n\n") + _http.LAST_CHUNK)

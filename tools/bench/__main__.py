@@ -1,4 +1,4 @@
-"""`python -m tools.bench <name>`: overhead, imports, first-request, concurrency, sandbox, codeact or local.
+"""`python -m tools.bench <name>`: overhead, streaming, imports, first-request, concurrency, sandbox, codeact or local.
 
 Each prints a markdown table for docs/benchmarks.md; the last line is a one-line summary. Timings on a
 shared machine are noisy: compare the ratios, not bare times.
@@ -18,6 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
     overhead.add_argument("--rounds", type=int, default=10)
     overhead.add_argument("--episodes", type=int, default=20, help="episodes per contender per round")
     overhead.add_argument("--profile", action="store_true", help="also print a cProfile of agentlab episodes")
+    streaming = sub.add_parser("streaming", help="deltas=True vs False vs the raw client streaming; first token")
+    streaming.add_argument("--steps", type=int, default=10)
+    streaming.add_argument("--rounds", type=int, default=6)
+    streaming.add_argument("--episodes", type=int, default=10, help="episodes per contender per round")
+    streaming.add_argument("--samples", type=int, default=30, help="time-to-first-token samples on the server")
+    streaming.add_argument("--local-runs", type=int, default=3, help="embedded-model runs (0: skip)")
     imports = sub.add_parser("imports", help="import time in fresh interpreters")
     imports.add_argument("--n", type=int, default=15)
     first = sub.add_parser("first-request", help="each strategy's first request with one tool, in characters")
@@ -50,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             lines += ["", "```", overhead.profile(args.steps).rstrip(), "```"]
         lines += ["", overhead.summary(result)]
+    elif args.name == "streaming":
+        from tools.bench import streaming
+
+        measured = streaming.measure(args.steps, args.rounds, args.episodes, args.samples, args.local_runs)
+        lines = [*streaming.table(measured), "", streaming.summary(measured)]
     elif args.name == "imports":
         from tools.bench import imports
 
