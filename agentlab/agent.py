@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
@@ -13,9 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentlab import decisions
 from agentlab import events as ev
+from agentlab._redact import redact_data, secret_values
 from agentlab._sync import iterate_sync, run_sync
 from agentlab.decisions import FormatWatch, ModelDecision
-from agentlab.events import Status, ToolCall, Usage
+from agentlab.events import PendingCall, Status, ToolCall, Usage
 from agentlab.models.base import (
     DecisionFormat,
     Model,
@@ -28,6 +30,8 @@ from agentlab.models.fallback import give_up
 from agentlab.run.context import RunContext
 from agentlab.run.conversation import messages_from_events, repair_history
 from agentlab.run.output import OutputSpec, OutputValidationError, OutputValidator, run_validators
+from agentlab.run.replay import Recording, Replay, ResumeError, denied, read_recording, response_record
+from agentlab.store.runs import RunStore
 from agentlab.strategies import (
     Conclusion,
     DecisionError,
@@ -39,6 +43,7 @@ from agentlab.strategies import (
     strategy_factory,
 )
 from agentlab.tools import ApprovalCallback, Tool, ToolOutput, ToolRegistry
+from agentlab.tools.function_tool import BaseTool
 
 if TYPE_CHECKING:
     from agentlab.store.sessions import Session
@@ -64,12 +69,14 @@ class RunResult:
     Attributes:
         answer: The answer as text (for a typed output, its text form), or the best answer so far when the
             run stopped early; None when there is none.
-        status: How the run ended: done, max_steps, budget, stalled or error.
+        status: How the run ended: done, max_steps, budget, stalled, error, or paused (tool calls wait for a
+            person's approval: see `pending`, and go on with `Agent.resume(run_id, approvals=...)`).
         output: The typed output (an instance of the agent's `output_type`) of a `done` run; for plain text
             output the answer itself; None when the run did not finish with an answer.
         messages: The whole conversation (the history it continued, the task, tool calls and results, the
             answer) in OpenAI chat format, provider-valid and JSON-serialisable: pass it as `history=` to go on.
         run_id: The run's id, also on each of its events.
+        pending: The tool calls a `paused` run waits on, one per call (parallel calls included).
     """
 
     answer: str | None
@@ -81,6 +88,7 @@ class RunResult:
     error: str | None = None
     output: Any = None
     run_id: str = ""
+    pending: list[PendingCall] = field(default_factory=list)
 
     @property
     def trace(self) -> list[dict[str, Any]]:
@@ -154,6 +162,7 @@ class RunState:
         self.max_tokens: int | None = None
         self.status: Status | None = None  # set when the run ends
         self.error: str | None = None
+        self.replay: Replay | None = None  # a resumed run's record, served before anything is asked anew
         self._outbox: list[ev.Event] = []
 
     @property
@@ -181,6 +190,11 @@ class RunState:
         if status == "done":
             self.emit(ev.Final(self.step, answer or "", output))
 
+    def pause(self, pending: list[ToolCall]) -> None:
+        """End the run as `paused`: these calls wait for a person's approval (`Agent.resume`)."""
+        self.status = "paused"
+        self.emit(ev.Paused(self.step, [PendingCall(c.id, c.name, c.arguments) for c in pending]))
+
 
 class Agent:
     """A tool-using agent: a model, tools and a strategy, run under budgets. Options beyond the ones named
@@ -204,6 +218,8 @@ class Agent:
             refused with `ModelRetry`) goes back to the model before the run ends with status `error`.
         output_validator: A callable (or a list of them) that checks the typed output, sync or async; it
             returns the value (possibly replaced) or raises `ModelRetry("why")`.
+        store: Keep every event of every run in this SQLite file (or `RunStore`) as it happens, so that a
+            paused, crashed or killed run goes on with `resume(run_id)`; `agentlab runs` lists them.
     """
 
     def __init__(
@@ -222,6 +238,7 @@ class Agent:
         output_type: Any = str,
         output_retries: int = 2,
         output_validator: OutputValidator | Sequence[OutputValidator] | None = None,
+        store: str | Path | RunStore | None = None,
         **strategy_options: Any,
     ) -> None:
         for name, limit, kind in (
@@ -261,6 +278,9 @@ class Agent:
         self.instructions = instructions
         self.trace_path = Path(trace) if trace else None
         self.max_parse_failures = max_parse_failures
+        if store is not None and not isinstance(store, str | Path | RunStore):
+            raise TypeError(f"store must be a path, a RunStore or None, not {type(store).__name__}")
+        self.store = store
 
     async def astream(
         self,
@@ -283,21 +303,37 @@ class Agent:
             parent: The context of the run that started this one (set by `as_tool`): this run's events carry
                 that run's id as `parent_run_id`, and this run's budgets are bounded by what it has left.
         """
-        from agentlab.trace import JsonlTrace
-
         if history is not None and session is not None:
             raise ValueError("pass history= or session=, not both: a session keeps its own history")
         earlier = repair_history(session.load() if session is not None else history or ())
         run = self._prepare(task, earlier, deps, parent)
+        async for event in self._drive(run, session, earlier):
+            yield event
+
+    async def _drive(
+        self,
+        run: RunState,
+        session: Session | None,
+        earlier: list[dict[str, Any]],
+        first: ev.Event | None = None,
+    ) -> AsyncGenerator[ev.Event, None]:
+        """Run the loop, stamping each event with its run and writing it to the trace, the run store and
+        the session; `first` (a `Resumed`) goes before the loop's events."""
+        from agentlab.trace import JsonlTrace
+
         trace = JsonlTrace(self.trace_path) if self.trace_path else None
+        store = _RunLog.open(self.store)
         mine: list[ev.Event] = []  # this run's events, for the session's new messages
         try:
-            async for event in self._loop(run):
+            async for event in _prepended(first, self._loop(run)):
                 if not event.run_id:
                     event.run_id, event.parent_run_id = run.id, run.context.parent_run_id
-                # A trace that cannot be written is said once, after the event it failed on (before
+                if run.replay is not None and event.run_id == run.id and run.replay.seen(event):
+                    continue  # recorded already: a resumed run's replay
+                # A trace or store that cannot be written is said once, after the event it failed on (before
                 # `RunFinished`, which stays last), and the run goes on.
                 failure = trace.write(event) if trace else None
+                failure = (store.write(event, run.id) if store else None) or failure
                 warning = ev.RunWarning(failure, run_id=run.id) if failure else None
                 if session is not None and event.run_id == run.id:
                     mine.append(event)
@@ -314,6 +350,8 @@ class Agent:
         finally:
             if trace:
                 trace.close()
+            if store:
+                store.close()
 
     # --- the loop: run → step → ask the model, read the decision, act ----------------------------------
 
@@ -339,12 +377,19 @@ class Agent:
             yield event
         yield self._finish(run)
 
-    def _prepare(self, task: str, history: list[dict[str, Any]], deps: Any, parent: RunContext[Any] | None) -> RunState:
+    def _prepare(
+        self,
+        task: str,
+        history: list[dict[str, Any]],
+        deps: Any,
+        parent: RunContext[Any] | None,
+        run_id: str | None = None,
+    ) -> RunState:
         strategy = self._new_strategy()
         extra = strategy.extra_tools()  # e.g. PAL's program runner: part of this run's tools and its trace
         tools = ToolRegistry([*self.tools, *extra]) if extra else self.tools
         deadline = time.monotonic() + self.max_seconds if self.max_seconds is not None else None
-        context = RunContext(deps=deps, run_id=uuid.uuid4().hex, messages=history)
+        context = RunContext(deps=deps, run_id=run_id or uuid.uuid4().hex, messages=history)
         if parent is not None:  # a sub-agent: the parent's budgets bound it
             context.parent_run_id = parent.run_id
             deadline = _earliest(deadline, parent.deadline)
@@ -419,7 +464,8 @@ class Agent:
         run.step += 1
         started = time.monotonic()
         try:
-            response: ModelResponse = await self._within(
+            replayed = run.replay.reply(request) if run.replay else None  # a resumed run's recorded reply
+            response: ModelResponse = replayed or await self._within(
                 run.deadline, self.model.complete(request, _retry_recorder(run))
             )
         except ModelError as failure:  # a FallbackModel moves on; any other model ends the run
@@ -428,7 +474,8 @@ class Agent:
         run.usage += response.usage
         chars = sum(len(str(m.get("content") or "")) for m in request.messages)
         duration = time.monotonic() - started
-        run.emit(ev.ModelCall(run.step, len(request.messages), chars, response.usage, duration, run.format))
+        recorded = response_record(response)
+        run.emit(ev.ModelCall(run.step, len(request.messages), chars, response.usage, duration, run.format, recorded))
         return response
 
     async def _read_decision(self, run: RunState, response: ModelResponse) -> ModelDecision | None:
@@ -531,7 +578,8 @@ class Agent:
         observations: list[Observation] = []
         async for event in self._run_tools(run, decision.tool_calls, observations):
             yield event
-        run.strategy.observe(observations)
+        if not run.over:  # a paused run observes its step's results when it is resumed
+            run.strategy.observe(observations)
 
     def _release(self, run: RunState) -> None:
         """Let the strategy release what the run held; a failure to do so is said, not raised."""
@@ -584,21 +632,28 @@ class Agent:
         the tools start (`as_tool`) pass through as they happen, and their usage counts as this run's."""
         finished: asyncio.Queue[ev.Event | tuple[int, ToolOutput | BaseException]] = asyncio.Queue()
         context = self._tool_context(run, finished.put_nowait)
+        plans = {i: self._plan_call(run, i, call) for i, call in enumerate(calls)}
+        pending = [call for i, call in enumerate(calls) if plans[i] is _WAIT]
+        ready = {i: plan for i, plan in plans.items() if plan is not _WAIT}
 
         async def invoke(index: int, call: ToolCall) -> None:
+            plan = ready[index]
             try:
-                invocation = run.tools.invoke(call.name, call.arguments, approve=self.approve, context=context)
+                if isinstance(plan, ToolOutput):  # recorded, refused or interrupted: not run (again)
+                    finished.put_nowait((index, plan))
+                    return
+                invocation = run.tools.invoke(call.name, call.arguments, approve=plan, context=context)
                 finished.put_nowait((index, await self._within(run.deadline, invocation)))
             except BaseException as error:  # re-raised by the consumer: a budget stop ends the run
                 finished.put_nowait((index, error))
 
-        for call in calls:
-            yield ev.ToolStarted(run.step, call)
-        tasks = [asyncio.create_task(invoke(i, c)) for i, c in enumerate(calls)]
+        for index in ready:
+            yield ev.ToolStarted(run.step, calls[index])
+        tasks = [asyncio.create_task(invoke(i, calls[i])) for i in ready]
         # By position, not by call id: a server may give two calls of one step the same id.
         outputs: dict[int, ToolOutput] = {}
         try:
-            while len(outputs) < len(calls):
+            while len(outputs) < len(ready):
                 item = await finished.get()
                 if isinstance(item, ev.Event):
                     if isinstance(item, ev.RunFinished) and item.parent_run_id == run.id:
@@ -613,7 +668,26 @@ class Agent:
         finally:
             for task in tasks:
                 task.cancel()
+        if pending:
+            run.pause(pending)
+            return
         observations += [Observation(c, outputs[i]) for i, c in enumerate(calls)]
+
+    def _plan_call(self, run: RunState, position: int, call: ToolCall) -> ToolOutput | ApprovalCallback | object | None:
+        """How a call of this step goes: its output when it is not to run (recorded by the run being resumed,
+        interrupted by a crash, or denied by a person), `_WAIT` when it waits for a person's approval (no
+        `approve` callback and no decision given to `resume`), else the approver to run it with."""
+        tool = run.tools.get(call.name) if call.name in run.tools else None
+        if run.replay is not None:
+            recorded = run.replay.outcome(run.step, position, call, bool(tool and getattr(tool, "idempotent", False)))
+            if recorded is not None:
+                return recorded
+        if not isinstance(tool, BaseTool) or not tool.requires_approval or self.approve is not None:
+            return self.approve
+        decision = run.replay.approvals.get(call.id) if run.replay is not None else None
+        if decision is None:
+            return _WAIT
+        return _approved if decision else denied(call)
 
     def _tool_context(self, run: RunState, emit: Callable[[ev.Event], None]) -> RunContext[Any]:
         """The run's context as the step's tools see it: where the run stands and what it has left."""
@@ -636,17 +710,77 @@ class Agent:
         deps: Any = None,
     ) -> RunResult:
         """Run to the end and return the result with every event (arguments as for `astream`)."""
-        collected: list[ev.Event] = []
-        async for event in self.astream(task, history=history, session=session, deps=deps):
+        return await self._result(self.astream(task, history=history, session=session, deps=deps))
+
+    async def _result(self, events: AsyncIterator[ev.Event], earlier: Sequence[ev.Event] = ()) -> RunResult:
+        """Drain a run's events into its result; `earlier` are the recorded events of a resumed run."""
+        collected: list[ev.Event] = list(earlier)
+        async for event in events:
             collected.append(event)
         end = collected[-1]
         assert isinstance(end, ev.RunFinished)
         output = end.answer if self.output.is_text else None
         if end.output is not None:
             output = self.output.adapter.validate_python(end.output)
-        return RunResult(
-            end.answer, end.status, end.steps, end.usage, end.duration, collected, end.error, output, end.run_id
-        )
+        paused = [e for e in collected if isinstance(e, ev.Paused) and e.run_id == end.run_id]
+        pending = paused[-1].pending if paused and end.status == "paused" else []
+        ending = (end.answer, end.status, end.steps, end.usage, end.duration)
+        return RunResult(*ending, collected, end.error, output, end.run_id, pending)
+
+    # --- going on with a stopped run: paused for approvals, or crashed ---------------------------------
+
+    async def astream_resume(
+        self, run_id: str, approvals: dict[str, bool] | None = None, *, deps: Any = None
+    ) -> AsyncGenerator[ev.Event, None]:
+        """Go on with a paused or interrupted run of this agent's store, yielding its new events (a `Resumed`
+        first); the last one is its `RunFinished`. See `resume`."""
+        replay = Replay(self._recording(run_id), approvals)
+        async for event in self._resumed(replay, deps):
+            yield event
+
+    async def _resumed(self, replay: Replay, deps: Any) -> AsyncGenerator[ev.Event, None]:
+        recording = replay.recording
+        run = self._prepare(recording.task, recording.history, deps, None, run_id=recording.run_id)
+        if run.strategy.name != recording.strategy:
+            raise ResumeError(
+                f"run {recording.run_id!r} used strategy {recording.strategy!r}, this agent {run.strategy.name!r}"
+            )
+        run.replay = replay
+        resumed = ev.Resumed(dict(replay.approvals), len(recording.replies))
+        async for event in self._drive(run, None, recording.history, first=resumed):
+            yield event
+
+    def _recording(self, run_id: str) -> Recording:
+        if self.store is None:
+            raise ValueError("resume needs the agent's run store: Agent(..., store='runs.db')")
+        store = self.store if isinstance(self.store, RunStore) else RunStore(self.store)
+        try:
+            return read_recording(run_id, store.events(run_id))
+        finally:
+            if store is not self.store:
+                store.close()
+
+    async def aresume(self, run_id: str, approvals: dict[str, bool] | None = None, *, deps: Any = None) -> RunResult:
+        """Go on with a run that stopped: paused for approvals, or crashed, killed or interrupted. Its
+        recorded model replies are replayed (not asked again), its recorded tool results reused (no call
+        runs twice: a call that started without a recorded result runs again only when its tool is
+        `idempotent`, else the model is told it was interrupted), and then it goes on for real.
+
+        Args:
+            run_id: The run's id (`result.run_id`), in this agent's `store`.
+            approvals: Decisions for the calls a paused run waits on, by call id (`result.pending`): True runs
+                the call, False tells the model it was denied. A call left out keeps waiting.
+            deps: The app's dependencies for the tools, as for `run`.
+
+        Returns the whole run's result: its recorded events, then the new ones. Raises `ResumeError` for a
+        run that already ended or does not fit this agent, ValueError when the agent has no store."""
+        replay = Replay(self._recording(run_id), approvals)
+        earlier = [e for e in replay.recording.events if e.run_id == run_id]
+        return await self._result(self._resumed(replay, deps), earlier)
+
+    def resume(self, run_id: str, approvals: dict[str, bool] | None = None, *, deps: Any = None) -> RunResult:
+        """Blocking `aresume`."""
+        return run_sync(self._closing(self.aresume(run_id, approvals, deps=deps)))
 
     def run(
         self,
@@ -702,6 +836,52 @@ class Agent:
 
         delegate.__doc__ = f"{description}\n\nArgs:\n    input: What to ask {name}."
         return Tool(delegate, name=name, description=description)
+
+
+_WAIT = object()
+"""A tool call's plan: it waits for a person's approval (the run pauses)."""
+
+
+def _approved(name: str, arguments: dict[str, Any]) -> bool:
+    """The approver of a call a person approved through `Agent.resume`."""
+    return True
+
+
+async def _prepended(first: ev.Event | None, events: AsyncIterator[ev.Event]) -> AsyncIterator[ev.Event]:
+    if first is not None:
+        yield first
+    async for event in events:
+        yield event
+
+
+class _RunLog:
+    """A run's events going into the run store (redacted as a trace is); a store that cannot be written
+    is said once and the run goes on, as with a trace."""
+
+    def __init__(self, store: RunStore, owned: bool) -> None:
+        self.store, self.owned, self.failed = store, owned, False
+        self.secrets = secret_values()
+
+    @classmethod
+    def open(cls, store: str | Path | RunStore | None) -> _RunLog | None:
+        if store is None:
+            return None
+        return cls(store, False) if isinstance(store, RunStore) else cls(RunStore(store), True)
+
+    def write(self, event: ev.Event, run_id: str) -> str | None:
+        """Append the run's own event (a sub-run's events are its own agent's to keep; deltas are not kept)."""
+        if self.failed or event.run_id != run_id or event.kind.endswith("_delta"):
+            return None
+        try:
+            self.store.append(redact_data(event.to_dict(), self.secrets))
+        except (OSError, sqlite3.Error) as error:
+            self.failed = True
+            return f"the run store {self.store.path} could not be written ({error}); the run goes on without it"
+        return None
+
+    def close(self) -> None:
+        if self.owned:
+            self.store.close()
 
 
 def _retry_recorder(run: RunState) -> Callable[[int, str, float], None]:

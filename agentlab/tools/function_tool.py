@@ -62,6 +62,7 @@ class BaseTool(Generic[P, R]):
         timeout: float | None = DEFAULT_TIMEOUT,
         requires_approval: bool = False,
         max_output_chars: int | None = None,
+        idempotent: bool = False,
     ) -> None:
         self.func = func
         self.name = name
@@ -69,6 +70,8 @@ class BaseTool(Generic[P, R]):
         self.parameters = parameters
         self.timeout = timeout
         self.requires_approval = requires_approval
+        # Safe to run again when a crash hid whether it ran (a read, a lookup); see Agent.resume.
+        self.idempotent = idempotent
         # None means "not set for this tool": the registry's (or the global) default applies.
         self.max_output_chars = max_output_chars
 
@@ -203,6 +206,7 @@ class Tool(BaseTool[P, R]):
         timeout: float | None = DEFAULT_TIMEOUT,
         requires_approval: bool = False,
         max_output_chars: int | None = None,
+        idempotent: bool = False,
         local_names: Mapping[str, Any] | None = None,
     ) -> None:
         """`local_names` resolves string annotations naming classes local to the defining function."""
@@ -219,6 +223,7 @@ class Tool(BaseTool[P, R]):
             timeout=timeout,
             requires_approval=requires_approval,
             max_output_chars=max_output_chars,
+            idempotent=idempotent,
         )
         # The first parameter, when annotated `RunContext[...]`, receives the run's context; never the model's.
         context = inspect_signature(func, local_names).context
@@ -280,6 +285,7 @@ def tool(
     timeout: float | None = DEFAULT_TIMEOUT,
     requires_approval: bool = False,
     max_output_chars: int | None = None,
+    idempotent: bool = False,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
@@ -292,6 +298,7 @@ def tool(
     timeout: float | None = DEFAULT_TIMEOUT,
     requires_approval: bool = False,
     max_output_chars: int | None = None,
+    idempotent: bool = False,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Make a tool from a function, bare (`@tool`) or with options (`@tool(name=..., timeout=...)`).
 
@@ -304,6 +311,8 @@ def tool(
         timeout: Seconds before a call is abandoned and reported to the model; None for no limit.
         requires_approval: Ask the agent's `approve` callback before each call (denied when there is none).
         max_output_chars: Cap on the output the model sees; the registry's cap by default.
+        idempotent: Calling it twice does no more than calling it once: a call that a crash interrupted is
+            run again when the run is resumed (otherwise the model is told it was interrupted).
     """
     # Both forms are called from the scope that defines the function: remember its locals in case
     # the annotations are strings naming classes defined there (pydantic does the same).
@@ -320,6 +329,7 @@ def tool(
             timeout=timeout,
             requires_approval=requires_approval,
             max_output_chars=max_output_chars,
+            idempotent=idempotent,
             local_names=local_names,
         )
 
