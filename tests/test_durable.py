@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from toolbox import call, model_for
 
 from agentlab import Agent, tool
@@ -224,3 +225,73 @@ def test_the_trace_of_a_resumed_run_is_one_run_with_its_messages(scripted_server
     roles = [m["role"] for m in done.messages]
     assert roles == ["user", "assistant", "tool", "assistant"]
     assert json.dumps(done.trace)  # JSON-ready
+
+
+# --- a web app: the run pauses in one request and goes on in another ---------------------------------
+
+
+class Decisions(BaseModel):
+    """A person's decisions on a paused run's calls, by call id."""
+
+    approve: list[str] = []
+    deny: list[str] = []
+
+
+def test_a_web_endpoint_returns_paused_and_a_second_request_decides(scripted_server: Any, tmp_path: Path) -> None:
+    pytest.importorskip("fastapi", reason="the web extra is not installed")
+    uvicorn = pytest.importorskip("uvicorn", reason="the web extra is not installed")
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    from fastapi import FastAPI
+
+    log: list[str] = []
+    srv = scripted_server(
+        [two_calls(("delete_file", {"path": "a"}), ("delete_file", {"path": "b"})), {"content": "deleted a only"}]
+    )
+    agent = Agent(model_for(srv), tools=effects_tools(log), store=tmp_path / "runs.db")
+    app = FastAPI()
+
+    def reply(result: Any) -> dict[str, Any]:
+        pending = [{"id": p.id, "name": p.name, "arguments": p.arguments} for p in result.pending]
+        return {"run_id": result.run_id, "status": result.status, "answer": result.answer, "pending": pending}
+
+    @app.post("/runs")
+    async def start(task: dict[str, str]) -> dict[str, Any]:
+        return reply(await agent.arun(task["task"]))
+
+    @app.post("/runs/{run_id}/decisions")
+    async def decide(run_id: str, decisions: Decisions) -> dict[str, Any]:
+        approvals = {**dict.fromkeys(decisions.approve, True), **dict.fromkeys(decisions.deny, False)}
+        return reply(await agent.aresume(run_id, approvals))
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive()
+        time.sleep(0.02)
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            base + path, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    try:
+        paused = post("/runs", {"task": "clean up"})
+        assert paused["status"] == "paused" and log == []
+        assert [(p["id"], p["arguments"]) for p in paused["pending"]] == [("c0", {"path": "a"}), ("c1", {"path": "b"})]
+        done = post(f"/runs/{paused['run_id']}/decisions", {"approve": ["c0"], "deny": ["c1"]})
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        listener.close()
+
+    assert done == {"run_id": paused["run_id"], "status": "done", "answer": "deleted a only", "pending": []}
+    assert log == ["delete a"]
