@@ -234,7 +234,7 @@ class RunFinished(Event):
     """The run ended; always the last event of a run.
 
     Attributes:
-        status: `done`, `max_steps`, `budget`, `stalled` or `error`.
+        status: `done`, `max_steps`, `budget`, `stalled`, `error` or `paused`.
         answer: The answer, or the best one so far when the run stopped early.
         steps: How many steps ran.
         usage: The tokens used by the whole run.

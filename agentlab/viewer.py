@@ -89,10 +89,13 @@ class _RunView:
         open_tools: dict[str, dict[str, Any]] = {}
         retries: list[str] = []
         trailing: list[str] = []
+        last_step = 0
         for event in self.events:
             kind = event.get("kind")
             if kind in ("run_started", "run_finished"):
                 continue
+            if kind == "resumed":  # stepless: it belongs where the run had stopped
+                event = {**event, "step": last_step}
             if kind == "model_retry":
                 retries.append(self._retry(event))
                 continue
@@ -107,6 +110,7 @@ class _RunView:
             if not isinstance(step, int):
                 trailing.append(html)
                 continue
+            last_step = step
             steps.setdefault(step, []).extend(retries)
             retries.clear()
             steps[step].append(html)
@@ -202,6 +206,22 @@ class _RunView:
             data = event.get("data")
             extra = _pre(json.dumps(data, indent=2, ensure_ascii=False, default=str), "data") if data else ""
             return f'<div class="ev note"><span class="label">note</span>{_e(event.get("text"))}{extra}</div>'
+        if kind == "paused":
+            calls = ", ".join(f"{c.get('name')} (id {c.get('id')})" for c in event.get("pending") or [])
+            return f'<div class="ev paused"><span class="label">paused</span>waiting for approval of {_e(calls)}</div>'
+        if kind == "resumed":
+            decided = (event.get("approvals") or {}).items()
+            approvals = "; ".join(f"{k}: {'approved' if v else 'denied'}" for k, v in decided)
+            return (
+                f'<div class="ev resumed"><span class="label">resumed</span>{_e(event.get("replayed"))} recorded '
+                f"replies replayed{_e('; ' + approvals if approvals else '')}</div>"
+            )
+        if kind == "compacted":
+            return (
+                f'<div class="ev compacted"><span class="label">compacted</span>{_e(event.get("action"))}: '
+                f"{_e(event.get('tokens_before'))} → {_e(event.get('tokens_after'))} tokens "
+                f"(window {_e(event.get('window'))})</div>"
+            )
         if kind == "final":
             return f'<div class="ev final"><span class="label">final answer</span>{_pre(event.get("answer"))}</div>'
         payload = json.dumps(event, indent=2, ensure_ascii=False, default=str)

@@ -295,3 +295,18 @@ def test_a_web_endpoint_returns_paused_and_a_second_request_decides(scripted_ser
 
     assert done == {"run_id": paused["run_id"], "status": "done", "answer": "deleted a only", "pending": []}
     assert log == ["delete a"]
+
+
+def test_the_trace_viewer_marks_where_a_run_paused_and_where_it_resumed(scripted_server: Any, tmp_path: Path) -> None:
+    from agentlab.viewer import write_html
+
+    srv = scripted_server([two_calls(("delete_file", {"path": "a"})), {"content": "ok"}])
+    trace = tmp_path / "trace.jsonl"
+    agent = Agent(model_for(srv), tools=effects_tools([]), store=tmp_path / "runs.db", trace=trace)
+    agent.resume(agent.run("clean").run_id, approvals={"c0": False})
+    write_html(trace, tmp_path / "trace.html")
+    html = (tmp_path / "trace.html").read_text()
+
+    assert 'class="ev paused"' in html and "delete_file (id c0)" in html
+    assert 'class="ev resumed"' in html and "c0: denied" in html
+    assert html.count('class="run"') == 1  # one run, paused and resumed, not two

@@ -67,6 +67,16 @@ class ConsoleRenderer:
                 out(f"[yellow]Note:[/] {event.text}", highlight=False)
             case ev.RunWarning():
                 out(f"[bold yellow]Warning:[/] {event.text}", highlight=False)
+            case ev.Paused():
+                calls = ", ".join(f"{c.name} (id {c.id})" for c in event.pending)
+                out(f"[bold yellow]Paused:[/] waiting for approval of {calls}", highlight=False)
+            case ev.Resumed():
+                out(f"[bold]Resumed[/] [dim]({event.replayed} recorded replies replayed)[/]", highlight=False)
+            case ev.Compacted():
+                out(
+                    f"[dim]compacted ({event.action}): {event.tokens_before} → {event.tokens_after} tokens[/]",
+                    highlight=False,
+                )
             case ev.Final():
                 out(f"[bold green]Answer:[/] {event.answer}", highlight=False)
             case ev.RunFinished():
