@@ -27,6 +27,7 @@ from agentlab.models.base import (
     probe_capabilities,
 )
 from agentlab.models.fallback import give_up
+from agentlab.run.compaction import Compactor, TokenCounter, context_window, summary_request, tokenizer_of
 from agentlab.run.context import RunContext
 from agentlab.run.conversation import messages_from_events, repair_history
 from agentlab.run.output import OutputSpec, OutputValidationError, OutputValidator, run_validators
@@ -163,6 +164,7 @@ class RunState:
         self.status: Status | None = None  # set when the run ends
         self.error: str | None = None
         self.replay: Replay | None = None  # a resumed run's record, served before anything is asked anew
+        self.compactor: Compactor | None = None  # keeps requests within the context window
         self._outbox: list[ev.Event] = []
 
     @property
@@ -220,6 +222,10 @@ class Agent:
             returns the value (possibly replaced) or raises `ModelRetry("why")`.
         store: Keep every event of every run in this SQLite file (or `RunStore`) as it happens, so that a
             paused, crashed or killed run goes on with `resume(run_id)`; `agentlab runs` lists them.
+        context_window: The model's context window in tokens; None: learn it from the model (`n_ctx` of the
+            embedded model, or what the endpoint advertises). Requests that grow past it are compacted.
+        compaction: Keep requests within the context window (previews of old tool outputs, then a summary of
+            the oldest turns, with a `recall` tool for what was shortened); False sends them as they are.
     """
 
     def __init__(
@@ -239,6 +245,8 @@ class Agent:
         output_retries: int = 2,
         output_validator: OutputValidator | Sequence[OutputValidator] | None = None,
         store: str | Path | RunStore | None = None,
+        context_window: int | None = None,
+        compaction: bool = True,
         **strategy_options: Any,
     ) -> None:
         for name, limit, kind in (
@@ -281,6 +289,8 @@ class Agent:
         if store is not None and not isinstance(store, str | Path | RunStore):
             raise TypeError(f"store must be a path, a RunStore or None, not {type(store).__name__}")
         self.store = store
+        _check_limit("context_window", context_window, int)
+        self.context_window, self.compaction = context_window, compaction
 
     async def astream(
         self,
@@ -401,6 +411,7 @@ class Agent:
     async def _start(self, run: RunState) -> None:
         # Probing is part of the run: its retries are events, its time counts against max_seconds.
         await self._probe(run)
+        await self._prepare_compaction(run)
         instructions = self.instructions(run.context) if callable(self.instructions) else self.instructions
         run.strategy.start(
             StrategyContext(
@@ -442,6 +453,41 @@ class Agent:
             async for event in self._act(run, decision):
                 yield event
 
+    async def _prepare_compaction(self, run: RunState) -> None:
+        """Learn the context window; with one known, compact this run's requests, and offer `recall` (the
+        full text of what was shortened) when the run has tools."""
+        if not self.compaction:
+            return
+        window = self.context_window or await self._within(run.deadline, context_window(self.model))
+        if not window:
+            return
+        run.compactor = Compactor(window, TokenCounter(tokenizer_of(self.model)))
+        if len(run.tools) and "recall" not in run.tools:
+            run.tools = ToolRegistry([*run.tools, run.compactor.recall_tool()])
+
+    async def _compact(self, run: RunState, request: ModelRequest) -> ModelRequest:
+        """The request made to fit the context window (a `Compacted` event says how), or as it is."""
+        if run.compactor is None:
+            return request
+        outcome = await run.compactor.compact(request, lambda turns: self._summarise(run, turns))
+        if outcome is None:
+            return request
+        window = run.compactor.window
+        run.emit(
+            ev.Compacted(run.step, outcome.action, outcome.tokens_before, outcome.tokens_after, window, outcome.summary)
+        )
+        return outcome.request
+
+    async def _summarise(self, run: RunState, turns: list[dict[str, Any]]) -> str | None:
+        """A summary of `turns` by the model (a resumed run's recorded one when it has it)."""
+        recorded = run.replay.summary() if run.replay else None
+        if recorded is not None:
+            return recorded or None
+        self._check_budgets(run, steps=False)
+        response = await self._within(run.deadline, self.model.complete(summary_request(turns), _retry_recorder(run)))
+        run.usage += response.usage
+        return response.content
+
     async def _probe(self, run: RunState) -> None:
         """Learn (once per model) what the endpoint takes, and use its best decision format."""
         capabilities = await self._within(run.deadline, probe_capabilities(self.model, _retry_recorder(run)))
@@ -463,6 +509,7 @@ class Agent:
         the model failed for good and a fallback model takes over (the step is then asked again)."""
         run.step += 1
         started = time.monotonic()
+        request = await self._compact(run, request)
         try:
             replayed = run.replay.reply(request) if run.replay else None  # a resumed run's recorded reply
             response: ModelResponse = replayed or await self._within(
@@ -473,6 +520,8 @@ class Agent:
             return None
         run.usage += response.usage
         chars = sum(len(str(m.get("content") or "")) for m in request.messages)
+        if run.compactor is not None:
+            run.compactor.counter.calibrate(request, response.usage.prompt_tokens)
         duration = time.monotonic() - started
         recorded = response_record(response)
         run.emit(ev.ModelCall(run.step, len(request.messages), chars, response.usage, duration, run.format, recorded))

@@ -293,6 +293,8 @@ class Compacted(Event):
     tokens_before: int
     tokens_after: int
     window: int
+    # A summary the model wrote this time ("" when asking for one failed); None when none was asked for.
+    summary: str | None = None
     kind: str = field(init=False, default="compacted")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentlab.events import (
+    Compacted,
     Decision,
     Event,
     ModelCall,
@@ -84,6 +85,7 @@ class Recording:
     started: set[tuple[int, int]] = field(default_factory=set)
     approvals: dict[str, bool] = field(default_factory=dict)
     signatures: Counter[str] = field(default_factory=Counter)
+    summaries: list[str] = field(default_factory=list)  # summaries compaction asked the model for, in order
 
 
 def read_recording(run_id: str, rows: list[dict[str, Any]]) -> Recording:
@@ -117,6 +119,8 @@ def read_recording(run_id: str, rows: list[dict[str, Any]]) -> Recording:
                 recording.results[key] = ToolOutput(event.ok, event.output, None if event.ok else "exception")
         elif isinstance(event, Resumed):
             recording.approvals.update(event.approvals)
+        elif isinstance(event, Compacted) and event.summary is not None:
+            recording.summaries.append(event.summary)
     return recording
 
 
@@ -143,6 +147,7 @@ class Replay:
         self.recording = recording
         self.approvals = {**recording.approvals, **(approvals or {})}
         self._replies = list(recording.replies)
+        self._summaries = list(recording.summaries)
         self._unseen = Counter(recording.signatures)
 
     @property
@@ -162,6 +167,10 @@ class Replay:
                 f"{messages} were recorded): resume it with the agent that started it"
             )
         return response
+
+    def summary(self) -> str | None:
+        """The next summary compaction recorded ("" for one that failed), or None when none is left."""
+        return self._summaries.pop(0) if self._summaries else None
 
     def outcome(self, step: int, position: int, call: ToolCall, idempotent: bool) -> ToolOutput | None:
         """The recorded output of a call, or the note that it was interrupted; None when it should run."""
