@@ -101,7 +101,7 @@ class Compactor:
     window: int
     counter: TokenCounter = field(default_factory=TokenCounter)
     threshold: float = 0.75
-    keep_recent: int = 2
+    keep_recent: int = 1
     preview_chars: int = 240
     reply_tokens: int = 512
     memory: MemoryStore = field(default_factory=MemoryStore)
@@ -157,23 +157,28 @@ class Compactor:
     async def _summarised(
         self, request: ModelRequest, head: Messages, old: list[Messages], recent: list[Messages], summarise: Summariser
     ) -> tuple[ModelRequest, str]:
-        """Summarise the oldest turns (all but the recent ones); when that fails, drop the oldest whole turns."""
-        covered = len(old)
-        digest = _digest(old)
-        if self._summary is not None and self._summary[:2] == (digest, covered):
-            summary: str | None = self._summary[2]
+        """Summarise the oldest turns (all but the recent ones); when that fails, drop the oldest whole turns.
+        A summary is reused while the turns it covers stay the same; turns that became old since are kept
+        beside it until they no longer fit, and are then summarised together with it."""
+        earlier = self._summary
+        if earlier is not None and earlier[1] <= len(old) and _digest(old[: earlier[1]]) == earlier[0]:
+            note = [{"role": "user", "content": SUMMARY_PREFIX + earlier[2]}]
+            reused = _request(request, head, [note, *old[earlier[1] :]], recent)
+            if self.fits(reused):
+                return reused, "summary"
+            to_summarise = [*note, *(m for turn in old[earlier[1] :] for m in turn)]
         else:
-            for turn in old:
-                for message in turn:
-                    if isinstance(message.get("content"), str) and message["content"].strip():
-                        await self._remember(message["content"])
-            summary = await _safely(summarise, [m for turn in old for m in turn])
-            self._asked = (summary or "").strip()
-        if summary and summary.strip():
-            self._summary = (digest, covered, summary.strip())
-            note = [{"role": "user", "content": SUMMARY_PREFIX + summary.strip()}]
+            to_summarise = [m for turn in old for m in turn]
+        for message in to_summarise:
+            if isinstance(message.get("content"), str) and message["content"].strip():
+                await self._remember(message["content"])
+        summary = (await _safely(summarise, to_summarise) or "").strip()
+        self._asked = summary
+        if summary:
+            note = [{"role": "user", "content": SUMMARY_PREFIX + summary}]
             summarised = _request(request, head, [note], recent)
             if self.fits(summarised):
+                self._summary = (_digest(old), len(old), summary)
                 return summarised, "summary"
         # A failed or empty summary replaces nothing: drop the oldest whole turns until the request fits.
         kept = list(old)
