@@ -15,7 +15,8 @@ from agentlab.commands.sources import load_tools
 __all__ = ["build_parser", "load_tools", "main", "parse_options"]
 
 
-def _model(args: argparse.Namespace) -> Any:
+def model_from_args(args: argparse.Namespace) -> Any:
+    """The model that --base-url and --model name (None: the default model)."""
     if args.base_url or args.model:
         from agentlab.models import OpenAIModel
 
@@ -65,6 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agentlab.strategies import create
 
     options = {key: value for key, value in (("resume", args.resume), ("store", args.store)) if value is not None}
+    if "store" in options and not _takes_store(args.strategy):  # the run store is the agent's; BabyAGI's too
+        del options["store"]
     options.update(parse_options(args.option))
     try:
         # Built here, not by the run: a bad name or option is a usage error, and the strategy's run_id is reported.
@@ -74,13 +77,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     try:
         agent = Agent(
-            model=_model(args),
+            model=model_from_args(args),
             tools=load_tools(args.tools),
             strategy=lambda: strategy,
             max_steps=args.max_steps,
             max_tokens=args.max_tokens,
             max_seconds=args.max_seconds,
             trace=args.trace,
+            store=args.store,
         )
     except (ModelUnavailable, ValueError) as error:
         print(f"agentlab: {error}", file=sys.stderr)
@@ -100,12 +104,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id = getattr(strategy, "run_id", None)
         if run_id is not None:
             summary["run_id"] = run_id
+        if args.store:
+            summary["agent_run_id"] = result.run_id  # what `agentlab resume` takes
+            summary["pending"] = [{"id": p.id, "name": p.name, "arguments": p.arguments} for p in result.pending]
         print(json.dumps(redact_data(summary), ensure_ascii=False))
-        return 0 if result.status == "done" else 1
+        return 0 if result.status in ("done", "paused") else 1  # paused: waiting for a person, not failed
     from agentlab.render.console import render_events
 
-    finished = render_events(agent.stream(args.task))
-    return 0 if finished is not None and finished.status == "done" else 1
+    finished = render_events(_announcing_run_id(agent.stream(args.task)) if args.store else agent.stream(args.task))
+    return 0 if finished is not None and finished.status in ("done", "paused") else 1
+
+
+def _takes_store(strategy: str) -> bool:
+    """Whether the strategy keeps a store of its own (BabyAGI's task store), which then shares the file."""
+    import inspect
+
+    from agentlab.strategies.registry import STRATEGIES
+
+    factory = STRATEGIES.get(strategy)
+    return factory is not None and "store" in inspect.signature(factory).parameters
+
+
+def _announcing_run_id(events: Any) -> Any:
+    """The events, after printing the run's id (what `agentlab resume` takes) as soon as it is known."""
+    for event in events:
+        if event.kind == "run_started":
+            print(f"run {event.run_id}", flush=True)
+        yield event
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
@@ -117,7 +142,12 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
 
 # More subcommands live in their own modules, each with `add_parser(subparsers)` that sets `handler`.
-COMMAND_MODULES: tuple[str, ...] = ("agentlab.commands.mcp_serve", "agentlab.commands.export", "agentlab.commands.view")
+COMMAND_MODULES: tuple[str, ...] = (
+    "agentlab.commands.mcp_serve",
+    "agentlab.commands.export",
+    "agentlab.commands.view",
+    "agentlab.commands.runs",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", help="append the run's events to this JSONL file")
     run.add_argument("--json", action="store_true", help="print the result as one JSON object")
     run.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (strategies with a store: babyagi)")
-    run.add_argument("--store", metavar="PATH", help="the strategy's SQLite store (babyagi)")
+    run.add_argument(
+        "--store", metavar="PATH", help="keep the run's events in this SQLite file (agentlab runs, agentlab resume)"
+    )
     run.add_argument(
         "--option",
         action="append",
