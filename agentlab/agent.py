@@ -43,6 +43,7 @@ from agentlab.strategies import (
     StrategySpec,
     strategy_factory,
 )
+from agentlab.strategies.registry import takes_option
 from agentlab.tools import ApprovalCallback, Tool, ToolOutput, ToolRegistry
 from agentlab.tools.function_tool import BaseTool
 
@@ -277,6 +278,8 @@ class Agent:
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
         self.strategy = strategy
         self.strategy_options = strategy_options
+        if store is not None and not isinstance(store, RunStore) and takes_option(strategy, "store"):
+            strategy_options = {"store": store, **strategy_options}  # BabyAGI's task store shares the file
         # Instances are not shared between runs: an instance given here must come from a factory.
         self._new_strategy = strategy_factory(_factory_of(strategy), strategy_options)
         if isinstance(strategy, str):

@@ -64,9 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agentlab.events import RunWarning
     from agentlab.models import ModelUnavailable
     from agentlab.strategies import create
+    from agentlab.strategies.registry import takes_option
 
     options = {key: value for key, value in (("resume", args.resume), ("store", args.store)) if value is not None}
-    if "store" in options and not _takes_store(args.strategy):  # the run store is the agent's; BabyAGI's too
+    if "store" in options and not takes_option(args.strategy, "store"):  # the run store is the agent's (BabyAGI's too)
         del options["store"]
     options.update(parse_options(args.option))
     try:
@@ -113,16 +114,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     finished = render_events(_announcing_run_id(agent.stream(args.task)) if args.store else agent.stream(args.task))
     return 0 if finished is not None and finished.status in ("done", "paused") else 1
-
-
-def _takes_store(strategy: str) -> bool:
-    """Whether the strategy keeps a store of its own (BabyAGI's task store), which then shares the file."""
-    import inspect
-
-    from agentlab.strategies.registry import STRATEGIES
-
-    factory = STRATEGIES.get(strategy)
-    return factory is not None and "store" in inspect.signature(factory).parameters
 
 
 def _announcing_run_id(events: Any) -> Any:
