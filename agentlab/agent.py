@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from agentlab import decisions
 from agentlab import events as ev
+from agentlab._redact import redact_data, secret_values
 from agentlab._sync import iterate_sync, run_sync
 from agentlab.decisions import FormatWatch, ModelDecision
-from agentlab.events import Status, ToolCall, Usage
+from agentlab.events import PendingCall, Status, ToolCall, Usage
 from agentlab.models.base import (
     DecisionFormat,
     DeltaCallback,
@@ -29,12 +31,15 @@ from agentlab.models.base import (
     probe_capabilities,
 )
 from agentlab.models.fallback import give_up
+from agentlab.run.compaction import Compactor, TokenCounter, context_window, summary_request, tokenizer_of
 from agentlab.run.context import RunContext
 from agentlab.run.conversation import messages_from_events, repair_history
 from agentlab.run.deltas import DeltaReader
 from agentlab.run.guardrails import Blocked, Guardrails, check_guards, screen_tool_output
 from agentlab.run.limits import Price, answering_model, check_prices, price_of
 from agentlab.run.output import OutputSpec, OutputValidationError, OutputValidator, run_validators
+from agentlab.run.replay import Recording, Replay, ResumeError, denied, read_recording, response_record
+from agentlab.store.runs import RunStore
 from agentlab.strategies import (
     Conclusion,
     DecisionError,
@@ -45,7 +50,9 @@ from agentlab.strategies import (
     StrategySpec,
     strategy_factory,
 )
+from agentlab.strategies.registry import takes_option
 from agentlab.tools import ApprovalCallback, Tool, ToolOutput, ToolRegistry
+from agentlab.tools.function_tool import BaseTool
 from agentlab.tools.guard import Guard
 
 if TYPE_CHECKING:
@@ -72,13 +79,15 @@ class RunResult:
     Attributes:
         answer: The answer as text (for a typed output, its text form), or the best answer so far when the
             run stopped early; None when there is none.
-        status: How the run ended: done, max_steps, budget, stalled, blocked or error.
+        status: How the run ended: done, max_steps, budget, stalled, blocked, error, or paused (tool calls wait
+            for a person's approval: see `pending`, and go on with `Agent.resume(run_id, approvals=...)`).
         output: The typed output (an instance of the agent's `output_type`) of a `done` run; for plain text
             output the answer itself; None when the run did not finish with an answer.
         messages: The whole conversation (the history it continued, the task, tool calls and results, the
             answer) in OpenAI chat format, provider-valid and JSON-serialisable: pass it as `history=` to go on.
         run_id: The run's id, also on each of its events.
         cost: What the run's model calls cost by the agent's price table (None when it has none).
+        pending: The tool calls a `paused` run waits on, one per call (parallel calls included).
     """
 
     answer: str | None
@@ -91,6 +100,7 @@ class RunResult:
     output: Any = None
     run_id: str = ""
     cost: float | None = None
+    pending: list[PendingCall] = field(default_factory=list)
 
     @property
     def trace(self) -> list[dict[str, Any]]:
@@ -166,6 +176,8 @@ class RunState:
         self.cost: float | None = None  # so far, when the agent has a price table
         self.status: Status | None = None  # set when the run ends
         self.error: str | None = None
+        self.replay: Replay | None = None  # a resumed run's record, served before anything is asked anew
+        self.compactor: Compactor | None = None  # keeps requests within the context window
         self._outbox: list[ev.Event] = []
         # While the run streams deltas (`context.deltas`): sends an event out at once, ahead of the step's end.
         self.live: Callable[[ev.Event], None] | None = None
@@ -194,6 +206,11 @@ class RunState:
         self.status, self.answer, self.error, self.output = status, answer, error, output
         if status == "done":
             self.emit(ev.Final(self.step, answer or "", output))
+
+    def pause(self, pending: list[ToolCall]) -> None:
+        """End the run as `paused`: these calls wait for a person's approval (`Agent.resume`)."""
+        self.status = "paused"
+        self.emit(ev.Paused(self.step, [PendingCall(c.id, c.name, c.arguments) for c in pending]))
 
 
 class Agent:
@@ -229,6 +246,12 @@ class Agent:
         max_cost: What a run's model calls may cost, by `prices` (None: no limit); status `budget` past it.
         prices: Model name -> `Price` (per million input and output tokens); needed with `max_cost` for every
             model the agent may use, unless the model object has a `price` attribute.
+        store: Keep every event of every run in this SQLite file (or `RunStore`) as it happens, so that a
+            paused, crashed or killed run goes on with `resume(run_id)`; `agentlab runs` lists them.
+        context_window: The model's context window in tokens; None: learn it from the model (`n_ctx` of the
+            embedded model, or what the endpoint advertises). Requests that grow past it are compacted.
+        compaction: Keep requests within the context window (previews of old tool outputs, then a summary of
+            the oldest turns, with a `recall` tool for what was shortened); False sends them as they are.
     """
 
     def __init__(
@@ -252,6 +275,9 @@ class Agent:
         max_tool_calls: int | None = None,
         max_cost: float | None = None,
         prices: dict[str, Price] | None = None,
+        store: str | Path | RunStore | None = None,
+        context_window: int | None = None,
+        compaction: bool = True,
         **strategy_options: Any,
     ) -> None:
         for name, limit, kind in (
@@ -291,6 +317,8 @@ class Agent:
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
         self.strategy = strategy
         self.strategy_options = strategy_options
+        if store is not None and not isinstance(store, RunStore) and takes_option(strategy, "store"):
+            strategy_options = {"store": store, **strategy_options}  # BabyAGI's task store shares the file
         # Instances are not shared between runs: an instance given here must come from a factory.
         self._new_strategy = strategy_factory(_factory_of(strategy), strategy_options)
         if isinstance(strategy, str):
@@ -300,6 +328,11 @@ class Agent:
         self.instructions = instructions
         self.trace_path = Path(trace) if trace else None
         self.max_parse_failures = max_parse_failures
+        if store is not None and not isinstance(store, str | Path | RunStore):
+            raise TypeError(f"store must be a path, a RunStore or None, not {type(store).__name__}")
+        self.store = store
+        _check_limit("context_window", context_window, int)
+        self.context_window, self.compaction = context_window, compaction
 
     async def astream(
         self,
@@ -327,25 +360,41 @@ class Agent:
                 follows as today's `model_call` and `decision`. Deltas are not written to the trace. A sub-run
                 of a run with deltas (`as_tool`) streams its deltas too.
         """
-        from agentlab.trace import JsonlTrace
-
         if history is not None and session is not None:
             raise ValueError("pass history= or session=, not both: a session keeps its own history")
         earlier = repair_history(session.load() if session is not None else history or ())
         run = self._prepare(task, earlier, deps, parent)
         run.context.deltas = deltas or (parent is not None and parent.deltas)
+        async for event in self._drive(run, session, earlier):
+            yield event
+
+    async def _drive(
+        self,
+        run: RunState,
+        session: Session | None,
+        earlier: list[dict[str, Any]],
+        first: ev.Event | None = None,
+    ) -> AsyncGenerator[ev.Event, None]:
+        """Run the loop, stamping each event with its run and writing it to the trace, the run store and
+        the session; `first` (a `Resumed`) goes before the loop's events."""
+        from agentlab.trace import JsonlTrace
+
         trace = JsonlTrace(self.trace_path) if self.trace_path else None
+        store = _RunLog.open(self.store)
         mine: list[ev.Event] = []  # this run's events, for the session's new messages
         try:
-            async for event in self._loop(run):
+            async for event in _prepended(first, self._loop(run)):
                 if not event.run_id:
                     event.run_id, event.parent_run_id = run.id, run.context.parent_run_id
                 if isinstance(event, ev.Delta):  # pieces of a reply that a later event carries whole
                     yield event
                     continue
-                # A trace that cannot be written is said once, after the event it failed on (before
+                if run.replay is not None and event.run_id == run.id and run.replay.seen(event):
+                    continue  # recorded already: a resumed run's replay
+                # A trace or store that cannot be written is said once, after the event it failed on (before
                 # `RunFinished`, which stays last), and the run goes on.
                 failure = trace.write(event) if trace else None
+                failure = (store.write(event, run.id) if store else None) or failure
                 warning = ev.RunWarning(failure, run_id=run.id) if failure else None
                 if session is not None and event.run_id == run.id:
                     mine.append(event)
@@ -362,6 +411,8 @@ class Agent:
         finally:
             if trace:
                 trace.close()
+            if store:
+                store.close()
 
     # --- the loop: run → step → ask the model, read the decision, act ----------------------------------
 
@@ -389,12 +440,19 @@ class Agent:
             yield event
         yield self._finish(run)
 
-    def _prepare(self, task: str, history: list[dict[str, Any]], deps: Any, parent: RunContext[Any] | None) -> RunState:
+    def _prepare(
+        self,
+        task: str,
+        history: list[dict[str, Any]],
+        deps: Any,
+        parent: RunContext[Any] | None,
+        run_id: str | None = None,
+    ) -> RunState:
         strategy = self._new_strategy()
         extra = strategy.extra_tools()  # e.g. PAL's program runner: part of this run's tools and its trace
         tools = ToolRegistry([*self.tools, *extra]) if extra else self.tools
         deadline = time.monotonic() + self.max_seconds if self.max_seconds is not None else None
-        context = RunContext(deps=deps, run_id=uuid.uuid4().hex, messages=history)
+        context = RunContext(deps=deps, run_id=run_id or uuid.uuid4().hex, messages=history)
         if parent is not None:  # a sub-agent: the parent's budgets bound it
             context.parent_run_id = parent.run_id
             deadline = _earliest(deadline, parent.deadline)
@@ -407,6 +465,7 @@ class Agent:
         run.task = await self.guardrails.screen_task(run.task, run.emit)  # before anything is sent anywhere
         # Probing is part of the run: its retries are events, its time counts against max_seconds.
         await self._probe(run)
+        await self._prepare_compaction(run)
         instructions = self.instructions(run.context) if callable(self.instructions) else self.instructions
         run.strategy.start(
             StrategyContext(
@@ -482,6 +541,42 @@ class Agent:
             run.live = None
             step.cancel()  # the caller stopped iterating (or the step failed): nothing is left running
 
+    async def _prepare_compaction(self, run: RunState) -> None:
+        """Learn the context window; with one known, compact this run's requests, and offer `recall` (the
+        full text of what was shortened) when the run has tools."""
+        if not self.compaction:
+            return
+        window = self.context_window or await self._within(run.deadline, context_window(self.model))
+        if not window:
+            return
+        run.compactor = Compactor(window, TokenCounter(tokenizer_of(self.model)))
+        if len(run.tools) and "recall" not in run.tools:
+            run.tools = ToolRegistry([*run.tools, run.compactor.recall_tool()])
+
+    async def _compact(self, run: RunState, request: ModelRequest) -> ModelRequest:
+        """The request made to fit the context window (a `Compacted` event says how), or as it is."""
+        if run.compactor is None:
+            return request
+        outcome = await run.compactor.compact(request, lambda turns: self._summarise(run, turns))
+        if outcome is None:
+            return request
+        window = run.compactor.window
+        run.emit(
+            ev.Compacted(run.step, outcome.action, outcome.tokens_before, outcome.tokens_after, window, outcome.summary)
+        )
+        return outcome.request
+
+    async def _summarise(self, run: RunState, turns: list[dict[str, Any]]) -> str | None:
+        """A summary of `turns` by the model (a resumed run's recorded one when it has it)."""
+        recorded = run.replay.summary() if run.replay else None
+        if recorded is not None:
+            return recorded or None
+        self._check_budgets(run, steps=False)
+        request = summary_request(turns)
+        response: ModelResponse = await self._within(run.deadline, self.model.complete(request, _retry_recorder(run)))
+        run.usage += response.usage
+        return response.content
+
     async def _probe(self, run: RunState) -> None:
         """Learn (once per model) what the endpoint takes, and use its best decision format."""
         capabilities = await self._within(run.deadline, probe_capabilities(self.model, _retry_recorder(run)))
@@ -503,9 +598,11 @@ class Agent:
         the model failed for good and a fallback model takes over (the step is then asked again)."""
         run.step += 1
         started = time.monotonic()
+        request = await self._compact(run, request)
         reader = DeltaReader(run.step, self.output, request) if run.live is not None else None
         try:
-            response: ModelResponse = await self._within(
+            replayed = run.replay.reply(request) if run.replay else None  # a resumed run's recorded reply
+            response: ModelResponse = replayed or await self._within(
                 run.deadline,
                 complete_with_deltas(self.model, request, _retry_recorder(run), _delta_sender(run, reader)),
             )
@@ -521,8 +618,11 @@ class Agent:
         run.usage += response.usage
         self._charge(run, response.usage)
         chars = sum(len(str(m.get("content") or "")) for m in request.messages)
+        if run.compactor is not None:
+            run.compactor.counter.calibrate(request, response.usage.prompt_tokens)
         duration = time.monotonic() - started
-        run.emit(ev.ModelCall(run.step, len(request.messages), chars, response.usage, duration, run.format))
+        recorded = response_record(response)
+        run.emit(ev.ModelCall(run.step, len(request.messages), chars, response.usage, duration, run.format, recorded))
         return response
 
     async def _read_decision(self, run: RunState, response: ModelResponse) -> ModelDecision | None:
@@ -631,7 +731,8 @@ class Agent:
         observations: list[Observation] = []
         async for event in self._run_tools(run, decision.tool_calls, observations):
             yield event
-        run.strategy.observe(observations)
+        if not run.over:  # a paused run observes its step's results when it is resumed
+            run.strategy.observe(observations)
 
     def _release(self, run: RunState) -> None:
         """Let the strategy release what the run held; a failure to do so is said, not raised."""
@@ -701,21 +802,29 @@ class Agent:
         self._count_tool_calls(run, calls)
         finished: asyncio.Queue[ev.Event | tuple[int, ToolOutput | BaseException]] = asyncio.Queue()
         context = self._tool_context(run, finished.put_nowait)
+        plans = {i: self._plan_call(run, i, call) for i, call in enumerate(calls)}
+        pending = [call for i, call in enumerate(calls) if plans[i] is _WAIT]
+        ready = {i: plan for i, plan in plans.items() if plan is not _WAIT}
 
         async def invoke(index: int, call: ToolCall) -> None:
+            plan = ready[index]
             try:
-                invocation = run.tools.invoke(call.name, call.arguments, approve=self.approve, context=context)
+                if isinstance(plan, ToolOutput):  # recorded, refused or interrupted: not run (again)
+                    finished.put_nowait((index, plan))
+                    return
+                approver = cast("ApprovalCallback | None", plan)  # what is left after outputs and _WAIT
+                invocation = run.tools.invoke(call.name, call.arguments, approve=approver, context=context)
                 finished.put_nowait((index, await self._within(run.deadline, invocation)))
             except BaseException as error:  # re-raised by the consumer: a budget stop ends the run
                 finished.put_nowait((index, error))
 
-        for call in calls:
-            yield ev.ToolStarted(run.step, call)
-        tasks = [asyncio.create_task(invoke(i, c)) for i, c in enumerate(calls)]
+        for index in ready:
+            yield ev.ToolStarted(run.step, calls[index])
+        tasks = [asyncio.create_task(invoke(i, calls[i])) for i in ready]
         # By position, not by call id: a server may give two calls of one step the same id.
         outputs: dict[int, ToolOutput] = {}
         try:
-            while len(outputs) < len(calls):
+            while len(outputs) < len(ready):
                 item = await finished.get()
                 if isinstance(item, ev.Event):
                     if isinstance(item, ev.RunFinished) and item.parent_run_id == run.id:
@@ -733,7 +842,26 @@ class Agent:
         finally:
             for task in tasks:
                 task.cancel()
+        if pending:
+            run.pause(pending)
+            return
         observations += [Observation(c, outputs[i]) for i, c in enumerate(calls)]
+
+    def _plan_call(self, run: RunState, position: int, call: ToolCall) -> ToolOutput | ApprovalCallback | object | None:
+        """How a call of this step goes: its output when it is not to run (recorded by the run being resumed,
+        interrupted by a crash, or denied by a person), `_WAIT` when it waits for a person's approval (no
+        `approve` callback and no decision given to `resume`), else the approver to run it with."""
+        tool = run.tools.get(call.name) if call.name in run.tools else None
+        if run.replay is not None:
+            recorded = run.replay.outcome(run.step, position, call, bool(tool and getattr(tool, "idempotent", False)))
+            if recorded is not None:
+                return recorded
+        if not isinstance(tool, BaseTool) or not tool.requires_approval or self.approve is not None:
+            return self.approve
+        decision = run.replay.approvals.get(call.id) if run.replay is not None else None
+        if decision is None:
+            return _WAIT
+        return _approved if decision else denied(call)
 
     def _tool_context(self, run: RunState, emit: Callable[[ev.Event], None]) -> RunContext[Any]:
         """The run's context as the step's tools see it: where the run stands and what it has left."""
@@ -756,26 +884,77 @@ class Agent:
         deps: Any = None,
     ) -> RunResult:
         """Run to the end and return the result with every event (arguments as for `astream`)."""
-        collected: list[ev.Event] = []
-        async for event in self.astream(task, history=history, session=session, deps=deps):
+        return await self._result(self.astream(task, history=history, session=session, deps=deps))
+
+    async def _result(self, events: AsyncIterator[ev.Event], earlier: Sequence[ev.Event] = ()) -> RunResult:
+        """Drain a run's events into its result; `earlier` are the recorded events of a resumed run."""
+        collected: list[ev.Event] = list(earlier)
+        async for event in events:
             collected.append(event)
         end = collected[-1]
         assert isinstance(end, ev.RunFinished)
         output = end.answer if self.output.is_text else None
         if end.output is not None:
             output = self.output.adapter.validate_python(end.output)
-        return RunResult(
-            end.answer,
-            end.status,
-            end.steps,
-            end.usage,
-            end.duration,
-            collected,
-            end.error,
-            output,
-            end.run_id,
-            end.cost,
-        )
+        paused = [e for e in collected if isinstance(e, ev.Paused) and e.run_id == end.run_id]
+        pending = paused[-1].pending if paused and end.status == "paused" else []
+        ending = (end.answer, end.status, end.steps, end.usage, end.duration)
+        return RunResult(*ending, collected, end.error, output, end.run_id, end.cost, pending)
+
+    # --- going on with a stopped run: paused for approvals, or crashed ---------------------------------
+
+    async def astream_resume(
+        self, run_id: str, approvals: dict[str, bool] | None = None, *, deps: Any = None
+    ) -> AsyncGenerator[ev.Event, None]:
+        """Go on with a paused or interrupted run of this agent's store, yielding its new events (a `Resumed`
+        first); the last one is its `RunFinished`. See `resume`."""
+        replay = Replay(self._recording(run_id), approvals)
+        async for event in self._resumed(replay, deps):
+            yield event
+
+    async def _resumed(self, replay: Replay, deps: Any) -> AsyncGenerator[ev.Event, None]:
+        recording = replay.recording
+        run = self._prepare(recording.task, recording.history, deps, None, run_id=recording.run_id)
+        if run.strategy.name != recording.strategy:
+            raise ResumeError(
+                f"run {recording.run_id!r} used strategy {recording.strategy!r}, this agent {run.strategy.name!r}"
+            )
+        run.replay = replay
+        resumed = ev.Resumed(dict(replay.approvals), len(recording.replies))
+        async for event in self._drive(run, None, recording.history, first=resumed):
+            yield event
+
+    def _recording(self, run_id: str) -> Recording:
+        if self.store is None:
+            raise ValueError("resume needs the agent's run store: Agent(..., store='runs.db')")
+        store = self.store if isinstance(self.store, RunStore) else RunStore(self.store)
+        try:
+            return read_recording(run_id, store.events(run_id))
+        finally:
+            if store is not self.store:
+                store.close()
+
+    async def aresume(self, run_id: str, approvals: dict[str, bool] | None = None, *, deps: Any = None) -> RunResult:
+        """Go on with a run that stopped: paused for approvals, or crashed, killed or interrupted. Its
+        recorded model replies are replayed (not asked again), its recorded tool results reused (no call
+        runs twice: a call that started without a recorded result runs again only when its tool is
+        `idempotent`, else the model is told it was interrupted), and then it goes on for real.
+
+        Args:
+            run_id: The run's id (`result.run_id`), in this agent's `store`.
+            approvals: Decisions for the calls a paused run waits on, by call id (`result.pending`): True runs
+                the call, False tells the model it was denied. A call left out keeps waiting.
+            deps: The app's dependencies for the tools, as for `run`.
+
+        Returns the whole run's result: its recorded events, then the new ones. Raises `ResumeError` for a
+        run that already ended or does not fit this agent, ValueError when the agent has no store."""
+        replay = Replay(self._recording(run_id), approvals)
+        earlier = [e for e in replay.recording.events if e.run_id == run_id]
+        return await self._result(self._resumed(replay, deps), earlier)
+
+    def resume(self, run_id: str, approvals: dict[str, bool] | None = None, *, deps: Any = None) -> RunResult:
+        """Blocking `aresume`."""
+        return run_sync(self._closing(self.aresume(run_id, approvals, deps=deps)))
 
     def run(
         self,
@@ -852,6 +1031,52 @@ def _delta_sender(run: RunState, reader: DeltaReader | None) -> DeltaCallback | 
             send(event)
 
     return on_delta
+
+
+_WAIT = object()
+"""A tool call's plan: it waits for a person's approval (the run pauses)."""
+
+
+def _approved(name: str, arguments: dict[str, Any]) -> bool:
+    """The approver of a call a person approved through `Agent.resume`."""
+    return True
+
+
+async def _prepended(first: ev.Event | None, events: AsyncIterator[ev.Event]) -> AsyncIterator[ev.Event]:
+    if first is not None:
+        yield first
+    async for event in events:
+        yield event
+
+
+class _RunLog:
+    """A run's events going into the run store (redacted as a trace is); a store that cannot be written
+    is said once and the run goes on, as with a trace."""
+
+    def __init__(self, store: RunStore, owned: bool) -> None:
+        self.store, self.owned, self.failed = store, owned, False
+        self.secrets = secret_values()
+
+    @classmethod
+    def open(cls, store: str | Path | RunStore | None) -> _RunLog | None:
+        if store is None:
+            return None
+        return cls(store, False) if isinstance(store, RunStore) else cls(RunStore(store), True)
+
+    def write(self, event: ev.Event, run_id: str) -> str | None:
+        """Append the run's own event (a sub-run's events are its own agent's to keep; deltas are not kept)."""
+        if self.failed or event.run_id != run_id or event.kind.endswith("_delta"):
+            return None
+        try:
+            self.store.append(redact_data(event.to_dict(), self.secrets))
+        except (OSError, sqlite3.Error) as error:
+            self.failed = True
+            return f"the run store {self.store.path} could not be written ({error}); the run goes on without it"
+        return None
+
+    def close(self) -> None:
+        if self.owned:
+            self.store.close()
 
 
 def _retry_recorder(run: RunState) -> Callable[[int, str, float], None]:

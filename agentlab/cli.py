@@ -53,8 +53,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from agentlab.models import ModelUnavailable
     from agentlab.run.limits import load_prices
     from agentlab.strategies import create
+    from agentlab.strategies.registry import takes_option
 
     options = {key: value for key, value in (("resume", args.resume), ("store", args.store)) if value is not None}
+    if "store" in options and not takes_option(args.strategy, "store"):  # the run store is the agent's (BabyAGI's too)
+        del options["store"]
     options.update(parse_options(args.option))
     try:
         # Built here, not by the run: a bad name or option is a usage error, and the strategy's run_id is reported.
@@ -76,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             prices=prices,
             trace=args.trace,
             **_typed_output(args.output_schema),
+            store=args.store,
         )
     except (ModelUnavailable, ValueError) as error:
         print(f"agentlab: {error}", file=sys.stderr)
@@ -84,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = agent.run(args.task)
         for warning in (e for e in result.events if isinstance(e, RunWarning)):
             print(f"agentlab: warning: {warning.text}", file=sys.stderr)  # stdout holds the JSON only
-        summary = {
+        summary: dict[str, Any] = {
             "answer": result.answer,
             "status": result.status,
             "steps": result.steps,
@@ -103,12 +107,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id = getattr(strategy, "run_id", None)
         if run_id is not None:
             summary["run_id"] = run_id
+        if args.store:
+            summary["agent_run_id"] = result.run_id  # what `agentlab resume` takes
+            summary["pending"] = [{"id": p.id, "name": p.name, "arguments": p.arguments} for p in result.pending]
         print(json.dumps(redact_data(summary), ensure_ascii=False))
-        return 0 if result.status == "done" else 1
+        return 0 if result.status in ("done", "paused") else 1  # paused: waiting for a person, not failed
     from agentlab.render.console import render_events
 
-    finished = render_events(agent.stream(args.task, deltas=args.deltas))
-    return 0 if finished is not None and finished.status == "done" else 1
+    events = agent.stream(args.task, deltas=args.deltas)
+    finished = render_events(_announcing_run_id(events) if args.store else events)
+    return 0 if finished is not None and finished.status in ("done", "paused") else 1
+
+
+def _announcing_run_id(events: Any) -> Any:
+    """The events, after printing the run's id (what `agentlab resume` takes) as soon as it is known."""
+    for event in events:
+        if event.kind == "run_started":
+            print(f"run {event.run_id}", flush=True)
+        yield event
 
 
 def _typed_output(schema_path: str | None) -> dict[str, Any]:
@@ -137,6 +153,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agentlab.commands.export",
     "agentlab.commands.view",
     "agentlab.commands.batch",
+    "agentlab.commands.runs",
 )
 
 
@@ -170,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="show each step when it is complete, not the model's text as it arrives",
     )
     run.add_argument("--resume", metavar="RUN_ID", help="resume a stored run (strategies with a store: babyagi)")
-    run.add_argument("--store", metavar="PATH", help="the strategy's SQLite store (babyagi)")
+    run.add_argument(
+        "--store", metavar="PATH", help="keep the run's events in this SQLite file (agentlab runs, agentlab resume)"
+    )
     run.add_argument(
         "--option",
         action="append",

@@ -9,9 +9,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["done", "max_steps", "budget", "stalled", "blocked", "error"]
+Status = Literal["done", "max_steps", "budget", "stalled", "blocked", "error", "paused"]
 """How a run ended: `done` (an answer), `max_steps`, `budget` (tokens, wall time, tool calls or cost),
-`stalled`, `blocked` (a guardrail tripped) or `error`."""
+`stalled`, `blocked` (a guardrail tripped), `error`, or `paused` (a tool call waits for a person's approval;
+`Agent.resume` goes on)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ class ModelCall(Event):
         usage: The tokens this call used.
         duration: Seconds the call took, retries included.
         decision_format: How the decision was asked for (`tools`, `json_schema` or `json`).
+        response: The reply as the model gave it (content, raw tool calls, finish reason), so that a resumed
+            run replays it instead of asking again.
     """
 
     step: int
@@ -107,6 +110,7 @@ class ModelCall(Event):
     usage: Usage
     duration: float
     decision_format: str
+    response: dict[str, Any] | None = None
     kind: str = field(init=False, default="model_call")
 
 
@@ -148,6 +152,15 @@ class Decision(Event):
     tool_calls: list[ToolCall]
     final_answer: str | None
     kind: str = field(init=False, default="decision")
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """A tool call that waits for a person's approval; approve or deny it by `id` in `Agent.resume`."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
 
 
 @dataclass
@@ -305,7 +318,7 @@ class RunFinished(Event):
     """The run ended; always the last event of a run.
 
     Attributes:
-        status: `done`, `max_steps`, `budget`, `stalled`, `blocked` or `error`.
+        status: `done`, `max_steps`, `budget`, `stalled`, `blocked`, `error` or `paused`.
         answer: The answer, or the best one so far when the run stopped early (never for `blocked`).
         steps: How many steps ran.
         usage: The tokens used by the whole run.
@@ -323,3 +336,95 @@ class RunFinished(Event):
     output: Any = None  # the typed output in JSON form (None for plain-text output or no answer)
     cost: float | None = None
     kind: str = field(init=False, default="run_finished")
+
+
+@dataclass
+class Paused(Event):
+    """The run stopped to wait for approvals: these calls need a person's yes or no (`Agent.resume`)."""
+
+    step: int
+    pending: list[PendingCall]
+    kind: str = field(init=False, default="paused")
+
+
+@dataclass
+class Resumed(Event):
+    """A stopped run (paused, crashed or killed) goes on from its recorded events.
+
+    Attributes:
+        approvals: The decisions given for waiting calls, by call id (True: run it; False: deny it).
+        replayed: How many recorded model replies were replayed instead of being asked again.
+    """
+
+    approvals: dict[str, bool] = field(default_factory=dict)
+    replayed: int = 0
+    kind: str = field(init=False, default="resumed")
+
+
+@dataclass
+class Compacted(Event):
+    """The conversation was made shorter before a request, to stay within the model's context window.
+
+    Attributes:
+        step: The step whose request was compacted.
+        action: What was done: `previews` (old tool outputs shortened), `summary` (oldest turns summarised
+            by the model) or `dropped` (oldest whole turns dropped, when a summary failed).
+        tokens_before: The request's estimated tokens before.
+        tokens_after: And after.
+        window: The context window it had to fit.
+    """
+
+    step: int
+    action: str
+    tokens_before: int
+    tokens_after: int
+    window: int
+    # A summary the model wrote this time ("" when asking for one failed); None when none was asked for.
+    summary: str | None = None
+    kind: str = field(init=False, default="compacted")
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """An event rebuilt from its JSON form (`Event.to_dict`, a trace line, a run store row); KeyError for an
+    unknown kind."""
+    cls = _EVENT_KINDS[data["kind"]]
+    values: dict[str, Any] = {}
+    for name, spec in cls.__dataclass_fields__.items():
+        if not spec.init or name not in data:
+            continue
+        value = data[name]
+        if name == "usage" and isinstance(value, dict):
+            value = Usage(value.get("prompt_tokens", 0), value.get("completion_tokens", 0))
+        elif name == "call" and isinstance(value, dict):
+            value = ToolCall(**value)
+        elif name == "tool_calls" and isinstance(value, list):
+            value = [ToolCall(**call) for call in value]
+        elif name == "pending" and isinstance(value, list):
+            value = [PendingCall(**call) for call in value]
+        values[name] = value
+    event = cls(**values)
+    event.time = data.get("time", event.time)
+    return event
+
+
+def _event_kinds() -> dict[str, type[Event]]:
+    kinds: dict[str, type[Event]] = {}
+    pending = list(Event.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        kinds[str(cls.__dataclass_fields__["kind"].default)] = cls
+        pending += cls.__subclasses__()
+    return kinds
+
+
+class _Kinds(dict[str, type[Event]]):
+    """The event classes by kind, found when first asked (so kinds defined after this module count too)."""
+
+    def __missing__(self, kind: str) -> type[Event]:
+        self.update(_event_kinds())
+        if kind not in self:
+            raise KeyError(f"unknown event kind {kind!r}")
+        return self[kind]
+
+
+_EVENT_KINDS = _Kinds()

@@ -118,10 +118,37 @@ class OTelRecorder:
         )
         if self.capture_content and event.answer is not None:
             run.set_attribute("agentlab.answer", self._clip(event.answer))
-        if event.status != "done":
+        if event.status not in ("done", "paused"):  # a paused run waits for a person; it did not fail
             self._fail(run, event.status, event.error or event.status)
         run.end(end_time=_ns(event.time))
         self._run = None
+
+    def _on_resumed(self, event: ev.Resumed) -> None:
+        """A resumed run's stream starts here (its recorded `RunStarted` is not sent again): a new run span."""
+        self.close()
+        name = f"invoke_agent {self.agent_name}" if self.agent_name else "invoke_agent"
+        attributes: dict[str, str | int] = {
+            "gen_ai.operation.name": "invoke_agent",
+            "agentlab.resumed_replies": event.replayed,
+        }
+        self._run = self._tracer.start_span(name, attributes=attributes, start_time=_ns(event.time))
+
+    def _on_paused(self, event: ev.Paused) -> None:
+        if self._run is not None:
+            names = [call.name for call in event.pending]
+            self._run.add_event("agentlab.paused", {"agentlab.step": event.step, "agentlab.pending": names})
+
+    def _on_compacted(self, event: ev.Compacted) -> None:
+        if self._run is not None:
+            self._run.add_event(
+                "agentlab.compacted",
+                {
+                    "agentlab.step": event.step,
+                    "agentlab.action": event.action,
+                    "agentlab.tokens_before": event.tokens_before,
+                    "agentlab.tokens_after": event.tokens_after,
+                },
+            )
 
     def _on_note(self, event: ev.Note) -> None:
         if self._run is not None:

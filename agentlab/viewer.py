@@ -89,10 +89,13 @@ class _RunView:
         open_tools: dict[str, dict[str, Any]] = {}
         retries: list[str] = []
         trailing: list[str] = []
+        last_step = 0
         for event in self.events:
             kind = event.get("kind")
             if kind in ("run_started", "run_finished"):
                 continue
+            if kind == "resumed":  # stepless: it belongs where the run had stopped
+                event = {**event, "step": last_step}
             if kind == "model_retry":
                 retries.append(self._retry(event))
                 continue
@@ -107,6 +110,7 @@ class _RunView:
             if not isinstance(step, int):
                 trailing.append(html)
                 continue
+            last_step = step
             steps.setdefault(step, []).extend(retries)
             retries.clear()
             steps[step].append(html)
@@ -209,6 +213,21 @@ class _RunView:
             shown = _pre(json.dumps(value, indent=2, ensure_ascii=False, default=str), "new value") if value else ""
             return _row(
                 "guardrail", "guardrail", f"{_e(where)} <code>{_e(event.get('guard'))}</code> {_e(what)}{shown}"
+            )
+        if kind == "paused":
+            calls = ", ".join(f"{c.get('name')} (id {c.get('id')})" for c in event.get("pending") or [])
+            return _row("paused", "paused", f"waiting for approval of {_e(calls)}")
+        if kind == "resumed":
+            decided = (event.get("approvals") or {}).items()
+            approvals = "; ".join(f"{k}: {'approved' if v else 'denied'}" for k, v in decided)
+            replayed = f"{_e(event.get('replayed'))} recorded replies replayed"
+            return _row("resumed", "resumed", replayed + _e("; " + approvals if approvals else ""))
+        if kind == "compacted":
+            return _row(
+                "compacted",
+                "compacted",
+                f"{_e(event.get('action'))}: {_e(event.get('tokens_before'))} → {_e(event.get('tokens_after'))} "
+                f"tokens (window {_e(event.get('window'))})",
             )
         if kind == "final":
             return _row("final", "final answer", _pre(event.get("answer")))

@@ -79,6 +79,16 @@ class ConsoleRenderer:
                 out(f"[{colour}]Guardrail:[/] {where} '{event.guard}' {detail}", highlight=False)
             case ev.RunWarning():
                 out(f"[bold yellow]Warning:[/] {event.text}", highlight=False)
+            case ev.Paused():
+                calls = ", ".join(f"{c.name} (id {c.id})" for c in event.pending)
+                out(f"[bold yellow]Paused:[/] waiting for approval of {calls}", highlight=False)
+            case ev.Resumed():
+                out(f"[bold]Resumed[/] [dim]({event.replayed} recorded replies replayed)[/]", highlight=False)
+            case ev.Compacted():
+                out(
+                    f"[dim]compacted ({event.action}): {event.tokens_before} → {event.tokens_after} tokens[/]",
+                    highlight=False,
+                )
             case ev.Final():
                 if not self._was_streamed(event, "content", "answer"):
                     out(f"[bold green]Answer:[/] {event.answer}", highlight=False)

@@ -51,6 +51,17 @@ def create(name: str, **options: Any) -> StrategyBase:
     return as_strategy(factory(**options))
 
 
+def takes_option(spec: StrategySpec, option: str) -> bool:
+    """Whether a strategy (a registered name, a class or a factory) takes `option` as a keyword argument."""
+    target: Any = STRATEGIES.get(spec) if isinstance(spec, str) else spec
+    if isinstance(target, BuiltinStrategy):
+        target = target.load()
+    try:
+        return target is not None and option in inspect.signature(target).parameters
+    except (TypeError, ValueError):  # builtins and C callables have no signature to read
+        return False
+
+
 def _registered(name: str) -> StrategyFactory:
     try:
         return STRATEGIES[name]

@@ -68,6 +68,7 @@ class BaseTool(Generic[P, R]):
         requires_approval: bool = False,
         max_output_chars: int | None = None,
         guard: Guard | None = None,
+        idempotent: bool = False,
     ) -> None:
         if guard is not None:
             check_guard(guard, f"the guard of tool '{name}'")
@@ -79,6 +80,8 @@ class BaseTool(Generic[P, R]):
         self.requires_approval = requires_approval
         # Sees the validated arguments before each call (and before approval): passes, rewrites or trips.
         self.guard = guard
+        # Safe to run again when a crash hid whether it ran (a read, a lookup); see Agent.resume.
+        self.idempotent = idempotent
         # None means "not set for this tool": the registry's (or the global) default applies.
         self.max_output_chars = max_output_chars
 
@@ -245,6 +248,7 @@ class Tool(BaseTool[P, R]):
         timeout: float | None = DEFAULT_TIMEOUT,
         requires_approval: bool = False,
         max_output_chars: int | None = None,
+        idempotent: bool = False,
         local_names: Mapping[str, Any] | None = None,
         guard: Guard | None = None,
     ) -> None:
@@ -263,6 +267,7 @@ class Tool(BaseTool[P, R]):
             requires_approval=requires_approval,
             max_output_chars=max_output_chars,
             guard=guard,
+            idempotent=idempotent,
         )
         # The first parameter, when annotated `RunContext[...]`, receives the run's context; never the model's.
         context = inspect_signature(func, local_names).context
@@ -312,6 +317,7 @@ def tool(
     requires_approval: bool = False,
     max_output_chars: int | None = None,
     guard: Guard | None = None,
+    idempotent: bool = False,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
@@ -325,6 +331,7 @@ def tool(
     requires_approval: bool = False,
     max_output_chars: int | None = None,
     guard: Guard | None = None,
+    idempotent: bool = False,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Make a tool from a function, bare (`@tool`) or with options (`@tool(name=..., timeout=...)`).
 
@@ -340,6 +347,8 @@ def tool(
         guard: Sees each call's validated arguments (a dict) before the tool runs (and before approval): it
             returns None to pass, a new dict of arguments to rewrite the call, or raises
             `GuardrailTripped("why")` to block it, which ends an agent's run with status `blocked`.
+        idempotent: Calling it twice does no more than calling it once: a call that a crash interrupted is
+            run again when the run is resumed (otherwise the model is told it was interrupted).
     """
     # Both forms are called from the scope that defines the function: remember its locals in case
     # the annotations are strings naming classes defined there (pydantic does the same).
@@ -356,6 +365,7 @@ def tool(
             timeout=timeout,
             requires_approval=requires_approval,
             max_output_chars=max_output_chars,
+            idempotent=idempotent,
             local_names=local_names,
             guard=guard,
         )

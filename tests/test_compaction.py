@@ -1,0 +1,147 @@
+"""Context compaction over real HTTP: requests stay within the window, the task and system prompt stay, tool
+calls stay with their results, a failed summary falls back to dropping whole turns, and what was shortened
+can be recalled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from toolbox import model_for
+
+from agentlab import Agent, tool
+from agentlab.events import Compacted
+from agentlab.run.compaction import SUMMARY_PREFIX, SUMMARY_SYSTEM, Compactor, split_turns
+
+WINDOW = 2200
+TASK = "Read pages 1 to 8 and tell me the secret word."
+
+
+@tool
+def read_page(n: int) -> str:
+    """Read one page of the book.
+
+    Args:
+        n: The page number.
+    """
+    filler = " ".join(f"page{n}-word{i}" for i in range(250))  # about 600 tokens
+    return f"Page {n}. The secret word of page {n} is kiwi{n}. {filler}"
+
+
+def is_summary(body: dict[str, Any]) -> bool:
+    return body["messages"][0]["content"] == SUMMARY_SYSTEM
+
+
+def book_script(pages: int, summary: str, recall_first: bool = False) -> Any:
+    """Read the pages in order (counting this script's own replies: a compacted request no longer shows every
+    earlier call), optionally recall, then answer."""
+    asked: list[int] = []
+
+    def reply(body: dict[str, Any], index: int) -> dict[str, Any]:
+        if is_summary(body):
+            return {"content": summary}
+        asked.append(index)
+        if len(asked) <= pages:
+            return {"tool_calls": [{"name": "read_page", "arguments": {"n": len(asked)}}]}
+        if recall_first and len(asked) == pages + 1:
+            return {"tool_calls": [{"name": "recall", "arguments": {"query": "secret word of page 1 kiwi1"}}]}
+        return {"content": f"done after {pages} pages"}
+
+    return reply
+
+
+def check_invariants(requests: list[dict[str, Any]]) -> None:
+    chats = [r for r in requests if not is_summary(r)]
+    system, task = chats[0]["messages"][0], chats[0]["messages"][1]
+    assert system["role"] == "system" and task == {"role": "user", "content": TASK}
+    for body in chats:
+        messages = body["messages"]
+        assert messages[0] == system and messages[1] == task  # pinned
+        called: set[str] = set()
+        for message in messages:
+            called |= {c["id"] for c in message.get("tool_calls") or []}
+            if message["role"] == "tool":
+                assert message["tool_call_id"] in called  # a result never without its call
+        answered = {m["tool_call_id"] for m in messages if m["role"] == "tool"}
+        assert called <= answered  # a call never without its result
+
+
+def run_book(scripted_server: Any, summary: str, pages: int = 8, **options: Any) -> tuple[Any, Any]:
+    srv = scripted_server(book_script(pages, summary, options.pop("recall_first", False)))
+    agent = Agent(model_for(srv), tools=[read_page], context_window=WINDOW, max_steps=20, **options)
+    return agent.run(TASK), srv
+
+
+def test_long_observations_are_compacted_with_previews_then_a_summary(scripted_server: Any) -> None:
+    result, srv = run_book(scripted_server, "Pages 1-4 read; the secret words are kiwi1..kiwi4.")
+
+    assert result.status == "done" and result.answer == "done after 8 pages"
+    check_invariants(srv.requests)
+    compacted = [e for e in result.events if isinstance(e, Compacted)]
+    assert compacted and all(e.tokens_after < e.tokens_before and e.window == WINDOW for e in compacted)
+    assert {e.action for e in compacted} >= {"previews", "summary"}
+    last = srv.requests[-1]["messages"]
+    assert any(str(m["content"]).startswith(SUMMARY_PREFIX) for m in last)
+    assert sum(len(str(m["content"] or "")) for m in last) < WINDOW * 3.5 * 0.75
+    # The summary was asked for once and then reused, not asked again on every step.
+    assert sum(1 for r in srv.requests if is_summary(r)) < len(compacted)
+
+
+def test_the_same_run_without_compaction_sends_everything(scripted_server: Any) -> None:
+    result, srv = run_book(scripted_server, "unused", compaction=False)
+    assert result.status == "done"
+    assert not any(isinstance(e, Compacted) for e in result.events)
+    assert sum(len(str(m["content"] or "")) for m in srv.requests[-1]["messages"]) > WINDOW * 3.5
+
+
+def test_an_empty_summary_replaces_nothing_and_the_oldest_whole_turns_are_dropped(scripted_server: Any) -> None:
+    result, srv = run_book(scripted_server, "   ")
+
+    assert result.status == "done"
+    check_invariants(srv.requests)
+    actions = {e.action for e in result.events if isinstance(e, Compacted)}
+    assert "dropped" in actions and "summary" not in actions
+    assert not any(SUMMARY_PREFIX in str(m["content"]) for r in srv.requests for m in r["messages"])
+
+
+def test_what_was_shortened_can_be_recalled(scripted_server: Any) -> None:
+    result, _ = run_book(scripted_server, "", recall_first=True)
+
+    assert result.status == "done"
+    recalled = [e for e in result.events if e.kind == "tool_result" and e.call.name == "recall"]
+    assert recalled and "The secret word of page 1 is kiwi1." in recalled[0].output
+    assert "word249" in recalled[0].output or "page1-word2" in recalled[0].output
+
+
+def test_turns_keep_calls_with_results_and_the_head_is_pinned() -> None:
+    messages = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "t"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "a"}, {"id": "b"}]},
+        {"role": "tool", "tool_call_id": "a", "content": "1"},
+        {"role": "tool", "tool_call_id": "b", "content": "2"},
+        {"role": "assistant", "content": "answer"},
+    ]
+    head, turns = split_turns(messages)
+    assert head == messages[:2] and turns == [messages[2:5], messages[5:]]
+
+
+@pytest.mark.asyncio
+async def test_a_summariser_that_raises_falls_back_to_dropping() -> None:
+    big = "x" * 4000
+    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "task"}]
+    for i in range(6):
+        messages += [
+            {"role": "assistant", "content": "", "tool_calls": [{"id": f"c{i}", "function": {"name": "f"}}]},
+            {"role": "tool", "tool_call_id": f"c{i}", "content": big},
+        ]
+    from agentlab.models.base import ModelRequest
+
+    async def broken(turns: list[dict[str, Any]]) -> str:
+        raise RuntimeError("model down")
+
+    compactor = Compactor(1000, preview_chars=3000)
+    outcome = await compactor.compact(ModelRequest(messages), broken)
+    assert outcome is not None and outcome.action == "dropped" and outcome.summary == ""
+    assert outcome.request.messages[:2] == messages[:2] and outcome.request.messages[-2:] == messages[-2:]
+    assert outcome.tokens_after < outcome.tokens_before
