@@ -15,6 +15,7 @@ from agentlab import decisions
 from agentlab import events as ev
 from agentlab._sync import iterate_sync, run_sync
 from agentlab.decisions import FormatWatch, ModelDecision
+from agentlab.demos import DemoLibrary, resolve_demos, with_demos
 from agentlab.events import Status, ToolCall, Usage
 from agentlab.models.base import (
     DecisionFormat,
@@ -204,6 +205,11 @@ class Agent:
             refused with `ModelRetry`) goes back to the model before the run ends with status `error`.
         output_validator: A callable (or a list of them) that checks the typed output, sync or async; it
             returns the value (possibly replaced) or raises `ModelRetry("why")`.
+        demos: Solved examples (`agentlab.demos.DemoLibrary`): the `demos_k` most similar to each run's task
+            (among those using this agent's tools) are added to its instructions. None (default): the built-in
+            worked episodes of the built-in tools when the model is the embedded `LocalModel`, none otherwise;
+            True: the built-in ones for any model; False: none.
+        demos_k: How many demos a run gets at most.
     """
 
     def __init__(
@@ -222,6 +228,8 @@ class Agent:
         output_type: Any = str,
         output_retries: int = 2,
         output_validator: OutputValidator | Sequence[OutputValidator] | None = None,
+        demos: DemoLibrary | bool | None = None,
+        demos_k: int = 2,
         **strategy_options: Any,
     ) -> None:
         for name, limit, kind in (
@@ -230,6 +238,7 @@ class Agent:
             ("max_seconds", max_seconds, float),
             ("max_parse_failures", max_parse_failures, int),
             ("output_retries", output_retries, int),
+            ("demos_k", demos_k, int),
         ):
             _check_limit(name, limit, kind)
         if approve is not None and not callable(approve):
@@ -249,6 +258,7 @@ class Agent:
 
             model = default_model()
         self.model = model
+        self.demos, self.demos_k = resolve_demos(demos, model), demos_k
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
         self.strategy = strategy
         self.strategy_options = strategy_options
@@ -357,6 +367,7 @@ class Agent:
         # Probing is part of the run: its retries are events, its time counts against max_seconds.
         await self._probe(run)
         instructions = self.instructions(run.context) if callable(self.instructions) else self.instructions
+        instructions = with_demos(instructions, self.demos, run.task, self.demos_k, run.tools.names())
         run.strategy.start(
             StrategyContext(
                 run.task,
