@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         tools = search_tools(corpus)
 
     # A search demo should search: no final answer before the first tool call.
-    agent = Agent(tools=tools, max_steps=args.max_steps, trace=args.trace, min_tool_calls=1)
+    # Grounded: the answer is a sentence copied from what the search returned, not a small model's paraphrase.
+    agent = Agent(
+        tools=tools, max_steps=args.max_steps, trace=args.trace, min_tool_calls=1, answer_from_observations=True
+    )
     finished = render_events(agent.stream(args.question), console)
     return 0 if finished is not None and finished.status == "done" else 1
 

@@ -1,0 +1,53 @@
+"""Grounded answers: the final answer as a span copied from what the tools returned.
+
+For question answering over documents a small model paraphrases badly and invents freely; asked to pick
+one of the observed sentences instead (an `enum` in the final answer's schema, which a grammar enforces),
+it can only answer with text that is really in the documents.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+MAX_SPANS = 40  # an enum of this many sentences keeps the grammar small
+MAX_SPAN_CHARS = 200
+MIN_SPAN_CHARS = 2
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+# Decoration the search tools put around passages: "[1] ", "# ", list bullets, an ellipsis at a cut.
+_DECORATION = re.compile(r"^(?:\[\d+\]\s*|#+\s*|[-*•]\s+|\(.*?\)\s*$)")
+
+
+def candidate_spans(observations: Iterable[str], limit: int = MAX_SPANS) -> list[str]:
+    """Sentences (and title lines) of the observations, cleaned, unique, latest observation first."""
+    spans: list[str] = []
+    for text in reversed(list(observations)):
+        for line in text.splitlines():
+            line = _DECORATION.sub("", line.strip()).strip()
+            for sentence in _SENTENCE_END.split(line):
+                span = " ".join(sentence.split()).rstrip(" …")
+                if span.startswith(("Error:", "No passages", "No page")):
+                    continue
+                if MIN_SPAN_CHARS <= len(span) <= MAX_SPAN_CHARS and span not in spans:
+                    spans.append(span)
+                if len(spans) >= limit:
+                    return spans
+    return spans
+
+
+def is_text_answer(parameters: dict[str, Any] | None) -> bool:
+    """Whether the final action's parameters are the plain-text answer (a single string `answer`)."""
+    if parameters is None:
+        return True
+    properties = parameters.get("properties", {})
+    return set(properties) == {"answer"} and properties["answer"].get("type") == "string"
+
+
+def grounded_parameters(spans: list[str]) -> dict[str, Any]:
+    """The final answer's parameters constrained to one of `spans`."""
+    return {
+        "type": "object",
+        "properties": {"answer": {"enum": spans, "description": "The answer, copied from the observations."}},
+        "required": ["answer"],
+    }
