@@ -42,11 +42,8 @@ def test_observed_sentences_become_the_only_answers_in_the_decision_schema():
     assert result.status == "done" and result.answer == "It was completed in 1889."
     assert "enum" not in str(_final_variant(first))  # nothing observed yet: a free answer
     answer = _final_variant(second)["properties"]["arguments"]["properties"]["answer"]
-    assert answer["enum"][:3] == [
-        "Eiffel Tower",
-        "The Eiffel Tower is a lattice tower in Paris.",
-        "It was completed in 1889.",
-    ]
+    # The title the model asked for is its own text, not an observation: it is not an answer.
+    assert answer["enum"][:2] == ["The Eiffel Tower is a lattice tower in Paris.", "It was completed in 1889."]
 
 
 def test_native_tools_get_the_grounded_final_answer_tool_and_typed_outputs_are_left_alone():
@@ -66,4 +63,7 @@ def test_candidate_spans_are_clean_sentences_latest_first():
     spans = candidate_spans(["[1] Old\nOld news … ", "Error: nothing", PAGE])
     assert spans[0] == "Eiffel Tower" and "Old news" in spans and not any(s.startswith("Error") for s in spans)
     assert all("\n" not in s and not s.startswith(("#", "[")) for s in spans)
+    assert candidate_spans(['No page titled "x". Try {local_search} first.']) == ["Try local_search first."]
+    echo = 'No page titled "Made up. By the model". Try local_search first.'
+    assert candidate_spans([echo], written=["Made up. By the model"]) == ["Try local_search first."]
     assert len(candidate_spans([f"A sentence number {n}." for n in range(100)], limit=5)) == 5

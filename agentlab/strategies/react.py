@@ -68,6 +68,7 @@ class ReAct(StrategyBase):
         self._pending = []
         self._step = 0
         self._observations: list[str] = []  # what tools returned, for grounded answers
+        self._written: list[str] = []  # the model's own tool arguments (tools may echo them back)
         self._json_instructions_due = False  # set when switched to JSON without them in the system prompt
         self.format = context.decision_format
         system = self.system_prompt
@@ -131,7 +132,7 @@ class ReAct(StrategyBase):
         answer is plain text and tools have returned something to copy from; else None."""
         if not self.answer_from_observations or not is_text_answer(self.context.output_schema):
             return None
-        spans = candidate_spans(self._observations)
+        spans = candidate_spans(self._observations, written=self._written)
         return grounded_parameters(spans) if spans else None
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
@@ -143,6 +144,7 @@ class ReAct(StrategyBase):
         self._tool_calls += sum(o.output.error != "repeated" for o in observations)
         self._answer_now = any(o.output.error == "repeated" for o in observations)
         self._observations += [o.output.content for o in observations if o.output.ok]
+        self._written += [str(value) for o in observations for value in o.call.arguments.values()]
         # Tool calls are answered by tool messages, whatever format was asked (a reply is read leniently).
         answered_by_tool_messages = any("tool_calls" in turn for turn in self._pending)
         self.messages += self._pending
