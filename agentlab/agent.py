@@ -18,6 +18,7 @@ from agentlab import events as ev
 from agentlab._redact import redact_data, secret_values
 from agentlab._sync import iterate_sync, run_sync
 from agentlab.decisions import FormatWatch, ModelDecision
+from agentlab.demos import DemoLibrary, resolve_demos, with_demos
 from agentlab.events import PendingCall, Status, ToolCall, Usage
 from agentlab.models.base import (
     DecisionFormat,
@@ -252,6 +253,11 @@ class Agent:
             embedded model, or what the endpoint advertises). Requests that grow past it are compacted.
         compaction: Keep requests within the context window (previews of old tool outputs, then a summary of
             the oldest turns, with a `recall` tool for what was shortened); False sends them as they are.
+        demos: Solved examples (`agentlab.demos.DemoLibrary`): the `demos_k` most similar to each run's task
+            (among those using this agent's tools) are added to its instructions. None (default): the built-in
+            worked episodes of the built-in tools when the model is the embedded `LocalModel`, none otherwise;
+            True: the built-in ones for any model; False: none.
+        demos_k: How many demos a run gets at most.
     """
 
     def __init__(
@@ -278,6 +284,8 @@ class Agent:
         store: str | Path | RunStore | None = None,
         context_window: int | None = None,
         compaction: bool = True,
+        demos: DemoLibrary | bool | None = None,
+        demos_k: int = 2,
         **strategy_options: Any,
     ) -> None:
         for name, limit, kind in (
@@ -288,6 +296,7 @@ class Agent:
             ("output_retries", output_retries, int),
             ("max_tool_calls", max_tool_calls, int),
             ("max_cost", max_cost, float),
+            ("demos_k", demos_k, int),
         ):
             _check_limit(name, limit, kind)
         if approve is not None and not callable(approve):
@@ -314,6 +323,7 @@ class Agent:
         if max_cost is not None or prices:
             check_prices(model, self.prices)
         self.max_tool_calls, self.max_cost = max_tool_calls, max_cost
+        self.demos, self.demos_k = resolve_demos(demos, model), demos_k
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
         self.strategy = strategy
         self.strategy_options = strategy_options
@@ -467,6 +477,7 @@ class Agent:
         await self._probe(run)
         await self._prepare_compaction(run)
         instructions = self.instructions(run.context) if callable(self.instructions) else self.instructions
+        instructions = with_demos(instructions, self.demos, run.task, self.demos_k, run.tools.names())
         run.strategy.start(
             StrategyContext(
                 run.task,

@@ -64,6 +64,15 @@ def is_text_answer(parameters: dict[str, Any] | None) -> bool:
     return parameters is None or parameters == TEXT_ANSWER
 
 
+def is_string_answer(parameters: dict[str, Any] | None) -> bool:
+    """True when the final answer is one string `answer`: plain text, or a constrained string (a length
+    bound, a pattern) that is still text."""
+    if parameters is None:
+        return True
+    properties = parameters.get("properties", {})
+    return set(properties) == {"answer"} and properties["answer"].get("type") == "string"
+
+
 def decision_schema(
     tools: ToolRegistry,
     *,

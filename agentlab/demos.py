@@ -8,7 +8,11 @@ and renders them as instructions, which any strategy puts in its system prompt:
     result = Agent(model, tools, instructions=library.as_instructions(task, k=2)).run(task)
     library.add_from_result(task, result)
 
-Opt-in and explicit: nothing is stored or injected unless you call these methods.
+Runs can also retrieve them by themselves: `Agent(demos=library, demos_k=2)` adds the demos retrieved for
+each run's task to its instructions, whatever the strategy. With the default `demos=None`, runs on the
+embedded small model (`LocalModel`) use `builtin_library()`, a few worked episodes of the built-in tools
+(calculator, local_search/lookup, python); `demos=False` turns that off. Nothing is stored unless you call
+`add` or `add_from_result`.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentlab import events as ev
 from agentlab._jsonl import jsonl_lines
@@ -46,6 +52,21 @@ class Demo:
     trajectory: tuple[str, ...]
     answer: str
     created_at: float = 0.0
+
+    def tool_names(self) -> set[str]:
+        """The tools the demo calls (from "Action: name {...}" lines and JSON decision lines)."""
+        names = set()
+        for line in self.trajectory:
+            if line.startswith("Action: "):
+                names.add(line.removeprefix("Action: ").split(" ", 1)[0])
+            elif line.startswith("{"):
+                try:
+                    action = json.loads(line).get("action") or {}
+                except (ValueError, AttributeError):
+                    continue
+                if isinstance(action, dict) and isinstance(action.get("name"), str):
+                    names.add(action["name"])
+        return names - {"final_answer"}
 
     def render(self) -> str:
         """The demonstration as prompt text."""
@@ -124,22 +145,59 @@ class DemoLibrary:
             return None
         return self.add(task, trajectory_lines(result.events), result.answer)
 
-    def retrieve(self, task: str, k: int = 2) -> list[Demo]:
-        """The `k` stored demos whose tasks are most similar to `task` (BM25; unrelated ones left out)."""
-        demos = list(self._demos)
+    def retrieve(self, task: str, k: int = 2, tools: Collection[str] | None = None) -> list[Demo]:
+        """The `k` stored demos whose tasks are most similar to `task` (BM25; unrelated ones left out); with
+        `tools`, only demos that call no other tools than these."""
+        demos = [d for d in self._demos if tools is None or d.tool_names() <= set(tools)]
         if k <= 0 or not demos:
             return []
         scores = bm25_scores(task, [d.task for d in demos])
         ranked = sorted(zip(scores, range(len(demos)), strict=True), key=lambda pair: (-pair[0], -pair[1]))
         return [demos[index] for score, index in ranked[:k] if score > 0]
 
-    def as_instructions(self, task: str, k: int = 2) -> str | None:
+    def as_instructions(self, task: str, k: int = 2, tools: Collection[str] | None = None) -> str | None:
         """The retrieved demos as system-prompt instructions, or None when none is similar."""
-        found = self.retrieve(task, k)
+        found = self.retrieve(task, k, tools)
         if not found:
             return None
         examples = "\n\n".join(f"Example {n}\n{demo.render()}" for n, demo in enumerate(found, 1))
         return f"{PREAMBLE}\n\n{examples}"
+
+
+BUILTIN_DEMOS = "demos.jsonl"
+
+
+@cache
+def builtin_library() -> DemoLibrary:
+    """Worked episodes of the built-in tools, shipped as `agentlab/data/demos.jsonl` (read once, never written)."""
+    library = DemoLibrary()
+    with resources.as_file(resources.files("agentlab") / "data" / BUILTIN_DEMOS) as path:
+        library._load(path)
+    return library
+
+
+def resolve_demos(demos: DemoLibrary | bool | None, model: Any) -> DemoLibrary | None:
+    """The library an agent uses: `demos` itself; for None, the built-in one when `model` is the embedded
+    small model (small models gain most from examples) and none otherwise; for False, none."""
+    if demos is None:
+        from agentlab.models.local import LocalModel
+
+        return builtin_library() if isinstance(model, LocalModel) else None
+    if demos is True:
+        return builtin_library()
+    if demos is False:
+        return None
+    if not isinstance(demos, DemoLibrary):
+        raise TypeError(f"demos must be a DemoLibrary, True, False or None, not {type(demos).__name__}")
+    return demos
+
+
+def with_demos(
+    instructions: str | None, library: DemoLibrary | None, task: str, k: int, tools: Collection[str]
+) -> str | None:
+    """`instructions` followed by the demos `library` holds for `task` (only those using `tools`)."""
+    found = library.as_instructions(task, k, tools) if library is not None else None
+    return "\n\n".join(part for part in (instructions, found) if part) or None
 
 
 def _one_line(text: str) -> str:

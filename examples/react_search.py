@@ -16,7 +16,6 @@ from rich.console import Console
 
 from agentlab import Agent
 from agentlab.render.console import render_events
-from agentlab.run.output import SHORT_ANSWER_INSTRUCTIONS, ShortAnswer
 from agentlab.tools import LocalCorpus, default_corpus, search_tools, web_search
 from agentlab.tools.builtin.web import network_available
 
@@ -41,14 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         tools = search_tools(corpus)
 
     # A search demo should search: no final answer before the first tool call.
-    # A short answer, as a search box gives (an agent's answer is otherwise as long as the model makes it).
+    # Grounded: the answer is a sentence copied from what the search returned, not a small model's paraphrase.
     agent = Agent(
-        tools=tools,
-        max_steps=args.max_steps,
-        trace=args.trace,
-        min_tool_calls=1,
-        output_type=ShortAnswer,
-        instructions=SHORT_ANSWER_INSTRUCTIONS,
+        tools=tools, max_steps=args.max_steps, trace=args.trace, min_tool_calls=1, answer_from_observations=True
     )
     # deltas=True: the model's text appears as it is generated, not when each step is over.
     finished = render_events(agent.stream(args.question, deltas=True), console)

@@ -71,3 +71,48 @@ def test_library_is_compact_and_tolerates_a_damaged_file(tmp_path: Path):
     reopened.add("count to five", ["Observation: 5"], "5")
     lines = path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 3 and json.loads(lines[2])["task"] == "count to five"  # the damaged line stays
+
+
+def test_agent_option_puts_the_retrieved_demos_in_the_first_request_for_every_strategy():
+    library = DemoLibrary()
+    library.add("What is 17 plus 25?", ['Action: add {"a": 17, "b": 25}', "Observation: 42"], "42")
+    library.add("What is 3 times 4?", ['Action: multiply {"a": 3, "b": 4}', "Observation: 12"], "12")
+    with ScriptedServer([call("final_answer", answer="42")]) as srv:
+        result = Agent(model=model_for(srv), tools=[add], demos=library, demos_k=2).run("What is 19 plus 23?")
+        system = srv.requests[0]["messages"][0]["content"]
+    assert result.status == "done"
+    assert PREAMBLE in system and "Task: What is 17 plus 25?" in system
+    assert "multiply" not in system  # a demo calling a tool this agent lacks is left out
+    with ScriptedServer([{"content": "done"}]) as srv:
+        Agent(model=model_for(srv), tools=[add], strategy="critic", demos=library, max_rounds=0).run(
+            "What is 19 plus 23?"
+        )
+        assert "Task: What is 17 plus 25?" in json.dumps(srv.requests[0]["messages"])
+
+
+def test_the_built_in_demos_are_package_data_used_by_default_only_for_the_embedded_model():
+    from agentlab.demos import builtin_library, resolve_demos
+    from agentlab.models.local import LocalModel
+
+    library = builtin_library()
+    assert len(library) >= 10 and not library.problems
+    assert {name for demo in library for name in demo.tool_names()} == {
+        "calculator",
+        "local_search",
+        "lookup",
+        "python",
+    }
+    found = library.retrieve("What is (37 - 112) * 6 + 15?", k=2, tools=["calculator"])
+    assert len(found) == 2 and all(demo.tool_names() == {"calculator"} for demo in found)
+    embedded = LocalModel(model_path="unused.gguf")  # nothing is loaded before the first call
+    assert resolve_demos(None, embedded) is library and resolve_demos(False, embedded) is None
+    with ScriptedServer([]) as srv:
+        remote = model_for(srv)
+        assert resolve_demos(None, remote) is None and resolve_demos(True, remote) is library
+        assert Agent(model=remote, demos=False).demos is None
+
+
+def test_no_demos_means_the_prompt_is_unchanged():
+    with ScriptedServer([call("final_answer", answer="2")]) as srv:
+        Agent(model=model_for(srv), tools=[add]).run("What is 1 plus 1?")
+        assert PREAMBLE not in srv.requests[0]["messages"][0]["content"]

@@ -20,6 +20,9 @@ def arithmetic_model(body: dict[str, Any], index: int) -> dict[str, Any]:
     """A scripted model that solves "What is <expr>?": with tools it calls the calculator, then answers with
     the tool's result; without tools (the baselines) it always answers 0."""
     messages = body["messages"]
+    structuring = re.search(r"\nAnswer: (.*)\nGive this answer as", messages[-1]["content"] or "")
+    if structuring:  # a typed (float) output asked for after a plain-text answer
+        return {"tool_calls": [{"name": "final_answer", "arguments": {"answer": structuring.group(1)}}]}
     if not body.get("tools"):
         return {"content": "Let me think.\nAnswer: 0"}
     results = [m["content"] for m in messages if m["role"] == "tool"]
@@ -39,7 +42,7 @@ def test_end_to_end_run_writes_files_and_ends_with_the_summary(tmp_path, capsys,
     code = main(eval_args(srv, tmp_path, "--strategy", "react", "cot", "--n", "4", "--seed", "5"))
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-1].startswith("summary: suite=arith strategy=cot model=scripted n=4 accuracy=")
+    assert lines[-1].startswith("summary: suite=arith strategy=cot variant=out=float,demos=auto model=scripted n=4 ")
     assert "accuracy=1.000" in lines[-2] and "strategy=react" in lines[-2] and "parse_rate=1.000" in lines[-2]
     assert lines[0].startswith("| suite | strategy |")
 
@@ -51,10 +54,15 @@ def test_end_to_end_run_writes_files_and_ends_with_the_summary(tmp_path, capsys,
     assert react["summary"]["parse_rate"] == 1.0 and react["summary"]["ci95"][0] > 0.4
     # The baseline answered 0 every time; only an item whose answer really is 0 could count.
     assert cot["summary"]["correct"] == sum(g == "0" for g in gold.values())
-    assert cot["summary"]["mean_steps"] == 1.0 and all(r["prediction"] == "0" for r in cot["items"])
+    # One plain-text request, then the structuring request that turns its answer into a float.
+    assert cot["summary"]["mean_steps"] == 2.0 and all(float(r["prediction"]) == 0 for r in cot["items"])
+    assert "parse_errors=0 errors=0 tool_use=1.00 debris=0" in lines[-2]
+    assert "errors=0 tool_use=0.00" in lines[-1]  # the baseline calls no tool
     markdown = next(tmp_path.glob("arith-react-*.md")).read_text()
-    assert "| arith | react | scripted | 4 | 1.00" in markdown and markdown.count("| yes |") == 4
-    assert srv.consumed == 4 * 2 + 4  # react: calculator + final answer per item; cot: one request
+    assert "| arith | react [out=float,demos=auto] | scripted | 4 | 1.00" in markdown
+    assert markdown.count("| yes | done |") == 4
+    # react: calculator + final answer per item; cot: its plain answer, then that answer as a number (float)
+    assert srv.consumed == 4 * 2 + 4 * 2
 
 
 def test_rerun_continues_from_the_cache(tmp_path, capsys, scripted_server):
@@ -156,3 +164,19 @@ def test_cache_survives_a_line_cut_short(tmp_path):
     assert ItemCache(path, read=False).get("arith/react/m/s0-0") is None
     cache.put("arith/react/m/s0-1", {"id": "s0-1", "status": "done"})  # appended after the fragment
     assert ItemCache(path).get("arith/react/m/s0-1") == {"id": "s0-1", "status": "done"}
+
+
+def test_ablation_flags_reach_the_agent_and_the_report_counts_debris(tmp_path, capsys, scripted_server):
+    def messy_model(body: dict[str, Any], index: int) -> dict[str, Any]:
+        return {"tool_calls": [{"name": "final_answer", "arguments": {"answer": '42"} }}'}}]}
+
+    srv = scripted_server(messy_model)
+    assert main(eval_args(srv, tmp_path, "--n", "2", "--output-type", "text", "--demos", "off")) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "variant=out=text,demos=off" in last and "debris=2" in last and "tool_use=0.00" in last
+    [run] = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert run["config"]["output_type"] == "text" and all(item["debris"] for item in run["items"])
+    # With a float output the same reply cannot be an answer: it is refused, repaired, and the run fails.
+    assert main(eval_args(srv, tmp_path, "--n", "1", "--output-type", "float", "--max-steps", "3")) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "variant=out=float" in last and "errors=1" in last and "parse_errors=3" in last

@@ -145,3 +145,12 @@ def test_strategy_spec():
         StrategySpec.parse("no-such-strategy").factory()
     with pytest.raises(ValueError, match="key=value"):
         StrategySpec.parse("critic:inner")
+
+
+def test_debris_is_markup_or_json_left_in_an_answer():
+    from tools.eval.scoring import has_debris
+
+    for messy in ['"} }}\nThe answer is 2.50', "');[{\"", "&#34;", 'Paris"}', "<b>Paris</b>", "```json"]:
+        assert has_debris(messy), messy
+    for clean in ["Paris", "2.50", "-75", "yes", "Steven Spielberg (born 1946)", "AT&T", "a < b", None, ""]:
+        assert not has_debris(clean), clean

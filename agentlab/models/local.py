@@ -21,6 +21,7 @@ from agentlab.models.base import (
     ReplyDelta,
     RetryCallback,
 )
+from agentlab.models.grammar import MAX_GRAMMAR_STRING_BOUND, budget_schema
 from agentlab.models.streaming import StreamedReply
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -72,11 +73,6 @@ def _lock_for(path: str, n_ctx: int, n_threads: int | None, seed: int) -> thread
     return threading.Lock()
 
 
-# llama.cpp expands a bounded string into one nested optional rule per character; a few thousand levels
-# overflow its grammar parser's stack and kill the process, so long bounds are left to max_tokens.
-MAX_GRAMMAR_STRING_BOUND = 500
-
-
 def grammar_safe(schema: Any) -> Any:
     """A copy of `schema` without string length bounds too large for a llama.cpp grammar."""
     if isinstance(schema, dict):
@@ -102,6 +98,10 @@ class LocalModel:
         max_tokens: Default completion token limit.
         repeat_penalty: Discourages the repetition loops small models fall into.
         seed: Sampling seed, for repeatable runs.
+        tight_grammar: Budget the grammar (`agentlab.models.grammar.budget_schema`): free strings become
+            single-line text without braces, and every string is bounded so the whole JSON object fits in the
+            reply's token limit (which is raised when even the smallest object would not fit). False: the
+            schema as given, only stripped of bounds too large for llama.cpp.
     """
 
     def __init__(
@@ -114,6 +114,7 @@ class LocalModel:
         max_tokens: int = 384,
         repeat_penalty: float = 1.1,
         seed: int = 0,
+        tight_grammar: bool = True,
     ) -> None:
         self.model_path = Path(model_path) if model_path else embedded_model_path()
         self.name = self.model_path.stem
@@ -123,6 +124,7 @@ class LocalModel:
         self.max_tokens = max_tokens
         self.repeat_penalty = repeat_penalty  # small models fall into "000000…" loops without it
         self.seed = seed
+        self.tight_grammar = tight_grammar
 
     @property
     def lock(self) -> threading.Lock:
@@ -165,7 +167,10 @@ class LocalModel:
             "repeat_penalty": self.repeat_penalty,
         }
         if request.response_schema is not None:
-            params["response_format"] = {"type": "json_object", "schema": grammar_safe(request.response_schema)}
+            schema = grammar_safe(request.response_schema)
+            if self.tight_grammar:
+                schema, params["max_tokens"] = budget_schema(schema, params["max_tokens"])
+            params["response_format"] = {"type": "json_object", "schema": schema}
         try:
             with self.lock:
                 if on_delta is None:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from agentlab.decisions import MAX_THOUGHT_CHARS, read_structured, structured_request
 from agentlab.events import ToolCall
 from agentlab.models.base import ModelRequest, ModelResponse
+from agentlab.models.grammar import CODE
 from agentlab.run.conversation import with_history
 from agentlab.strategies.base import (
     Conclusion,
@@ -60,7 +61,7 @@ class CodeStep(BaseModel):
     """One step: a short thought and the Python snippet to run."""
 
     thought: str = Field(default="", max_length=MAX_THOUGHT_CHARS)
-    code: str = Field(min_length=1, max_length=MAX_CODE_CHARS)
+    code: str = Field(min_length=1, max_length=MAX_CODE_CHARS, json_schema_extra=CODE)
 
 
 class _RunnerTool(Tool[..., Any]):

@@ -37,7 +37,7 @@ EXAMPLE_PROGRAM = (
 )
 PROGRAM_SCHEMA = {
     "type": "object",
-    "properties": {"program": {"type": "string"}},
+    "properties": {"program": {"type": "string", "contentMediaType": "text/x-python"}},  # code: keeps newlines
     "required": ["program"],
 }
 RUNNER = "run_solution"

@@ -20,6 +20,7 @@ from agentlab.strategies.base import (
     StrategyBase,
     StrategyContext,
 )
+from agentlab.strategies.grounding import candidate_spans, grounded_parameters
 
 # Only what every run needs; how to answer is said by the decision format (a plain-text reply with native
 # tools, the final_answer action otherwise), so this prompt holds for both.
@@ -35,12 +36,21 @@ class ReAct(StrategyBase):
     before that many tool calls; `answer_on_last_step` (default on) constrains the last step the budget
     allows, and the step after the loop refused a repeated call, to a final answer: a run that gathered
     observations then ends with the model's own answer instead of `max_steps` or `stalled` (smolagents
-    also asks for a final answer when steps run out)."""
+    also asks for a final answer when steps run out). `answer_from_observations` makes a plain-text final
+    answer, once tools have returned something, one of the observed sentences (an `enum` in the final
+    answer's schema, enforced by a grammar or a native tool schema): grounded answers for QA over documents."""
 
     name = "react"
 
-    def __init__(self, system_prompt: str = SYSTEM, answer_on_last_step: bool = True, min_tool_calls: int = 0) -> None:
+    def __init__(
+        self,
+        system_prompt: str = SYSTEM,
+        answer_on_last_step: bool = True,
+        min_tool_calls: int = 0,
+        answer_from_observations: bool = False,
+    ) -> None:
         super().__init__()
+        self.answer_from_observations = answer_from_observations
         self.system_prompt = system_prompt
         self.answer_on_last_step = answer_on_last_step
         self.min_tool_calls = min_tool_calls  # like tool_choice="required" until this many calls were made
@@ -55,6 +65,8 @@ class ReAct(StrategyBase):
         self._answer_now = False
         self._pending = []
         self._step = 0
+        self._observations: list[str] = []  # what tools returned, for grounded answers
+        self._written: list[str] = []  # the model's own tool arguments (tools may echo them back)
         self._json_instructions_due = False  # set when switched to JSON without them in the system prompt
         self.format = context.decision_format
         system = self.system_prompt
@@ -72,9 +84,9 @@ class ReAct(StrategyBase):
         # Computed once: the schema is part of every request's stable prefix. With native tools a plain-text
         # reply already ends the run, so final_answer is offered only where an answer must be forced or
         # typed (and on the forced last step, see _final_request).
-        self._final_tool = decisions.final_answer_tool(final)
+        self._tool_schemas = context.tools.schemas()
         needs_final = self.min_tool_calls > 0 or not decisions.is_text_answer(final)
-        self._tools = [*context.tools.schemas(), *([self._final_tool] if needs_final else [])]
+        self._tools = [*self._tool_schemas, *([decisions.final_answer_tool(final)] if needs_final else [])]
         self._schema = decisions.decision_schema(context.tools, final_parameters=final)
 
     def switch_format(self, fmt: DecisionFormat) -> bool:
@@ -94,24 +106,36 @@ class ReAct(StrategyBase):
             self.messages.append({"role": "user", "content": decisions.json_instructions(self.context.tools)})
             self._json_instructions_due = False
         must_call = self._tool_calls < self.min_tool_calls and len(self.context.tools) > 0
+        grounded = self._grounded_final()
         if self.format == "tools":
             choice = "required" if must_call else None
-            return ModelRequest(messages=list(self.messages), tools=self._tools, tool_choice=choice)
+            tools = self._tools if grounded is None else [*self._tool_schemas, decisions.final_answer_tool(grounded)]
+            return ModelRequest(messages=list(self.messages), tools=tools, tool_choice=choice)
         schema = self._schema if self.format == "json_schema" else None
+        if grounded is not None and schema is not None:
+            schema = decisions.decision_schema(self.context.tools, final_parameters=grounded)
         if must_call and schema is not None:
             schema = decisions.decision_schema(self.context.tools, allow_final=False)
         return ModelRequest(messages=list(self.messages), response_schema=schema)
 
     def _final_request(self) -> ModelRequest:
         messages = [*self.messages, {"role": "user", "content": ANSWER_NOW.format(task=self.context.task)}]
+        final = self._grounded_final() or self.context.output_schema
         if self.format == "tools":
             forced = {"type": "function", "function": {"name": decisions.FINAL}}
-            tools = self._tools if self._final_tool in self._tools else [*self._tools, self._final_tool]
-            return ModelRequest(messages=messages, tools=tools, tool_choice=forced)
-        final_only = decisions.decision_schema(
-            self.context.tools, final_only=True, final_parameters=self.context.output_schema
-        )
+            return ModelRequest(
+                messages=messages, tools=[*self._tool_schemas, decisions.final_answer_tool(final)], tool_choice=forced
+            )
+        final_only = decisions.decision_schema(self.context.tools, final_only=True, final_parameters=final)
         return ModelRequest(messages=messages, response_schema=final_only if self.format == "json_schema" else None)
+
+    def _grounded_final(self) -> dict[str, Any] | None:
+        """The final answer's parameters restricted to observed sentences, when that option is on, the
+        answer is plain text and tools have returned something to copy from; else None."""
+        if not self.answer_from_observations or not decisions.is_string_answer(self.context.output_schema):
+            return None
+        spans = candidate_spans(self._observations, written=self._written)
+        return grounded_parameters(spans) if spans else None
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
         self._pending = [_assistant_turn(response)]
@@ -121,6 +145,8 @@ class ReAct(StrategyBase):
         self._observed = self._observed or bool(observations)
         self._tool_calls += sum(o.output.error != "repeated" for o in observations)
         self._answer_now = any(o.output.error == "repeated" for o in observations)
+        self._observations += [o.output.content for o in observations if o.output.ok]
+        self._written += [str(value) for o in observations for value in o.call.arguments.values()]
         # Tool calls are answered by tool messages, whatever format was asked (a reply is read leniently).
         answered_by_tool_messages = any("tool_calls" in turn for turn in self._pending)
         self.messages += self._pending

@@ -41,6 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--max-seconds", type=float, default=300.0, help="per item")
     parser.add_argument("--fresh", action="store_true", help="ignore cached items (results are still cached)")
+    parser.add_argument(
+        "--output-type",
+        choices=["auto", "float", "text"],
+        default="auto",
+        help="the agent's output_type: auto is float for the numeric suites (gsm8k, arith), text otherwise",
+    )
+    parser.add_argument(
+        "--demos",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="demonstrations: auto is the Agent default (built-in demos on the embedded model only)",
+    )
+    parser.add_argument(
+        "--loose-grammar",
+        action="store_true",
+        help="the embedded model without its budgeted grammar (free strings unconstrained), for ablations",
+    )
     return parser
 
 
@@ -54,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         for spec in strategies:
             spec.factory()  # fail on a missing strategy before any model call
         items = load_items(args.suite, n=args.n, seed=args.seed, offset=args.offset, data=args.data)
-        model_spec = ModelSpec(args.base_url, args.model)
+        model_spec = ModelSpec(args.base_url, args.model, tight_grammar=not args.loose_grammar)
         model = model_spec.build()
     except (UnknownStrategy, DataError, ValueError) as problem:
         errors.print(f"[red]error:[/] {problem}")
@@ -65,13 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rows, summaries = [], []
     for spec in strategies:
-        config = EvalConfig(args.suite, spec, model_spec, args.corpus, args.max_steps, args.max_seconds)
+        config = EvalConfig(
+            args.suite, spec, model_spec, args.corpus, args.max_steps, args.max_seconds, args.output_type, args.demos
+        )
         results = _run_with_progress(config, items, cache, model, args.executor, concurrency, errors)
         summary = summarize(results)
         json_path, _ = write_run(out, stamp, config_dict(config), model.name, summary, results)
         errors.print(f"wrote {json_path} and .md ({summary['cached']} of {summary['n']} items from the cache)")
-        rows.append(table_row(args.suite, spec.label, model.name, summary))
-        summaries.append(summary_line(args.suite, spec.label, model.name, summary))
+        rows.append(table_row(args.suite, config.label, model.name, summary))
+        summaries.append(summary_line(args.suite, spec.label, model.name, summary, config.variant))
     print(TABLE_HEADER)
     print("\n".join(rows))
     print("\n".join(summaries))
@@ -98,7 +117,7 @@ def _run_with_progress(
         TextColumn("{task.fields[correct]} correct"),
     )
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task(f"{config.suite} · {config.strategy.label}", total=len(items), correct=0)
+        task = progress.add_task(f"{config.suite} · {config.label}", total=len(items), correct=0)
         correct = 0
 
         def advance(item: Item, result: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from agentlab._jsonl import jsonl_lines
 from agentlab.executors import run_jobs
 from tools.eval.baselines import BASELINES
+from tools.eval.scoring import has_debris
 from tools.eval.suites import SUITES, Item, suite_tools
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +33,7 @@ class ModelSpec:
 
     base_url: str | None = None
     model: str | None = None
+    tight_grammar: bool = True  # the embedded model's budgeted grammar (agentlab.models.grammar)
 
     def build(self) -> Any:
         if self.base_url:
@@ -43,7 +45,10 @@ class ModelSpec:
             return OpenAIModel(model=self.model, base_url=self.base_url, api_key=key)
         from agentlab.models import default_model
 
-        return default_model()
+        model = default_model()
+        if hasattr(model, "tight_grammar"):
+            model.tight_grammar = self.tight_grammar
+        return model
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,32 @@ class EvalConfig:
     corpus: str | None = None
     max_steps: int = 8
     max_seconds: float | None = 300.0
+    output_type: str = "auto"  # "auto" (float for numeric suites), "float" or "text"
+    demos: str = "auto"  # "auto" (Agent's default: built-in demos on the embedded model), "on" or "off"
+
+    @property
+    def typed_output(self) -> Any:
+        """The Agent's output_type for this config."""
+        numeric = self.suite in NUMERIC_SUITES
+        if self.output_type == "float" or (self.output_type == "auto" and numeric):
+            return float
+        return str
+
+    @property
+    def variant(self) -> str:
+        """The options beside the strategy, as they appear in cache keys and tables."""
+        parts = [f"out={'float' if self.typed_output is float else 'text'}", f"demos={self.demos}"]
+        if not self.model.tight_grammar:
+            parts.append("grammar=loose")
+        return ",".join(parts)
+
+    @property
+    def label(self) -> str:
+        return f"{self.strategy.label} [{self.variant}]"
+
+
+NUMERIC_SUITES = ("gsm8k", "arith")
+DEMOS = {"auto": None, "on": True, "off": False}
 
 
 async def run_item(config: EvalConfig, item: Item, model: Any) -> dict[str, Any]:
@@ -116,7 +147,8 @@ async def run_item(config: EvalConfig, item: Item, model: Any) -> dict[str, Any]
         max_seconds=config.max_seconds,
         # QA scoring compares short answers: ask for one (an app's answer has no such limit)
         instructions=f"{suite.instructions} {SHORT_ANSWER_INSTRUCTIONS}",
-        output_type=ShortAnswer,
+        output_type=ShortAnswer if config.typed_output is str else config.typed_output,
+        demos=DEMOS[config.demos],
     )
     result = await agent.arun(item.question)
     score = suite.score(result.answer, item.gold)
@@ -132,6 +164,8 @@ async def run_item(config: EvalConfig, item: Item, model: Any) -> dict[str, Any]
         "steps": result.steps,
         "decisions": sum(isinstance(e, ev.Decision) for e in result.events),
         "parse_errors": sum(isinstance(e, ev.ParseError) for e in result.events),
+        "tool_calls": sum(isinstance(e, ev.ToolStarted) for e in result.events),
+        "debris": has_debris(result.answer),
         "prompt_tokens": result.usage.prompt_tokens,
         "completion_tokens": result.usage.completion_tokens,
         "seconds": round(result.duration, 3),
@@ -169,7 +203,7 @@ class ItemCache:
 
     @staticmethod
     def key(config: EvalConfig, model_name: str, item_id: str) -> str:
-        return f"{config.suite}/{config.strategy.label}/{model_name}/{item_id}"
+        return f"{config.suite}/{config.label}/{model_name}/{item_id}"
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self._results.get(key)
@@ -239,4 +273,5 @@ async def _close_client(model: Any) -> None:
 def config_dict(config: EvalConfig) -> dict[str, Any]:
     data = asdict(config)
     data["strategy"] = config.strategy.label
+    data["variant"] = config.variant
     return data

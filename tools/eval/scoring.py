@@ -14,6 +14,9 @@ _NUMBER = re.compile(
     r"(?<![\w.])(?P<sign>[-−])?\s?[$€£]?(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<dec>\.\d+)?"
     r"(?:\s*/\s*(?P<den>\d+)(?![\d.]))?"
 )
+# What a clean answer never contains: JSON structure ("{", "}", a quote before a closing bracket), HTML
+# entities and tags, code fences. Small models spill these into free strings; the report counts them.
+_DEBRIS = re.compile(r'[{}]|"\s*[\]}]|&#?\w+;|</?[A-Za-z][^>]*>|```')
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = frozenset(string.punctuation)
 
@@ -40,6 +43,11 @@ def numbers_match(prediction: str | None, gold: str) -> bool:
     expected = extract_number(gold)
     got = extract_number(prediction)
     return expected is not None and got is not None and got == expected
+
+
+def has_debris(text: str | None) -> bool:
+    """Whether an answer carries markup or JSON debris (`{`, `}`, `&#34;`, `"}`, tags, code fences)."""
+    return bool(text) and _DEBRIS.search(text or "") is not None
 
 
 def normalize_answer(text: str) -> str:

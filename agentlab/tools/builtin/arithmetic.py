@@ -7,7 +7,9 @@ import ast
 import math
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from agentlab.tools.function_tool import tool
 
@@ -18,6 +20,12 @@ MAX_EXPRESSION_CHARS = 1000
 # eating the CPU. 10,000 bits is about 3,000 digits, below Python's int-to-str limit of 4,300.
 MAX_INT_BITS = 10_000
 MAX_FACTORIAL = 1000
+# What an expression may contain: digits, operators, parentheses, commas (function arguments) and the
+# lower-case names of the functions and constants. A grammar built from it keeps a small model's
+# expression free of quotes, braces and prose. It is a hint in the schema, not a check: an expression that
+# gets past it (from a model without a grammar) gets the evaluator's own, more helpful, reasons.
+EXPRESSION_PATTERN = rf"^[0-9a-z+\-*/%()., ]{{1,{MAX_EXPRESSION_CHARS}}}$"
+Expression = Annotated[str, Field(json_schema_extra={"pattern": EXPRESSION_PATTERN})]
 
 
 class CalculatorError(ValueError):
@@ -176,7 +184,7 @@ def format_number(value: Number) -> str:
 
 
 @tool(timeout=5.0)
-def calculator(expression: str) -> str:
+def calculator(expression: Expression) -> str:
     """Evaluate an arithmetic expression exactly, e.g. "(3 + 4) * 2 ** 10 / 7" or "sqrt(2) * pi".
 
     Supports + - * / // % ** and parentheses, the constants pi, e, tau and the functions sqrt, log(x[, base]),

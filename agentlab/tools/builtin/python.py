@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
 
 from agentlab.tools.function_tool import Tool, tool
 
@@ -43,6 +45,10 @@ class SandboxRunner:
         return result
 
 
+# Marked as code, so a grammar keeps its newlines and braces (agentlab.models.grammar.CODE).
+Code = Annotated[str, Field(json_schema_extra={"contentMediaType": "text/x-python"})]
+
+
 def python_tool(sandbox: Sandbox | None = None, *, timeout: float = 10.0, name: str = "python") -> Tool[..., Any]:
     """A tool that runs code in `sandbox` (created on first use) and returns what it printed.
 
@@ -55,7 +61,7 @@ def python_tool(sandbox: Sandbox | None = None, *, timeout: float = 10.0, name: 
 
     # The tool's own timeout is looser than the sandbox's, which kills the code first and says so.
     @tool(name=name, timeout=timeout + 10)
-    async def run_python(code: str) -> str:
+    async def run_python(code: Code) -> str:
         """Run Python code in a sandbox and return what it prints. Print the values you need.
 
         Args:

@@ -1,0 +1,50 @@
+"""Grounded answers: the final answer as a span copied from what the tools returned.
+
+For question answering over documents a small model paraphrases badly and invents freely; asked to pick
+one of the observed sentences instead (an `enum` in the final answer's schema, which a grammar enforces),
+it can only answer with text that is really in the documents.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+MAX_SPANS = 40  # an enum of this many sentences keeps the grammar small
+MAX_SPAN_CHARS = 200
+MIN_SPAN_CHARS = 2
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+# Decoration the search tools put around passages: "[1] ", "# ", list bullets, an ellipsis at a cut.
+# Characters a clean answer does not need and a grammar literal handles badly (quotes, backslashes, braces).
+_UNSAFE = re.compile(r'["\\{}\x00-\x1f\x7f]')
+_DECORATION = re.compile(r"^(?:\[\d+\]\s*|#+\s*|[-*•]\s+|\(.*?\)\s*$)")
+
+
+def candidate_spans(observations: Iterable[str], limit: int = MAX_SPANS, written: Iterable[str] = ()) -> list[str]:
+    """Sentences (and title lines) of the observations, cleaned (no quotes, backslashes or braces), unique,
+    latest observation first. Text the model `written` itself (its tool arguments, which a tool may echo back
+    as in "No page titled ...") is not an observation and is left out."""
+    own = [_UNSAFE.sub("", text) for text in written]
+    spans: list[str] = []
+    for text in reversed(list(observations)):
+        for line in text.splitlines():
+            line = _DECORATION.sub("", line.strip()).strip()
+            for sentence in _SENTENCE_END.split(line):
+                span = " ".join(_UNSAFE.sub("", sentence).split()).rstrip(" …")
+                if span.startswith(("Error:", "No passages", "No page")) or any(span.rstrip(".") in t for t in own):
+                    continue
+                if MIN_SPAN_CHARS <= len(span) <= MAX_SPAN_CHARS and span not in spans:
+                    spans.append(span)
+                if len(spans) >= limit:
+                    return spans
+    return spans
+
+
+def grounded_parameters(spans: list[str]) -> dict[str, Any]:
+    """The final answer's parameters constrained to one of `spans`."""
+    return {
+        "type": "object",
+        "properties": {"answer": {"enum": spans, "description": "The answer, copied from the observations."}},
+        "required": ["answer"],
+    }

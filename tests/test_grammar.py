@@ -1,0 +1,107 @@
+"""Budgeted grammars: free strings become clean single-line text, typed parameters keep their shape, and the
+largest object a schema allows fits in the reply's token limit."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import re
+from typing import Annotated, Literal
+
+import pytest
+from pydantic import Field
+
+from agentlab import tool
+from agentlab.decisions import decision_schema
+from agentlab.models.grammar import FREE_TEXT_CHAR, RESERVED_TOKENS, budget_schema, max_size
+from agentlab.tools import ToolRegistry, calculator
+from agentlab.tools.builtin.python import python_tool
+
+
+class Unit(enum.Enum):
+    CELSIUS = "celsius"
+    KELVIN = "kelvin"
+
+
+@tool
+def convert(
+    value: float,
+    unit: Unit,
+    mode: Literal["exact", "rounded"],
+    code: Annotated[str, Field(pattern=r"^[A-Z]{2,3}$")],
+    note: str,
+) -> str:
+    """Convert a temperature.
+
+    Args:
+        value: The temperature.
+        unit: The unit to convert to.
+        mode: How to round.
+        code: A country code.
+        note: Anything else.
+    """
+    return ""
+
+
+def _arguments(schema: dict, tool_name: str) -> dict:
+    for variant in schema["properties"]["action"]["anyOf"]:
+        if variant["properties"]["name"]["const"] == tool_name:
+            return variant["properties"]["arguments"]["properties"]
+    raise AssertionError(tool_name)
+
+
+def test_parameters_carry_their_shape_and_free_strings_become_clean_text():
+    schema, _ = budget_schema(decision_schema(ToolRegistry([convert])), 384)
+    params = _arguments(schema, "convert")
+    assert params["value"]["type"] == "number"
+    assert params["unit"]["enum"] == ["celsius", "kelvin"]  # the Enum's $ref was inlined for the grammar
+    assert params["mode"]["enum"] == ["exact", "rounded"]
+    assert params["code"]["pattern"] == "^[A-Z]{2,3}$"  # the user's own pattern is kept as it is
+    free = re.compile(params["note"]["pattern"])
+    assert params["note"]["pattern"].startswith("^" + FREE_TEXT_CHAR)
+    assert free.match("a plain sentence, with commas.")
+    for debris in ('"} }}', "two\nlines", "{", "back\\slash", "tab\there"):
+        assert not free.match(debris), debris
+    thought = re.compile(schema["properties"]["thought"]["pattern"])
+    assert not thought.match("x" * 121)  # the thought keeps its own bound
+
+
+def test_the_calculator_expression_is_an_arithmetic_pattern_for_the_grammar_only():
+    pattern = re.compile(calculator.parameters["properties"]["expression"]["pattern"])
+    assert pattern.match("(37 - 112) * 6 + 15") and pattern.match("sqrt(2) * pi")
+    assert not pattern.match('37"}') and not pattern.match("1 +\n2") and not pattern.match("What is 2+2?")
+    # Not a validation rule: an endpoint without a grammar still gets the evaluator's reasons.
+    refused = asyncio.run(calculator.invoke({"expression": "2 ^ 3"}))
+    assert not refused.ok and "write powers as a ** b" in refused.content
+
+
+@pytest.mark.parametrize("max_tokens", [512, 384, 300])
+def test_the_largest_decision_fits_in_max_tokens(max_tokens: int):
+    tools = ToolRegistry([calculator, convert])
+    schema, needed = budget_schema(decision_schema(tools), max_tokens)
+    largest = max_size(schema)
+    assert largest is not None and largest + RESERVED_TOKENS <= max_tokens == needed
+    answer = schema["properties"]["action"]["anyOf"][-1]["properties"]["arguments"]["properties"]["answer"]
+    assert re.compile(answer["pattern"]).match("x")  # every string still has room for a value
+
+
+def test_too_small_a_limit_is_raised_to_what_the_structure_needs():
+    schema, needed = budget_schema(decision_schema(ToolRegistry([calculator])), 8)
+    largest = max_size(schema)
+    assert largest is not None and needed == largest + RESERVED_TOKENS > 8
+
+
+def test_code_keeps_its_newlines_and_an_unbudgeted_schema_is_left_alone():
+    schema, _ = budget_schema(decision_schema(ToolRegistry([python_tool()])), 384)
+    assert "pattern" not in _arguments(schema, "python")["code"]
+    loose, needed = budget_schema({"type": "object", "properties": {"x": {"type": "string"}}}, 100, free_text=False)
+    assert loose == {"type": "object", "properties": {"x": {"type": "string"}}} and needed == 100
+
+
+def test_llama_cpp_turns_the_budgeted_schema_into_a_grammar_with_bounded_strings():
+    grammar_module = pytest.importorskip("llama_cpp.llama_grammar")
+    schema, _ = budget_schema(decision_schema(ToolRegistry([calculator, convert])), 384)
+    grammar = grammar_module.json_schema_to_gbnf(json.dumps(schema))
+    assert '[^"\\\\{}' in grammar  # the free-text class
+    assert "char*" not in grammar and "*" not in grammar.replace("[0-9a-z+\\-*/%()., ]", "")  # no unbounded rule

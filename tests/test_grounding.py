@@ -1,0 +1,69 @@
+"""Grounded answers (ReAct's `answer_from_observations`): once tools returned text, a plain-text final answer
+is constrained to one of the observed sentences, in the decision grammar and in the native tool schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolbox import call, decide, model_for
+
+from agentlab import Agent, tool
+from agentlab.strategies.grounding import candidate_spans
+from agentlab.testing import ScriptedServer
+
+PAGE = "# Eiffel Tower\nThe Eiffel Tower is a lattice tower in Paris. It was completed in 1889.\n\nNo more."
+
+
+@tool
+def lookup(title: str) -> str:
+    """Read a page.
+
+    Args:
+        title: The page title.
+    """
+    return PAGE
+
+
+def _final_variant(schema: dict[str, Any]) -> dict[str, Any]:
+    action = schema["properties"]["action"]
+    variants = action.get("anyOf", [action])
+    return next(v for v in variants if v["properties"]["name"]["const"] == "final_answer")
+
+
+def test_observed_sentences_become_the_only_answers_in_the_decision_schema():
+    script = [
+        decide("lookup", "I read the page.", title="Eiffel Tower"),
+        decide("final_answer", answer="It was completed in 1889."),
+    ]
+    with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+        agent = Agent(model=model_for(srv), tools=[lookup], answer_from_observations=True)
+        result = agent.run("When was the Eiffel Tower completed?")
+        first, second = (r["response_format"]["json_schema"]["schema"] for r in srv.requests)
+    assert result.status == "done" and result.answer == "It was completed in 1889."
+    assert "enum" not in str(_final_variant(first))  # nothing observed yet: a free answer
+    answer = _final_variant(second)["properties"]["arguments"]["properties"]["answer"]
+    # The title the model asked for is its own text, not an observation: it is not an answer.
+    assert answer["enum"][:2] == ["The Eiffel Tower is a lattice tower in Paris.", "It was completed in 1889."]
+
+
+def test_native_tools_get_the_grounded_final_answer_tool_and_typed_outputs_are_left_alone():
+    with ScriptedServer([call("lookup", title="Eiffel Tower"), call("final_answer", answer="No more.")]) as srv:
+        Agent(model=model_for(srv), tools=[lookup], answer_from_observations=True).run("When?")
+        final = next(t for t in srv.requests[1]["tools"] if t["function"]["name"] == "final_answer")
+    assert "It was completed in 1889." in final["function"]["parameters"]["properties"]["answer"]["enum"]
+    with ScriptedServer([call("lookup", title="Eiffel Tower"), call("final_answer", answer=1889)]) as srv:
+        result = Agent(model=model_for(srv), tools=[lookup], output_type=int, answer_from_observations=True).run(
+            "When?"
+        )
+        final = next(t for t in srv.requests[1]["tools"] if t["function"]["name"] == "final_answer")
+    assert result.output == 1889 and "enum" not in str(final)
+
+
+def test_candidate_spans_are_clean_sentences_latest_first():
+    spans = candidate_spans(["[1] Old\nOld news … ", "Error: nothing", PAGE])
+    assert spans[0] == "Eiffel Tower" and "Old news" in spans and not any(s.startswith("Error") for s in spans)
+    assert all("\n" not in s and not s.startswith(("#", "[")) for s in spans)
+    assert candidate_spans(['No page titled "x". Try {local_search} first.']) == ["Try local_search first."]
+    echo = 'No page titled "Made up. By the model". Try local_search first.'
+    assert candidate_spans([echo], written=["Made up. By the model"]) == ["Try local_search first."]
+    assert len(candidate_spans([f"A sentence number {n}." for n in range(100)], limit=5)) == 5

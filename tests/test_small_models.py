@@ -1,0 +1,86 @@
+"""The small-model options on the real embedded model (SmolLM2-135M): budgeted grammars, typed numeric
+answers, demonstrations and grounded answers. The model is weak, so these assert the mechanics (JSON that
+closes, numbers that parse, what reaches the prompt), not that the answers are right."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from agentlab.decisions import decision_schema
+from agentlab.models.base import ModelRequest
+from agentlab.tools import ToolRegistry, calculator
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_reply_cut_short_by_a_tiny_token_limit_still_closes_its_json(local_model):
+    request = ModelRequest(
+        messages=[{"role": "user", "content": "Explain at length how to compute (37 - 112) * 6 + 15."}],
+        response_schema=decision_schema(ToolRegistry([calculator])),
+        max_tokens=8,
+    )
+    reply = asyncio.run(local_model.complete(request))
+    decision = json.loads(reply.content)  # would raise on JSON cut off inside the structure
+    assert decision["action"]["name"] in ("calculator", "final_answer")
+    assert "{" not in decision["thought"] and "\n" not in decision["thought"]
+
+
+QUESTIONS = [f"What is {a} {op} {b}?" for a, op, b in [(12, "+", 30), (7, "*", 8), (100, "-", 37), (9, "*", 9)]] + [
+    "How many legs do 3 spiders have?",
+    "A box holds 6 eggs. How many eggs are in 4 boxes?",
+    "What is half of 50?",
+    "Tom had 20 apples and ate 3. How many are left?",
+    "What is 15% of 200?",
+    "How many minutes are in 2 hours?",
+    "What is the square root of 81?",
+    "A pen costs $2. How much do 7 pens cost?",
+    "What is 1000 divided by 8?",
+    "How many days are in 3 weeks?",
+    "What is 2 to the power of 10?",
+    "If a train goes 60 km per hour, how far does it go in 3 hours?",
+    "What is 45 + 55?",
+    "What is 17 times 3?",
+    "How many sides do 5 triangles have in total?",
+    "What is 999 + 1?",
+]
+
+
+def test_typed_numeric_answers_always_parse(local_model):
+    from agentlab import Agent
+
+    agent = Agent(model=local_model, tools=[calculator], output_type=float, max_steps=3)
+    for question in QUESTIONS:
+        result = agent.run(question)
+        assert result.status in ("done", "max_steps"), (question, result.error)
+        if result.status == "done":
+            assert isinstance(result.output, float), (question, result.answer)
+            float(result.answer)  # the text form is the number too
+
+
+class Recording:
+    """The embedded model, with the requests it was sent kept for the test to read."""
+
+    def __init__(self, model):
+        self.model, self.name, self.requests = model, model.name, []
+
+    async def capabilities(self):
+        return await self.model.capabilities()
+
+    async def complete(self, request, on_retry=None):
+        self.requests.append(request)
+        return await self.model.complete(request, on_retry)
+
+
+def test_built_in_demos_reach_the_first_request_on_the_embedded_model(local_model):
+    from agentlab import Agent
+    from agentlab.demos import PREAMBLE, builtin_library
+
+    recording = Recording(local_model)
+    result = Agent(model=recording, tools=[calculator], demos=builtin_library(), max_steps=2).run("What is 48 + 17?")
+    system = recording.requests[0].messages[0]["content"]
+    assert PREAMBLE in system and '"name": "calculator"' in system
+    assert result.status in ("done", "max_steps") and "parse_error" not in [e.kind for e in result.events]
+    assert Agent(model=local_model, tools=[calculator]).demos is builtin_library()  # the default for this model
