@@ -148,8 +148,8 @@ class Worker:
         finally:
             loop.remove_writer(self._in)
             loop.remove_reader(self._out)
-            if not finished.done():
-                self.kill()  # deadline or cancellation of the awaiting task
+            if not finished.done() or finished.cancelled():
+                self.kill()  # deadline or cancellation of the awaiting task (wait_for cancels `finished` too)
         if not timed_out and not overflow:
             # EOF: the worker has exited or is about to; let it finish so its exit status is real.
             give_up = time.monotonic() + _EXIT_GRACE
