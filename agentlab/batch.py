@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlab._jsonl import jsonl_lines
-from agentlab.executors import run_jobs
+from agentlab.executors import close_model_client, run_jobs
 
 TASK_OPTIONS: frozenset[str] = frozenset(
     {"strategy", "strategy_options", "max_steps", "max_tokens", "max_seconds", "instructions"}
@@ -239,7 +239,7 @@ def run_task_blocking(config: BatchConfig, task: BatchTask) -> dict[str, Any]:
         try:
             return await run_task(config, task, model)
         finally:
-            await _close_client(model)
+            await close_model_client(model)
 
     return asyncio.run(main())
 
@@ -273,7 +273,7 @@ def run_batch(
         run=functools.partial(run_task_blocking, config),
         executor=executor,
         concurrency=concurrency,
-        aclose=lambda: _close_client(model),
+        aclose=lambda: close_model_client(model),
         failed=failed,
         ray_address=ray_address,
         pythonpath=_pythonpath(),
@@ -295,12 +295,6 @@ def _tools(spec: str) -> tuple[Any, ...]:
     from agentlab.commands.sources import load_tools
 
     return tuple(load_tools(spec))
-
-
-async def _close_client(model: Any) -> None:
-    close = getattr(model, "aclose", None)
-    if close is not None:
-        await close()
 
 
 def _trace_path(trace_dir: str | None, task_id: str) -> Path | None:

@@ -25,6 +25,14 @@ class ExecutorUnavailable(RuntimeError):
     """The executor asked for cannot run here (Ray is not installed, or the cluster cannot be reached)."""
 
 
+async def close_model_client(model: Any) -> None:
+    """Close the model's HTTP client for the running loop before the loop goes (models without one: no-op);
+    the model stays usable on a later loop."""
+    close = getattr(model, "aclose", None)
+    if close is not None:
+        await close()
+
+
 def run_jobs(
     jobs: Sequence[JobT],
     finished: Callable[[JobT, ResultT], None],

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from test_codeact import sandbox_children
 
 from agentlab.sandbox import Isolation, Sandbox, SandboxResult, SandboxUnavailable
 from agentlab.sandbox._seccomp import build_filter
@@ -208,11 +209,13 @@ async def test_arun_timeout_and_cancellation() -> None:
         started = time.monotonic()
         r = await box.arun("while True:\n    pass", timeout=1.0)
         assert r.timed_out and not r.ok and time.monotonic() - started < 1.0 + 1.5
+        before = len(sandbox_children())  # the module's warm pool has workers too
         task = asyncio.create_task(box.arun("while True:\n    pass", timeout=30))
         await asyncio.sleep(0.3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        assert len(sandbox_children()) == before  # the cancelled run's worker is killed, not left spinning
         assert (await box.arun("print('still fine')")).stdout == "still fine\n"
 
 

@@ -23,7 +23,7 @@ import pytest
 from agentlab.sandbox._landlock import host_abi
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = ["tests/test_sandbox_redteam.py", "tests/test_sandbox_landlock.py"]
+SUITES = ["tests/test_sandbox_redteam.py", "tests/test_sandbox_landlock.py", "tests/test_codeact_redteam.py"]
 CI_USER = "agentlab-ci"
 
 pytestmark = pytest.mark.skipif(host_abi() == 0, reason="the kernel has no Landlock: these modes cannot confine")

@@ -22,7 +22,7 @@ from typing import Any
 from agentlab._text import COUNTED, clip, scrub
 
 from ._launch import NOBODY, WORKDIR, LaunchConfig
-from ._result import SandboxResult
+from ._result import SandboxResult, done_value
 
 _READ_CHUNK = 65536
 # After EOF, how long a worker gets to exit on its own (its exit status explains a missing result).
@@ -148,8 +148,8 @@ class Worker:
         finally:
             loop.remove_writer(self._in)
             loop.remove_reader(self._out)
-            if not finished.done():
-                self.kill()  # deadline or cancellation of the awaiting task
+            if not finished.done() or finished.cancelled():
+                self.kill()  # deadline or cancellation of the awaiting task (wait_for cancels `finished` too)
         if not timed_out and not overflow:
             # EOF: the worker has exited or is about to; let it finish so its exit status is real.
             give_up = time.monotonic() + _EXIT_GRACE
@@ -229,11 +229,7 @@ def decode(ex: Exchange, config: LaunchConfig, timeout: float, duration: float) 
     elif done is not None:
         ok = done.get("ok") is True
         error = done.get("error") if isinstance(done.get("error"), str) else None
-        if ok and isinstance(done.get("value"), str):
-            try:
-                value = json.loads(done["value"])
-            except (ValueError, RecursionError):
-                value = None
+        value = done_value(done) if ok else None
         if not ok and error is None:
             error = "SandboxError: the run failed"
     else:

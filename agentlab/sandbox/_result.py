@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +12,18 @@ class SandboxUnavailable(RuntimeError):
     """Raised instead of running code when the host cannot confine it as required: always when
     neither bubblewrap nor Landlock confines the file system (unless ``allow_weak=True``), and with
     ``strict=True`` when any layer is missing."""
+
+
+def done_value(done: Mapping[str, Any]) -> Any:
+    """The value a worker's `done` frame carries (JSON text from the worker), or None when it has none or the
+    text is not valid JSON: the host never runs anything the worker sent, it only parses data."""
+    encoded = done.get("value")
+    if not isinstance(encoded, str):
+        return None
+    try:
+        return json.loads(encoded)
+    except (ValueError, RecursionError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._result import SnippetResult
+from ._result import SnippetResult, done_value
 
 if TYPE_CHECKING:  # asyncio is imported on first use, keeping `import agentlab.sandbox` cheap
     import asyncio
@@ -338,12 +338,7 @@ class _Snippet:
         if error is None and not ok:
             error = done.get("error") if isinstance(done.get("error"), str) else "SandboxError: the snippet failed"
         final = ok and done.get("final") is True
-        value = None
-        if ok and isinstance(done.get("value"), str):
-            try:
-                value = json.loads(done["value"])
-            except (ValueError, RecursionError):
-                value = None
+        value = done_value(done) if ok else None
         return SnippetResult(
             ok=ok,
             stdout=self._text("o"),

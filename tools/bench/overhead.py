@@ -12,7 +12,7 @@ from typing import Any
 
 from tools.bench.episode import agentlab_agent, agentlab_episode, agentlab_model, close_model, raw_client, raw_episode
 from tools.bench.serve import served
-from tools.bench.stats import percentile, spread
+from tools.bench.stats import episode_table, percentile, spread
 
 Episode = Callable[[], Awaitable[int]]
 
@@ -64,19 +64,7 @@ def measure(steps: int = 10, rounds: int = 10, episodes: int = 20) -> OverheadRe
 
 
 def table(result: OverheadResult) -> list[str]:
-    raw_median = spread(result.times["raw openai"])[0]
-    lines = [
-        f"{result.steps}-step episodes, {result.rounds} interleaved rounds × {result.episodes} episodes each",
-        "",
-        "| contender | median ms / episode | p10–p90 ms | ms / step | × raw client |",
-        "|---|---:|---|---:|---:|",
-    ]
-    for name, samples in result.times.items():
-        median, p10, p90 = spread(samples)
-        lines.append(
-            f"| {name} | {median * 1e3:.2f} | {p10 * 1e3:.2f}–{p90 * 1e3:.2f} | {median * 1e3 / result.steps:.2f} "
-            f"| {median / raw_median:.2f} |"
-        )
+    lines = episode_table(result.steps, result.rounds, result.episodes, result.times, "raw openai", "raw client")
     ratios = result.round_ratios
     lines += [
         "",

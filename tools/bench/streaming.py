@@ -25,7 +25,7 @@ from tools.bench.episode import (
     raw_episode,
 )
 from tools.bench.serve import served
-from tools.bench.stats import spread
+from tools.bench.stats import episode_table, spread
 
 Episode = Callable[[], Awaitable[int]]
 RAW_STREAM = "raw openai, stream=True"
@@ -185,19 +185,7 @@ def measure(steps: int, rounds: int, episodes: int, samples: int, local_runs: in
 
 
 def table(result: StreamingResult) -> list[str]:
-    base = spread(result.times[RAW_STREAM])[0]
-    lines = [
-        f"{result.steps}-step episodes, {result.rounds} interleaved rounds × {result.episodes} episodes each",
-        "",
-        "| contender | median ms / episode | p10–p90 ms | ms / step | × raw streaming |",
-        "|---|---:|---|---:|---:|",
-    ]
-    for name, samples in result.times.items():
-        median, p10, p90 = spread(samples)
-        lines.append(
-            f"| {name} | {median * 1e3:.2f} | {p10 * 1e3:.2f}–{p90 * 1e3:.2f} | {median * 1e3 / result.steps:.2f} "
-            f"| {median / base:.2f} |"
-        )
+    lines = episode_table(result.steps, result.rounds, result.episodes, result.times, RAW_STREAM, "raw streaming")
     lines += ["", "| time to first token | median ms | p10–p90 ms | samples |", "|---|---:|---|---:|"]
     for name, samples in result.first_token.items():
         if samples:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlab._jsonl import jsonl_lines
-from agentlab.executors import run_jobs
+from agentlab.executors import close_model_client, run_jobs
 from tools.eval.baselines import BASELINES
 from tools.eval.scoring import has_debris
 from tools.eval.suites import SUITES, Item, suite_tools
@@ -180,7 +180,7 @@ def run_item_blocking(config: EvalConfig, item: Item) -> dict[str, Any]:
         try:
             return await run_item(config, item, model)
         finally:
-            await _close_client(model)
+            await close_model_client(model)
 
     return asyncio.run(main())
 
@@ -257,17 +257,10 @@ def evaluate(
             run=functools.partial(run_item_blocking, config),
             executor=executor,
             concurrency=concurrency,
-            aclose=lambda: _close_client(model),  # the HTTP client this loop opened; the model stays usable
+            aclose=lambda: close_model_client(model),  # the HTTP client this loop opened; the model stays usable
             pythonpath=[str(REPO_ROOT)],  # so a local Ray instance's workers can import `tools`
         )
     return [results[item.id] for item in items]
-
-
-async def _close_client(model: Any) -> None:
-    """Close the model's HTTP client for the running loop before the loop goes (models without one: no-op)."""
-    close = getattr(model, "aclose", None)
-    if close is not None:
-        await close()
 
 
 def config_dict(config: EvalConfig) -> dict[str, Any]:
