@@ -108,3 +108,15 @@ def test_streaming(capsys):
         summary,
     )
     assert "| raw openai, stream=True |" in out and "| agentlab, deltas=True |" in out and "time to first token" in out
+
+
+def test_compaction_cost(capsys):
+    assert main(["compaction", "--pages", "10", "--rounds", "1"]) == 0
+    out, summary = last_line(capsys)
+    found = re.fullmatch(
+        r"compaction: (\d+) compactions, \d+ extra tokens each \(summaries\), \d+\.\d\d ms each \(median\); "
+        r"prompt tokens (\d+) with, (\d+) without",
+        summary,
+    )
+    assert found and int(found[1]) > 0 and int(found[2]) < int(found[3])
+    assert "| on |" in out and "| off |" in out

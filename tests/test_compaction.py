@@ -4,6 +4,8 @@ can be recalled."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from toolbox import model_for
 from agentlab import Agent, tool
 from agentlab.events import Compacted
 from agentlab.run.compaction import SUMMARY_PREFIX, SUMMARY_SYSTEM, Compactor, split_turns
+from agentlab.testing import ScriptedServer
 
 WINDOW = 2200
 TASK = "Read pages 1 to 8 and tell me the secret word."
@@ -66,9 +69,12 @@ def check_invariants(requests: list[dict[str, Any]]) -> None:
         assert called <= answered  # a call never without its result
 
 
-def run_book(scripted_server: Any, summary: str, pages: int = 8, **options: Any) -> tuple[Any, Any]:
-    srv = scripted_server(book_script(pages, summary, options.pop("recall_first", False)))
-    agent = Agent(model_for(srv), tools=[read_page], context_window=WINDOW, max_steps=20, **options)
+def run_book(
+    scripted_server: Any, summary: str, pages: int = 8, server: dict[str, Any] | None = None, **options: Any
+) -> tuple[Any, Any]:
+    srv = scripted_server(book_script(pages, summary, options.pop("recall_first", False)), **(server or {}))
+    options.setdefault("context_window", WINDOW)
+    agent = Agent(model_for(srv), tools=[read_page], max_steps=20, **options)
     return agent.run(TASK), srv
 
 
@@ -145,3 +151,68 @@ async def test_a_summariser_that_raises_falls_back_to_dropping() -> None:
     assert outcome is not None and outcome.action == "dropped" and outcome.summary == ""
     assert outcome.request.messages[:2] == messages[:2] and outcome.request.messages[-2:] == messages[-2:]
     assert outcome.tokens_after < outcome.tokens_before
+
+
+# --- the window learned from the endpoint -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        {"props": {"default_generation_settings": {"n_ctx": WINDOW}}},  # llama.cpp's server
+        {"props": {"n_ctx": WINDOW}},  # older llama.cpp servers
+        {"model_info": {"max_model_len": WINDOW}},  # vLLM
+    ],
+)
+def test_the_window_is_learned_from_the_endpoint(scripted_server: Any, server: dict[str, Any]) -> None:
+    result, srv = run_book(scripted_server, "Pages 1-4 read.", server=server, context_window=None)
+
+    assert result.status == "done"
+    compacted = [e for e in result.events if isinstance(e, Compacted)]
+    assert compacted and all(e.window == WINDOW for e in compacted)
+    check_invariants(srv.requests)
+
+
+@pytest.mark.asyncio
+async def test_the_window_is_asked_for_once_per_model_by_concurrent_callers(scripted_server: Any) -> None:
+    srv = scripted_server([], model_info={"max_model_len": 32768})
+    model = model_for(srv)
+
+    assert await asyncio.gather(*(model.context_window() for _ in range(5))) == [32768] * 5
+    assert await model.context_window() == 32768
+    assert srv.info_requests == ["/v1/models"]
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        {},  # /props answers 404, the model entry has no length
+        {"props": "<html>not json</html>"},
+        {"props": {"default_generation_settings": {"n_ctx": "big"}}, "model_info": {"max_model_len": -1}},
+    ],
+)
+def test_an_endpoint_that_does_not_say_means_no_compaction_and_no_failure(
+    scripted_server: Any, server: dict[str, Any]
+) -> None:
+    srv = scripted_server(book_script(3, "unused"), **server)
+    agent = Agent(model_for(srv), tools=[read_page], max_steps=10)
+
+    first, second = agent.run(TASK), agent.run(TASK)
+
+    assert first.status == second.status == "done"
+    assert not any(isinstance(e, Compacted) for e in [*first.events, *second.events])
+    assert srv.info_requests == ["/v1/models", "/props"]  # "unknown" is remembered too: asked once
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_endpoint_means_unknown_and_is_asked_again_later() -> None:
+    from agentlab import OpenAIModel
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    model = OpenAIModel("scripted", f"http://127.0.0.1:{port}/v1", "test-key")
+    assert await model.context_window() is None
+
+    async with ScriptedServer([], host="127.0.0.1", port=port, props={"n_ctx": 4096}):
+        assert await model.context_window() == 4096

@@ -180,3 +180,39 @@ def test_ablation_flags_reach_the_agent_and_the_report_counts_debris(tmp_path, c
     assert main(eval_args(srv, tmp_path, "--n", "1", "--output-type", "float", "--max-steps", "3")) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert "variant=out=float" in last and "errors=1" in last and "parse_errors=3" in last
+
+
+def test_context_window_and_no_compaction_flags_reach_the_agent(tmp_path, capsys, scripted_server):
+    data, corpus = tmp_path / "dev.jsonl", tmp_path / "corpus.jsonl"
+    data.write_text(json.dumps({"id": "q1", "question": "Where is the Eiffel Tower?", "answer": "Paris"}) + "\n")
+    filler = " ".join(f"Tower fact {i} about iron and paint." for i in range(120))
+    corpus.write_text(json.dumps({"title": "Eiffel Tower", "text": f"The Eiffel Tower is in Paris. {filler}"}) + "\n")
+
+    steps: list[int] = []  # counted here: a compacted request no longer shows every earlier search
+
+    def model(body: dict[str, Any], index: int) -> dict[str, Any]:
+        if body["messages"][0]["content"].startswith("You summarise"):
+            return {"content": "The Eiffel Tower is in Paris."}
+        steps.append(index)
+        if len(steps) in (1, 2, 3, 5, 6, 7):  # three searches in each of the two runs
+            query = ["Eiffel Tower", "Eiffel Tower Paris", "Tower iron"][(len(steps) - 1) % 4]
+            return {"tool_calls": [{"name": "local_search", "arguments": {"query": query}}]}
+        return {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "Paris"}}]}
+
+    srv = scripted_server(model)
+    common = ["--suite", "hotpotqa", "--base-url", srv.base_url, "--model", "scripted", "--out", str(tmp_path)]
+    common += ["--data", str(data), "--corpus", str(corpus), "--n", "1", "--context-window", "500"]
+    runs = []
+    for extra in ([], ["--no-compaction"]):
+        assert main([*common, *extra]) == 0
+        capsys.readouterr()
+        [latest] = sorted(tmp_path.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)[-1:]
+        runs.append(json.loads(latest.read_text()))
+        latest.unlink()
+    compacted, whole = runs
+    assert compacted["config"]["context_window"] == 500 and compacted["config"]["compaction"] is True
+    assert whole["config"]["compaction"] is False
+    assert compacted["items"][0]["compactions"] > 0 and whole["items"][0]["compactions"] == 0
+    assert compacted["summary"]["compactions"] == compacted["items"][0]["compactions"]
+    assert compacted["items"][0]["correct"] and whole["items"][0]["correct"]
+    assert not srv.failures

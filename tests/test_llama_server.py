@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -168,3 +169,14 @@ def test_deps_reach_a_tool_through_the_server(llama_server):
     outputs = [e.output for e in result.events if isinstance(e, ev.ToolResult) and e.call.name == "balance"]
     assert outputs and len(ledger.seen) == len(outputs)
     assert all("(asked by ada)" in out for out in outputs)
+
+
+async def test_this_server_does_not_say_its_context_window(llama_server):
+    # llama-cpp-python's server (unlike llama.cpp's own) has no /props, and its /v1/models entries carry no
+    # max_model_len: the window is unknown here, and asking for it fails nothing (pass context_window=).
+    model = OpenAIModel(model="smollm2", base_url=llama_server, api_key="none")
+    assert await model.context_window() is None
+    props = urllib.request.Request(llama_server.removesuffix("/v1") + "/props")
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(props, timeout=10)
+    assert missing.value.code == 404

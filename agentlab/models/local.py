@@ -137,6 +137,11 @@ class LocalModel:
     def __repr__(self) -> str:
         return f"LocalModel({self.name!r})"
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` by the model's own tokenizer (what context compaction counts with)."""
+        # No lock: tokenizing reads only the vocabulary, never the context a completion is using.
+        return len(_load(*self._key()).tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
+
     async def capabilities(self) -> Capabilities:
         """Schema-constrained JSON (a llama.cpp grammar); never native tool calls."""
         # llama-cpp-python turns a JSON Schema into a grammar; its native tool calling is not reliable

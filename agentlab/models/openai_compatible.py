@@ -24,6 +24,7 @@ from agentlab.models.base import (
 )
 
 PROBE_NAME = "agentlab_probe"
+WINDOW_TIMEOUT = 10.0  # seconds for each context-window look-up: it is optional and must not hold a run up
 _PROBE_SCHEMA = {
     "type": "object",
     "properties": {"ok": {"type": "boolean"}},
@@ -84,6 +85,12 @@ class OpenAIModel:
             weakref.WeakKeyDictionary()
         )
         self._probe_listeners: list[RetryCallback] = []
+        # The context window the endpoint advertises: learned once (None when it says nothing), single-flight.
+        self._window: int | None = None
+        self._window_known = False
+        self._window_asking: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[int | None]] = (
+            weakref.WeakKeyDictionary()
+        )
         # httpx connection pools belong to one event loop; sync wrappers create fresh loops.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
@@ -250,6 +257,48 @@ class OpenAIModel:
             if on_retry is not None:
                 self._probe_listeners.remove(on_retry)
 
+    async def context_window(self) -> int | None:
+        """The context window in tokens as the endpoint advertises it, or None when it does not say: vLLM's
+        `max_model_len` on the model's entry in `GET /v1/models`, else llama.cpp's server `GET /props`
+        (`default_generation_settings.n_ctx`, or `n_ctx`). Asked once per model object (concurrent callers
+        share one look-up) and never raises: a 404, junk or an unreachable endpoint means unknown (the last
+        is not remembered, so a later run asks again)."""
+        if self._window_known:
+            return self._window
+        loop = asyncio.get_running_loop()
+        asking = self._window_asking.get(loop)
+        if asking is None:
+            asking = loop.create_task(self._ask_window())
+            self._window_asking[loop] = asking
+            asking.add_done_callback(lambda _: self._window_asking.pop(loop, None))
+        # shield: a caller cancelled by its own deadline must not cancel the look-up the others await.
+        return await asyncio.shield(asking)
+
+    async def _ask_window(self) -> int | None:
+        from openai import APIConnectionError
+
+        reachable = False
+        for read, path in ((_window_of_models, "models"), (_window_of_props, self._server_root() + "/props")):
+            try:
+                body = await self._client().get(path, cast_to=object, options={"timeout": WINDOW_TIMEOUT})
+            except APIConnectionError:  # no answer (timeouts included) says nothing yet: ask again next run
+                continue
+            except Exception:  # an error status or a body that is not JSON: the endpoint does not say here
+                reachable = True
+                continue
+            reachable = True
+            window = read(body, self.name)
+            if window is not None:
+                self._window, self._window_known = window, True
+                return window
+        self._window_known = reachable
+        return None
+
+    def _server_root(self) -> str:
+        """The server's root URL (llama.cpp serves `/props` beside `/v1`, not under it)."""
+        base = str(self._client().base_url).rstrip("/")
+        return base[: -len("/v1")] if base.endswith("/v1") else base
+
     def _probe_finished(self, loop: asyncio.AbstractEventLoop, probing: asyncio.Task[Capabilities]) -> None:
         self._probing.pop(loop, None)
         if not probing.cancelled():
@@ -329,6 +378,29 @@ class OpenAIModel:
             if _is_unsupported(error):
                 return None
             raise
+
+
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _window_of_models(body: Any, model: str) -> int | None:
+    """vLLM's `max_model_len` on this model's entry (or the only entry) of a `/v1/models` listing."""
+    entries = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(entries, list):
+        return None
+    entries = [e for e in entries if isinstance(e, dict)]
+    named = [e for e in entries if e.get("id") == model] or (entries if len(entries) == 1 else [])
+    return _positive(named[0].get("max_model_len")) if named else None
+
+
+def _window_of_props(body: Any, model: str) -> int | None:
+    """llama.cpp's server: `n_ctx` of its default generation settings (older versions: at the top)."""
+    if not isinstance(body, dict):
+        return None
+    settings = body.get("default_generation_settings")
+    found = _positive(settings.get("n_ctx")) if isinstance(settings, dict) else None
+    return found or _positive(body.get("n_ctx"))
 
 
 def _is_transport_error(error: Exception) -> bool:

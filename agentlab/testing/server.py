@@ -86,6 +86,8 @@ class ScriptedServer:
         record: bool = True,
         probe_script: dict[str, list[ScriptItem]] | None = None,
         echo_tool_results: bool = True,
+        props: dict[str, Any] | str | None = None,
+        model_info: dict[str, Any] | None = None,
     ) -> None:
         if callable(script):
             self._script_fn: Callable[[dict[str, Any], int], ScriptItem | None] | None = script
@@ -106,9 +108,12 @@ class ScriptedServer:
         self.record = record
         self._host = host
         self._port = port
+        self.props = props
+        self.model_info = model_info or {}
 
         self.requests: list[dict[str, Any]] = []
         self.probe_requests: list[dict[str, Any]] = []
+        self.info_requests: list[str] = []  # paths of GET /props and GET /v1/models, in order
         # Server-side problems (exhaustion, bad items, unparsable requests), for assertions like
         # `assert not srv.failures` when the client swallowed the HTTP error.
         self.failures: list[str] = []
@@ -260,7 +265,11 @@ class ScriptedServer:
         path = request.path.rstrip("/")
         if request.method == "POST" and path.endswith("/chat/completions"):
             return await self._chat(request, reader, writer)
+        if request.method == "GET" and path.endswith("/props"):
+            self.info_requests.append(path)
+            return await self._send_props(writer, request.keep_alive)
         if request.method == "GET" and path.endswith("/models"):
+            self.info_requests.append(path)
             body = {"object": "list", "data": [self._model_json()]}
             return await self._send_json(writer, 200, body, keep_alive=request.keep_alive)
         if request.method == "GET" and path.endswith(f"/models/{self.model}"):
@@ -269,7 +278,19 @@ class ScriptedServer:
         return await self._send_json(writer, 404, error_json(404, message), keep_alive=request.keep_alive)
 
     def _model_json(self) -> dict[str, Any]:
-        return {"id": self.model, "object": "model", "created": 0, "owned_by": "agentlab"}
+        return {"id": self.model, "object": "model", "created": 0, "owned_by": "agentlab", **self.model_info}
+
+    async def _send_props(self, writer: asyncio.StreamWriter, keep_alive: bool) -> bool:
+        if self.props is None:
+            message = "scripted server: no route for GET /props (this server was given no props)"
+            return await self._send_json(writer, 404, error_json(404, message), keep_alive=keep_alive)
+        if isinstance(self.props, dict):
+            return await self._send_json(writer, 200, self.props, keep_alive=keep_alive)
+        data = self.props.encode()
+        head = _http.response_head(200, content_type=_JSON, keep_alive=keep_alive, content_length=len(data))
+        writer.write(head + data)
+        await writer.drain()
+        return keep_alive
 
     async def _chat(self, request: _http.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         keep_alive = request.keep_alive

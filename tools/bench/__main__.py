@@ -1,4 +1,5 @@
-"""`python -m tools.bench <name>`: overhead, streaming, imports, first-request, concurrency, sandbox, codeact or local.
+"""`python -m tools.bench <name>`: overhead, streaming, imports, first-request, concurrency, sandbox, codeact,
+compaction or local.
 
 Each prints a markdown table for docs/benchmarks.md; the last line is a one-line summary. Timings on a
 shared machine are noisy: compare the ratios, not bare times.
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     codeact = sub.add_parser("codeact", help="one tool call from CodeAct code vs from ReAct")
     codeact.add_argument("--rounds", type=int, default=10)
     codeact.add_argument("--calls", type=int, default=200, help="tool calls per snippet")
+    compaction = sub.add_parser("compaction", help="what context compaction costs: time and tokens")
+    compaction.add_argument("--pages", type=int, default=12, help="long tool results per episode")
+    compaction.add_argument("--rounds", type=int, default=5)
     local = sub.add_parser("local", help="the embedded model: tokens/s and time to first decision")
     local.add_argument("--runs", type=int, default=3)
     local.add_argument("--max-tokens", type=int, default=96)
@@ -93,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
         cost = codeact.measure(args.rounds, args.calls)
         lines = [*codeact.table(cost), "", codeact.summary(cost)]
+    elif args.name == "compaction":
+        from tools.bench import compaction
+
+        measured = compaction.measure(args.pages, args.rounds)
+        lines = [*compaction.table(measured), "", compaction.summary(measured)]
     else:
         from tools.bench import local_model
 

@@ -58,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the embedded model without its budgeted grammar (free strings unconstrained), for ablations",
     )
+    parser.add_argument(
+        "--context-window",
+        type=int,
+        metavar="N",
+        help="the agent's context window in tokens (the embedded model is also loaded with n_ctx=N)",
+    )
+    parser.add_argument(
+        "--no-compaction", action="store_true", help="send whole conversations, however long (for comparison)"
+    )
     return parser
 
 
@@ -71,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         for spec in strategies:
             spec.factory()  # fail on a missing strategy before any model call
         items = load_items(args.suite, n=args.n, seed=args.seed, offset=args.offset, data=args.data)
-        model_spec = ModelSpec(args.base_url, args.model, tight_grammar=not args.loose_grammar)
+        if args.context_window is not None and args.context_window <= 0:
+            raise ValueError(f"--context-window must be a positive number of tokens, not {args.context_window}")
+        model_spec = ModelSpec(
+            args.base_url, args.model, tight_grammar=not args.loose_grammar, n_ctx=args.context_window
+        )
         model = model_spec.build()
     except (UnknownStrategy, DataError, ValueError) as problem:
         errors.print(f"[red]error:[/] {problem}")
@@ -83,7 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     rows, summaries = [], []
     for spec in strategies:
         config = EvalConfig(
-            args.suite, spec, model_spec, args.corpus, args.max_steps, args.max_seconds, args.output_type, args.demos
+            args.suite,
+            spec,
+            model_spec,
+            args.corpus,
+            args.max_steps,
+            args.max_seconds,
+            args.output_type,
+            args.demos,
+            args.context_window,
+            not args.no_compaction,
         )
         results = _run_with_progress(config, items, cache, model, args.executor, concurrency, errors)
         summary = summarize(results)

@@ -36,6 +36,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "statuses": dict(Counter(r["status"] for r in results)),
         "parse_errors": sum(r["parse_errors"] for r in results),
         "errors": sum(r["status"] == "error" for r in results),
+        "compactions": sum(r.get("compactions", 0) for r in results),  # 0 for results from before it was counted
         # Items on which the agent called a tool at least once (None for results from before it was counted).
         "tool_use": (
             sum(r["tool_calls"] > 0 for r in results) / n if n and all("tool_calls" in r for r in results) else None

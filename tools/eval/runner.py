@@ -34,6 +34,7 @@ class ModelSpec:
     base_url: str | None = None
     model: str | None = None
     tight_grammar: bool = True  # the embedded model's budgeted grammar (agentlab.models.grammar)
+    n_ctx: int | None = None  # the embedded model's context window (None: its default)
 
     def build(self) -> Any:
         if self.base_url:
@@ -48,6 +49,8 @@ class ModelSpec:
         model = default_model()
         if hasattr(model, "tight_grammar"):
             model.tight_grammar = self.tight_grammar
+        if self.n_ctx and hasattr(model, "n_ctx"):
+            model.n_ctx = self.n_ctx  # a small real window, so what compaction prevents can happen
         return model
 
 
@@ -106,6 +109,8 @@ class EvalConfig:
     max_seconds: float | None = 300.0
     output_type: str = "auto"  # "auto" (float for numeric suites), "float" or "text"
     demos: str = "auto"  # "auto" (Agent's default: built-in demos on the embedded model), "on" or "off"
+    context_window: int | None = None  # the Agent's context_window (None: learned from the model)
+    compaction: bool = True
 
     @property
     def typed_output(self) -> Any:
@@ -121,6 +126,10 @@ class EvalConfig:
         parts = [f"out={'float' if self.typed_output is float else 'text'}", f"demos={self.demos}"]
         if not self.model.tight_grammar:
             parts.append("grammar=loose")
+        if self.context_window:
+            parts.append(f"ctx={self.context_window}")
+        if not self.compaction:
+            parts.append("compaction=off")
         return ",".join(parts)
 
     @property
@@ -149,6 +158,8 @@ async def run_item(config: EvalConfig, item: Item, model: Any) -> dict[str, Any]
         instructions=f"{suite.instructions} {SHORT_ANSWER_INSTRUCTIONS}",
         output_type=ShortAnswer if config.typed_output is str else config.typed_output,
         demos=DEMOS[config.demos],
+        context_window=config.context_window,
+        compaction=config.compaction,
     )
     result = await agent.arun(item.question)
     score = suite.score(result.answer, item.gold)
@@ -165,6 +176,7 @@ async def run_item(config: EvalConfig, item: Item, model: Any) -> dict[str, Any]
         "decisions": sum(isinstance(e, ev.Decision) for e in result.events),
         "parse_errors": sum(isinstance(e, ev.ParseError) for e in result.events),
         "tool_calls": sum(isinstance(e, ev.ToolStarted) for e in result.events),
+        "compactions": sum(isinstance(e, ev.Compacted) for e in result.events),
         "debris": has_debris(result.answer),
         "prompt_tokens": result.usage.prompt_tokens,
         "completion_tokens": result.usage.completion_tokens,
