@@ -75,7 +75,7 @@ def test_concurrency(capsys):
         r"concurrency: agentlab 1 agents \d+\.\d\dx ideal \(\d+\.\d\dx raw\), 3 agents \d+\.\d\dx ideal", summary
     )
     assert out.count("| raw openai |") == 1 and out.count("| agentlab |") == 2
-    assert out.count("| server alone (bare httpx) |") == 2
+    assert out.count("| server alone (bare client) |") == 2
 
 
 def test_sandbox(capsys):

@@ -22,7 +22,7 @@ from agentlab.models.base import (
     RetryCallback,
     SchemaDialect,
 )
-from agentlab.models.wire import BodyEncoder
+from agentlab.models.wire import BodyEncoder, ClientShards
 
 PROBE_NAME = "agentlab_probe"
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -87,32 +87,31 @@ class OpenAIModel:
         )
         self._probe_listeners: list[RetryCallback] = []
         # httpx connection pools belong to one event loop; sync wrappers create fresh loops.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ClientShards] = weakref.WeakKeyDictionary()
         self._encoder = BodyEncoder()  # the conversation only grows: each message is encoded once
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIModel(model={self.name!r}, base_url={self.base_url!r})"
 
-    def _client(self) -> Any:
+    def _clients_here(self) -> ClientShards:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            from openai import AsyncOpenAI
+        shards = self._clients.get(loop)
+        if shards is None:
+            shards = self._clients[loop] = ClientShards(self._new_client)
+        return shards
 
-            client = AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=self._api_key or "not-needed",
-                timeout=self.timeout,
-                max_retries=0,
-            )
-            self._clients[loop] = client
-        return client
+    def _new_client(self) -> Any:
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(
+            base_url=self.base_url, api_key=self._api_key or "not-needed", timeout=self.timeout, max_retries=0
+        )
 
     async def aclose(self) -> None:
-        """Close this event loop's HTTP client (others close with their loops)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
+        """Close this event loop's HTTP clients (others close with their loops)."""
+        shards = self._clients.pop(asyncio.get_running_loop(), None)
+        if shards is not None:
+            await shards.aclose()
 
     async def complete(
         self,
@@ -183,23 +182,23 @@ class OpenAIModel:
         from agentlab.models.retry import MalformedReply
         from agentlab.models.wire import read_completion, response_class
 
-        streaming = on_delta is not None
-        reply = await self._client().post(
-            "/chat/completions",
-            cast_to=response_class(),
-            content=body,
-            options={"headers": _JSON_HEADERS},
-            stream=streaming,
-        )
-        if on_delta is None:
+        async with self._clients_here().lease() as client:  # held until the reply is read
+            reply = await client.post(
+                "/chat/completions",
+                cast_to=response_class(),
+                content=body,
+                options={"headers": _JSON_HEADERS},
+                stream=on_delta is not None,
+            )
+            if on_delta is None:
+                try:
+                    return read_completion(reply.content, reply.headers.get("content-type", ""))
+                except ValueError as error:  # a 2xx body said to be JSON that is not (json.JSONDecodeError)
+                    raise MalformedReply(f"the reply body is not JSON: {error}") from error
             try:
-                return read_completion(reply.content, reply.headers.get("content-type", ""))
-            except ValueError as error:  # a 2xx body said to be JSON that is not (json.JSONDecodeError)
-                raise MalformedReply(f"the reply body is not JSON: {error}") from error
-        try:
-            return await self._read_stream(reply, params, on_delta)
-        finally:
-            await reply.aclose()
+                return await self._read_stream(reply, params, on_delta)
+            finally:
+                await reply.aclose()
 
     async def _read_stream(self, reply: Any, params: dict[str, Any], on_delta: DeltaCallback) -> Any:
         import openai

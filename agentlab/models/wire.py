@@ -13,9 +13,11 @@ import contextlib
 import functools
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+PER_CLIENT = 32  # requests in flight on one HTTP client before another is opened (see ClientShards)
 CAPACITY = 16384  # encoded messages kept per model: ~500 concurrent runs of 30 messages each
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -77,6 +79,40 @@ class BodyEncoder:
             with contextlib.suppress(KeyError):  # another thread's request emptied it first
                 self._encoded.popitem(last=False)
         return text
+
+
+class ClientShards:
+    """The `openai` clients of one event loop, each carrying at most `per_client` requests at a time.
+
+    httpx's connection pool scans every connection and waiting request on each request it assigns, so its
+    cost per request grows with the number in flight: with 500 agents sharing one client, most of the
+    client's time went there. Small pools keep that scan short. A lone agent stays on the first client (and
+    its kept-alive connection); a client is added only when all are busy.
+    """
+
+    def __init__(self, new_client: Callable[[], Any], per_client: int = PER_CLIENT) -> None:
+        self._new_client = new_client
+        self.per_client = per_client
+        self.clients: list[Any] = []
+        self._in_flight: list[int] = []
+
+    @asynccontextmanager
+    async def lease(self) -> AsyncIterator[Any]:
+        """A client with room for one more request, for the duration of the request."""
+        index = next((i for i, n in enumerate(self._in_flight) if n < self.per_client), len(self.clients))
+        if index == len(self.clients):
+            self.clients.append(self._new_client())
+            self._in_flight.append(0)
+        self._in_flight[index] += 1
+        try:
+            yield self.clients[index]
+        finally:
+            self._in_flight[index] -= 1
+
+    async def aclose(self) -> None:
+        clients, self.clients, self._in_flight = self.clients, [], []
+        for client in clients:
+            await client.close()
 
 
 def _snapshot(value: dict[str, Any] | list[Any]) -> tuple[Any, ...]:
