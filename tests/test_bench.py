@@ -42,9 +42,12 @@ def test_overhead(capsys):
     assert main(["overhead", "--steps", "3", "--rounds", "2", "--episodes", "2"]) == 0
     out, summary = last_line(capsys)
     assert re.fullmatch(
-        r"overhead: agentlab / raw openai = \d+\.\d\dx \([-+]\d+\.\d\d ms per step\), target <= 1.2x", summary
+        r"overhead: agentlab / raw openai sync = \d+\.\d\dx \([-+]\d+\.\d\d ms per step\), "
+        r"/ raw openai async = \d+\.\d\dx, target <= 0.6x",
+        summary,
     )
-    assert "| raw openai |" in out and "| agentlab |" in out and "per-round ratio" in out
+    assert "| raw openai sync |" in out and "| raw openai async |" in out and "| agentlab |" in out
+    assert "per-round ratio" in out
 
 
 def test_imports(capsys):
@@ -68,8 +71,11 @@ def test_first_request(capsys):
 def test_concurrency(capsys):
     assert main(["concurrency", "--agents", "1", "3", "--steps", "2", "--latency", "0.01", "--raw-up-to", "1"]) == 0
     out, summary = last_line(capsys)
-    assert re.fullmatch(r"concurrency: 1 agents \d+\.\d\dx ideal, 3 agents \d+\.\d\dx ideal", summary)
+    assert re.fullmatch(
+        r"concurrency: agentlab 1 agents \d+\.\d\dx ideal \(\d+\.\d\dx raw\), 3 agents \d+\.\d\dx ideal", summary
+    )
     assert out.count("| raw openai |") == 1 and out.count("| agentlab |") == 2
+    assert out.count("| server alone (bare client) |") == 2
 
 
 def test_sandbox(capsys):

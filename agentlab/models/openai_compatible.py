@@ -22,9 +22,11 @@ from agentlab.models.base import (
     RetryCallback,
     SchemaDialect,
 )
+from agentlab.models.wire import BodyEncoder, ClientShards
 
 PROBE_NAME = "agentlab_probe"
 WINDOW_TIMEOUT = 10.0  # seconds for each context-window look-up: it is optional and must not hold a run up
+_JSON_HEADERS = {"Content-Type": "application/json"}
 _PROBE_SCHEMA = {
     "type": "object",
     "properties": {"ok": {"type": "boolean"}},
@@ -92,31 +94,31 @@ class OpenAIModel:
             weakref.WeakKeyDictionary()
         )
         # httpx connection pools belong to one event loop; sync wrappers create fresh loops.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ClientShards] = weakref.WeakKeyDictionary()
+        self._encoder = BodyEncoder()  # the conversation only grows: each message is encoded once
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIModel(model={self.name!r}, base_url={self.base_url!r})"
 
-    def _client(self) -> Any:
+    def _clients_here(self) -> ClientShards:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            from openai import AsyncOpenAI
+        shards = self._clients.get(loop)
+        if shards is None:
+            shards = self._clients[loop] = ClientShards(self._new_client)
+        return shards
 
-            client = AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=self._api_key or "not-needed",
-                timeout=self.timeout,
-                max_retries=0,
-            )
-            self._clients[loop] = client
-        return client
+    def _new_client(self) -> Any:
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(
+            base_url=self.base_url, api_key=self._api_key or "not-needed", timeout=self.timeout, max_retries=0
+        )
 
     async def aclose(self) -> None:
-        """Close this event loop's HTTP client (others close with their loops)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
+        """Close this event loop's HTTP clients (others close with their loops)."""
+        shards = self._clients.pop(asyncio.get_running_loop(), None)
+        if shards is not None:
+            await shards.aclose()
 
     async def complete(
         self,
@@ -160,6 +162,9 @@ class OpenAIModel:
 
         params = self._params(request, dialect or self.schema_dialect)
         try:
+            if on_delta is not None:
+                params = {**params, "stream": True, "stream_options": {"include_usage": True}}
+            body = self._encoder.encode(params)  # once per call, not per attempt
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(max_attempts or self.max_attempts),
                 wait=BackoffWait(maximum=self.max_retry_wait),
@@ -168,44 +173,65 @@ class OpenAIModel:
                 reraise=True,
             ):
                 with attempt:
-                    response = _to_response(await self._receive(params, hand_on if on_delta else None))
+                    response = _to_response(await self._receive(body, params, hand_on if on_delta else None))
         except Exception as error:
             raise ModelError(f"{self.name}: {_describe(error)}") from error
         return response
 
-    async def _receive(self, params: dict[str, Any], on_delta: DeltaCallback | None) -> Any:
-        """The whole reply, as a completion. With `on_delta` it is streamed, each piece handed on as it
-        arrives, and folded back into the completion a non-streamed request returns: one reader and one
-        retry policy for both (a non-streamed reply is the stream of one chunk)."""
-        if on_delta is None:
-            return await self._create(params)
+    async def _receive(self, body: bytes, params: dict[str, Any], on_delta: DeltaCallback | None) -> Any:
+        """The whole reply, as a completion (plain JSON). With `on_delta` it is streamed, each piece handed on
+        as it arrives, and folded back into the completion a non-streamed request returns: one reader and one
+        retry policy for both (a non-streamed reply is the stream of one chunk).
 
+        The body goes through the client's low-level `post`, so auth, base URL, headers, timeouts and the
+        error classes (429, 5xx, timeouts, connection errors) are the client's; the reply is not turned into
+        pydantic models, which agentlab would only read back field by field."""
+        from agentlab.models.retry import MalformedReply
+        from agentlab.models.wire import read_completion, response_class
+
+        async with self._clients_here().lease() as client:  # held until the reply is read
+            reply = await client.post(
+                "/chat/completions",
+                cast_to=response_class(),
+                content=body,
+                options={"headers": _JSON_HEADERS},
+                stream=on_delta is not None,
+            )
+            if on_delta is None:
+                try:
+                    return read_completion(reply.content, reply.headers.get("content-type", ""))
+                except ValueError as error:  # a 2xx body said to be JSON that is not (json.JSONDecodeError)
+                    raise MalformedReply(f"the reply body is not JSON: {error}") from error
+            try:
+                return await self._read_stream(reply, params, on_delta)
+            finally:
+                await reply.aclose()
+
+    async def _read_stream(self, reply: Any, params: dict[str, Any], on_delta: DeltaCallback) -> Any:
+        import openai
+
+        from agentlab.models.retry import MalformedReply
         from agentlab.models.streaming import StreamBroken, StreamedReply
+        from agentlab.models.wire import sse_chunks
 
-        stream = await self._create({**params, "stream": True, "stream_options": {"include_usage": True}})
-        reply = StreamedReply()
+        folded = StreamedReply()
         try:
-            async for chunk in stream:
-                for delta in reply.add(chunk):
+            async for chunk in sse_chunks(reply):
+                error = chunk.get("error") if isinstance(chunk, dict) else None
+                if error:  # an error event in place of a chunk, as the openai client reports it
+                    message = error.get("message") if isinstance(error, dict) else None
+                    message = message if isinstance(message, str) and message else "An error occurred during streaming"
+                    raise openai.APIError(message, reply.request, body=error)
+                for delta in folded.add(chunk):
                     on_delta(delta)
+        except ValueError as error:
+            raise MalformedReply(f"a streamed chunk is not JSON: {error}") from error
         except Exception as error:
             if not _is_transport_error(error):
                 raise
             raise StreamBroken(f"the stream broke part-way: {type(error).__name__}: {error}") from error
-        finally:
-            await stream.close()
         prompt_chars = sum(len(str(m.get("content") or "")) for m in params["messages"])
-        return reply.completion(prompt_chars)
-
-    async def _create(self, params: dict[str, Any]) -> Any:
-        from agentlab.models.retry import MalformedReply
-
-        try:
-            return await self._client().chat.completions.create(**params)
-        except UnicodeError:
-            raise  # our request could not be encoded: not the server's fault, retrying cannot help
-        except ValueError as error:  # a 2xx body that is not JSON (json.JSONDecodeError is a ValueError)
-            raise MalformedReply(f"the reply body is not JSON: {error}") from error
+        return folded.completion(prompt_chars)
 
     def _params(self, request: ModelRequest, dialect: SchemaDialect) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.name, "messages": [_portable(m) for m in request.messages]}
@@ -223,7 +249,7 @@ class OpenAIModel:
         if request.response_schema is not None:
             params["response_format"] = _response_format(request, dialect)
         if self.extra_body:
-            params["extra_body"] = self.extra_body
+            params.update(self.extra_body)  # merged into the body, as the client's `extra_body` is
         return params
 
     async def capabilities(self, on_retry: RetryCallback | None = None) -> Capabilities:
@@ -278,26 +304,22 @@ class OpenAIModel:
         from openai import APIConnectionError
 
         reachable = False
-        for read, path in ((_window_of_models, "models"), (_window_of_props, self._server_root() + "/props")):
-            try:
-                body = await self._client().get(path, cast_to=object, options={"timeout": WINDOW_TIMEOUT})
-            except APIConnectionError:  # no answer (timeouts included) says nothing yet: ask again next run
-                continue
-            except Exception:  # an error status or a body that is not JSON: the endpoint does not say here
+        async with self._clients_here().lease() as client:
+            for read, path in ((_window_of_models, "models"), (_window_of_props, _server_root(client) + "/props")):
+                try:
+                    body = await client.get(path, cast_to=object, options={"timeout": WINDOW_TIMEOUT})
+                except APIConnectionError:  # no answer (timeouts included) says nothing yet: ask again next run
+                    continue
+                except Exception:  # an error status or a body that is not JSON: the endpoint does not say here
+                    reachable = True
+                    continue
                 reachable = True
-                continue
-            reachable = True
-            window = read(body, self.name)
-            if window is not None:
-                self._window, self._window_known = window, True
-                return window
+                window = read(body, self.name)
+                if window is not None:
+                    self._window, self._window_known = window, True
+                    return window
         self._window_known = reachable
         return None
-
-    def _server_root(self) -> str:
-        """The server's root URL (llama.cpp serves `/props` beside `/v1`, not under it)."""
-        base = str(self._client().base_url).rstrip("/")
-        return base[: -len("/v1")] if base.endswith("/v1") else base
 
     def _probe_finished(self, loop: asyncio.AbstractEventLoop, probing: asyncio.Task[Capabilities]) -> None:
         self._probing.pop(loop, None)
@@ -552,3 +574,9 @@ def _describe(error: BaseException | None) -> str:
     status = getattr(error, "status_code", None)
     prefix = f"HTTP {status}: " if status else ""
     return f"{prefix}{type(error).__name__}: {str(error)[:300]}"
+
+
+def _server_root(client: Any) -> str:
+    """The server's root URL (llama.cpp serves `/props` beside `/v1`, not under it)."""
+    base = str(client.base_url).rstrip("/")
+    return base[: -len("/v1")] if base.endswith("/v1") else base

@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     concurrency.add_argument("--agents", type=int, nargs="+", default=[10, 100, 500])
     concurrency.add_argument("--steps", type=int, default=10)
     concurrency.add_argument("--latency", type=float, default=0.05)
-    concurrency.add_argument("--raw-up-to", type=int, default=100, help="also time the raw client up to this N")
-    concurrency.add_argument("--memory-up-to", type=int, default=100, help="measure memory up to this N")
+    concurrency.add_argument("--raw-up-to", type=int, default=500, help="also time the raw client up to this N")
+    concurrency.add_argument("--memory-up-to", type=int, default=500, help="measure agentlab's memory up to this N")
+    concurrency.add_argument("--raw-memory-up-to", type=int, default=100, help="the raw client's memory up to N")
     sandbox = sub.add_parser("sandbox", help="sandbox run latency per isolation level")
     sandbox.add_argument("--runs", type=int, default=10)
     codeact = sub.add_parser("codeact", help="one tool call from CodeAct code vs from ReAct")
@@ -81,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.name == "concurrency":
         from tools.bench import concurrency
 
-        rows = concurrency.measure(tuple(args.agents), args.steps, args.latency, args.raw_up_to, args.memory_up_to)
+        rows = concurrency.measure(
+            tuple(args.agents), args.steps, args.latency, args.raw_up_to, args.memory_up_to, args.raw_memory_up_to
+        )
         lines = [*concurrency.table(rows, args.steps, args.latency), "", concurrency.summary(rows)]
     elif args.name == "sandbox":
         from tools.bench import sandbox

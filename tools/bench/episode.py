@@ -54,38 +54,68 @@ def episode_script(steps: int) -> Callable[[dict[str, Any], int], dict[str, Any]
     return reply
 
 
-async def raw_episode(client: Any, steps: int) -> int:
-    """What a user would write without a framework: the request loop and tool dispatch by hand.
-    Returns the number of requests made."""
-    messages: list[dict[str, Any]] = [
+def _first_messages() -> list[dict[str, Any]]:
+    return [
         {"role": "system", "content": "Use the tools to solve the task."},
         {"role": "user", "content": TASK},
     ]
+
+
+def _raw_request(client: Any, messages: list[dict[str, Any]]) -> Any:
+    """The request both raw loops make (the sync client returns the completion, the async one an awaitable)."""
+    return client.chat.completions.create(
+        model=MODEL, messages=messages, tools=[ADD_SCHEMA], tool_choice="auto", temperature=0.0, max_tokens=1024
+    )
+
+
+def _raw_turn(messages: list[dict[str, Any]], completion: Any) -> bool:
+    """Append the reply and the tool results to `messages`; False when the reply is the final answer."""
+    message = completion.choices[0].message
+    if not message.tool_calls:
+        return False
+    messages.append(
+        {
+            "role": "assistant",
+            "content": message.content or "",
+            "tool_calls": [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.function.name, "arguments": c.function.arguments},
+                }
+                for c in message.tool_calls
+            ],
+        }
+    )
+    for call in message.tool_calls:
+        result = add_numbers(**json.loads(call.function.arguments))
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": str(result)})
+    return True
+
+
+async def raw_episode(client: Any, steps: int) -> int:
+    """What a user would write without a framework: the request loop and tool dispatch by hand, on the
+    async client. Returns the number of requests made."""
+    messages = _first_messages()
     for request in range(1, steps + 2):
-        completion = await client.chat.completions.create(
-            model=MODEL, messages=messages, tools=[ADD_SCHEMA], tool_choice="auto", temperature=0.0, max_tokens=1024
-        )
-        message = completion.choices[0].message
-        if not message.tool_calls:
+        if not _raw_turn(messages, await _raw_request(client, messages)):
             return request
-        messages.append(
-            {
-                "role": "assistant",
-                "content": message.content or "",
-                "tool_calls": [
-                    {
-                        "id": c.id,
-                        "type": "function",
-                        "function": {"name": c.function.name, "arguments": c.function.arguments},
-                    }
-                    for c in message.tool_calls
-                ],
-            }
-        )
-        for call in message.tool_calls:
-            result = add_numbers(**json.loads(call.function.arguments))
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": str(result)})
     raise RuntimeError(f"the episode did not end after {steps} steps")
+
+
+def raw_sync_episode(client: Any, steps: int) -> int:
+    """The same loop on the sync client (`openai.OpenAI`), as most examples write it."""
+    messages = _first_messages()
+    for request in range(1, steps + 2):
+        if not _raw_turn(messages, _raw_request(client, messages)):
+            return request
+    raise RuntimeError(f"the episode did not end after {steps} steps")
+
+
+def raw_sync_client(base_url: str) -> Any:
+    from openai import OpenAI
+
+    return OpenAI(base_url=base_url, api_key="bench", max_retries=0)
 
 
 def raw_client(base_url: str) -> Any:

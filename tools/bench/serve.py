@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,23 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 @contextmanager
 def served(steps: int, latency: float) -> Iterator[str]:
     """Start the server process and yield its base URL; it exits when we close its stdin."""
+    with served_process(steps, latency) as (base_url, _):
+        yield base_url
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@contextmanager
+def served_process(steps: int, latency: float) -> Iterator[tuple[str, int]]:
+    """`served`, also yielding the server's process id (to read its CPU time)."""
     command = [sys.executable, "-m", "tools.bench.serve", "--steps", str(steps), "--latency", str(latency)]
     child = subprocess.Popen(command, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -25,7 +43,7 @@ def served(steps: int, latency: float) -> Iterator[str]:
         line = child.stdout.readline().strip()
         if not line.startswith("http://"):
             raise RuntimeError(f"the benchmark server did not start (said {line!r})")
-        yield line
+        yield line, child.pid
     finally:
         if child.stdin:
             child.stdin.close()
