@@ -41,8 +41,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # A search demo should search: no final answer before the first tool call.
     # Grounded: the answer is a sentence copied from what the search returned, not a small model's paraphrase.
+    # compaction=False: a few search steps fit the window, and a 135M model picks the `recall` tool that
+    # compaction offers over the search tools.
     agent = Agent(
-        tools=tools, max_steps=args.max_steps, trace=args.trace, min_tool_calls=1, answer_from_observations=True
+        tools=tools,
+        max_steps=args.max_steps,
+        trace=args.trace,
+        min_tool_calls=1,
+        answer_from_observations=True,
+        compaction=False,
     )
     # deltas=True: the model's text appears as it is generated, not when each step is over.
     finished = render_events(agent.stream(args.question, deltas=True), console)
