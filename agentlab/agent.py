@@ -180,6 +180,7 @@ class RunState:
         self.replay: Replay | None = None  # a resumed run's record, served before anything is asked anew
         self.compactor: Compactor | None = None  # keeps requests within the context window
         self._outbox: list[ev.Event] = []
+        self.events: list[ev.Event] = []  # the run's own events so far: its conversation is rebuilt from them
         # While the run streams deltas (`context.deltas`): sends an event out at once, ahead of the step's end.
         self.live: Callable[[ev.Event], None] | None = None
 
@@ -391,7 +392,6 @@ class Agent:
 
         trace = JsonlTrace(self.trace_path) if self.trace_path else None
         store = _RunLog.open(self.store)
-        mine: list[ev.Event] = []  # this run's events, for the session's new messages
         try:
             async for event in _prepended(first, self._loop(run)):
                 if not event.run_id:
@@ -399,6 +399,8 @@ class Agent:
                 if isinstance(event, ev.Delta):  # pieces of a reply that a later event carries whole
                     yield event
                     continue
+                if event.run_id == run.id:
+                    run.events.append(event)
                 if run.replay is not None and event.run_id == run.id and run.replay.seen(event):
                     continue  # recorded already: a resumed run's replay
                 # A trace or store that cannot be written is said once, after the event it failed on (before
@@ -406,11 +408,9 @@ class Agent:
                 failure = trace.write(event) if trace else None
                 failure = (store.write(event, run.id) if store else None) or failure
                 warning = ev.RunWarning(failure, run_id=run.id) if failure else None
-                if session is not None and event.run_id == run.id:
-                    mine.append(event)
                 if isinstance(event, ev.RunFinished) and event.run_id == run.id:
                     if session is not None:
-                        session.append(messages_from_events(mine, run.id)[len(earlier) :])
+                        session.append(messages_from_events(run.events, run.id)[len(earlier) :])
                     if warning:
                         yield warning
                     yield event
@@ -881,7 +881,7 @@ class Agent:
         context.steps_left = None if run.max_steps is None else max(0, run.max_steps - run.step)
         context.tokens_left = None if run.max_tokens is None else max(0, run.max_tokens - run.usage.total_tokens)
         if any(tool.context_parameter for tool in run.tools):
-            context.messages = [*run.history, {"role": "user", "content": run.task}]
+            context.messages = messages_from_events(run.events, run.id)
         return context
 
     # --- the ways to run: all of them drain `astream` ------------------------------------------------
