@@ -17,7 +17,7 @@ from agentlab import decisions
 from agentlab import events as ev
 from agentlab._redact import redact_data, secret_values
 from agentlab._sync import iterate_sync, run_sync
-from agentlab.decisions import FormatWatch, ModelDecision
+from agentlab.decisions import FormatWatch, ModelDecision, offer_tool
 from agentlab.demos import DemoLibrary, resolve_demos, with_demos
 from agentlab.events import PendingCall, Status, ToolCall, Usage
 from agentlab.models.base import (
@@ -124,7 +124,8 @@ class BudgetExceeded(Exception):
 
 class RepeatGuard:
     """Stall detection: the same tool calls with the same arguments again (within one episode of the
-    strategy) are refused with a nudge the first time and end the run the second time."""
+    strategy) are refused with a nudge the first time and end the run the second time. Calls to tools
+    marked `repeatable` (a cursor, a status poll) are not counted."""
 
     def __init__(self) -> None:
         self.seen: set[str] = set()
@@ -179,6 +180,8 @@ class RunState:
         self.error: str | None = None
         self.replay: Replay | None = None  # a resumed run's record, served before anything is asked anew
         self.compactor: Compactor | None = None  # keeps requests within the context window
+        self.recall: BaseTool[..., Any] | None = None  # callable from the start, offered after a compaction
+        self.compacted = False
         self._outbox: list[ev.Event] = []
         self.events: list[ev.Event] = []  # the run's own events so far: its conversation is rebuilt from them
         # While the run streams deltas (`context.deltas`): sends an event out at once, ahead of the step's end.
@@ -475,13 +478,14 @@ class Agent:
         run.task = await self.guardrails.screen_task(run.task, run.emit)  # before anything is sent anywhere
         # Probing is part of the run: its retries are events, its time counts against max_seconds.
         await self._probe(run)
+        offered = run.tools  # `recall` joins these only once something was compacted (see _compact)
         await self._prepare_compaction(run)
         instructions = self.instructions(run.context) if callable(self.instructions) else self.instructions
-        instructions = with_demos(instructions, self.demos, run.task, self.demos_k, run.tools.names())
+        instructions = with_demos(instructions, self.demos, run.task, self.demos_k, offered.names())
         run.strategy.start(
             StrategyContext(
                 run.task,
-                run.tools,
+                offered,
                 run.format,
                 instructions,
                 run.max_steps,
@@ -553,8 +557,8 @@ class Agent:
             step.cancel()  # the caller stopped iterating (or the step failed): nothing is left running
 
     async def _prepare_compaction(self, run: RunState) -> None:
-        """Learn the context window; with one known, compact this run's requests, and offer `recall` (the
-        full text of what was shortened) when the run has tools."""
+        """Learn the context window; with one known, compact this run's requests, and make `recall` (the
+        full text of what was shortened) callable when the run has tools."""
         if not self.compaction:
             return
         window = self.context_window or await self._within(run.deadline, context_window(self.model))
@@ -562,20 +566,25 @@ class Agent:
             return
         run.compactor = Compactor(window, TokenCounter(tokenizer_of(self.model)))
         if len(run.tools) and "recall" not in run.tools:
-            run.tools = ToolRegistry([*run.tools, run.compactor.recall_tool()])
+            run.recall = run.compactor.recall_tool()
+            run.tools = ToolRegistry([*run.tools, run.recall])
 
     async def _compact(self, run: RunState, request: ModelRequest) -> ModelRequest:
-        """The request made to fit the context window (a `Compacted` event says how), or as it is."""
+        """The request made to fit the context window (a `Compacted` event says how), or as it is. From the
+        first compaction on, requests also offer `recall`: before it there is nothing to recall, and a small
+        model offered it from the start picks it over the tools the task needs."""
         if run.compactor is None:
             return request
         outcome = await run.compactor.compact(request, lambda turns: self._summarise(run, turns))
-        if outcome is None:
-            return request
-        window = run.compactor.window
-        run.emit(
-            ev.Compacted(run.step, outcome.action, outcome.tokens_before, outcome.tokens_after, window, outcome.summary)
-        )
-        return outcome.request
+        if outcome is not None:
+            window = run.compactor.window
+            run.emit(
+                ev.Compacted(
+                    run.step, outcome.action, outcome.tokens_before, outcome.tokens_after, window, outcome.summary
+                )
+            )
+            request, run.compacted = outcome.request, True
+        return offer_tool(request, run.recall) if run.compacted and run.recall is not None else request
 
     async def _summarise(self, run: RunState, turns: list[dict[str, Any]]) -> str | None:
         """A summary of `turns` by the model (a resumed run's recorded one when it has it)."""
@@ -730,7 +739,8 @@ class Agent:
     async def _act(self, run: RunState, decision: ModelDecision) -> AsyncIterator[ev.Event]:
         """Run the decision's tool calls and hand their results to the strategy; a repeated call is refused
         with a nudge once, and ends the run as `stalled` the second time."""
-        verdict = run.repeats.check(run.strategy.episode, decision.tool_calls)
+        guarded = [c for c in decision.tool_calls if not (c.name in run.tools and run.tools.get(c.name).repeatable)]
+        verdict = run.repeats.check(run.strategy.episode, guarded)
         if verdict == "stop":
             run.end("stalled", error=f"repeated the same action: {decision.tool_calls[0].name}")
             return

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from agentlab.events import ToolCall
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from agentlab.tools import ToolRegistry
+    from agentlab.tools.function_tool import BaseTool
 
     ShapeT = TypeVar("ShapeT", bound=BaseModel)
 
@@ -102,6 +103,25 @@ def _action(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
         "properties": {"name": {"const": name}, "arguments": parameters},
         "required": ["name", "arguments"],
     }
+
+
+def offer_tool(request: ModelRequest, tool: BaseTool[..., Any]) -> ModelRequest:
+    """`request` with `tool` among the actions it offers, when it offers a choice of tools: a native tools
+    list not forced to one function, or a decision schema with a tool besides the final answer. Other
+    requests (a forced answer, a program, a structured object, plain JSON text) are returned as they are."""
+    if request.tools and not isinstance(request.tool_choice, dict):
+        if any(t.get("function", {}).get("name") == tool.name for t in request.tools):
+            return request
+        return replace(request, tools=[*request.tools, tool.schema()])
+    action = (request.response_schema or {}).get("properties", {}).get("action", {})
+    variants = action.get("anyOf", [action])
+    names = [v.get("properties", {}).get("name", {}).get("const") for v in variants]
+    if not any(name not in (None, FINAL) for name in names) or tool.name in names:
+        return request
+    offered = {"anyOf": [*variants, _action(tool.name, tool.parameters)]}
+    schema = dict(request.response_schema or {})
+    schema["properties"] = {**schema["properties"], "action": offered}
+    return replace(request, response_schema=schema)
 
 
 def json_instructions(tools: ToolRegistry, final_parameters: dict[str, Any] | None = None) -> str:

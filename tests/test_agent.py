@@ -335,6 +335,23 @@ def test_stall_is_nudged_once_then_stopped():
     assert srv_choice(third_request) == "final_answer"
 
 
+def test_a_repeatable_tool_may_be_called_again_with_the_same_arguments():
+    pages = iter(["page one", "page two", "page three"])
+
+    @tool(repeatable=True)
+    def next_page() -> str:
+        """Read the next page of the log."""
+        return next(pages)
+
+    with ScriptedServer([call("next_page")] * 3 + [call("final_answer", answer="read three")]) as srv:
+        result = Agent(model=model_for(srv), tools=[next_page]).run("Read three pages.")
+        last = srv.requests[-1]["messages"]
+    assert result.status == "done" and result.answer == "read three"
+    outputs = [e.output for e in result.events if e.kind == "tool_result"]
+    assert outputs == ["page one", "page two", "page three"]  # each repeat ran and returned something new
+    assert not any("already made this exact call" in str(m["content"]) for m in last)
+
+
 def srv_choice(request: dict) -> str | None:
     choice = request.get("tool_choice")
     return choice["function"]["name"] if isinstance(choice, dict) else None

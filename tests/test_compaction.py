@@ -5,6 +5,7 @@ can be recalled."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from typing import Any
 
@@ -117,6 +118,47 @@ def test_what_was_shortened_can_be_recalled(scripted_server: Any) -> None:
     recalled = [e for e in result.events if e.kind == "tool_result" and e.call.name == "recall"]
     assert recalled and "The secret word of page 1 is kiwi1." in recalled[0].output
     assert "word249" in recalled[0].output or "page1-word2" in recalled[0].output
+
+
+def offered_actions(body: dict[str, Any]) -> set[str]:
+    """The tool names a request lets the model choose: native tools, or a decision schema's actions."""
+    if body.get("tools"):
+        return {t["function"]["name"] for t in body["tools"]}
+    action = body["response_format"]["json_schema"]["schema"]["properties"]["action"]
+    return {v["properties"]["name"]["const"] for v in action.get("anyOf", [action])}
+
+
+def json_book_script(pages: int) -> Any:
+    """book_script for a server without native tools: decisions are JSON text."""
+    asked: list[int] = []
+
+    def reply(body: dict[str, Any], index: int) -> dict[str, Any]:
+        if is_summary(body):
+            return {"content": "Pages read so far; the secret words are kiwi1 and on."}
+        asked.append(index)
+        action = {"name": "read_page", "arguments": {"n": len(asked)}}
+        if len(asked) > pages:
+            action = {"name": "final_answer", "arguments": {"answer": f"done after {pages} pages"}}
+        return {"content": json.dumps({"thought": "next", "action": action})}
+
+    return reply
+
+
+@pytest.mark.parametrize("fmt", ["tools", "json_schema"])
+def test_recall_is_offered_from_the_first_compaction_on_not_before(scripted_server: Any, fmt: str) -> None:
+    if fmt == "tools":
+        srv = scripted_server(book_script(8, "Pages 1-4 read; the secret words are kiwi1..kiwi4."))
+    else:
+        srv = scripted_server(json_book_script(8), native_tools=False)
+    result = Agent(model_for(srv), tools=[read_page], max_steps=20, context_window=WINDOW).run(TASK)
+
+    assert result.status == "done" and result.answer == "done after 8 pages"
+    first = min(e.step for e in result.events if isinstance(e, Compacted))
+    chats = [r for r in srv.requests if not is_summary(r)]
+    assert 1 < first < len(chats)  # some requests before the first compaction, some after
+    for step, body in enumerate(chats, start=1):
+        assert ("recall" in offered_actions(body)) == (step >= first), step
+        assert "read_page" in offered_actions(body)
 
 
 def test_turns_keep_calls_with_results_and_the_head_is_pinned() -> None:

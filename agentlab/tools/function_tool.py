@@ -69,6 +69,7 @@ class BaseTool(Generic[P, R]):
         max_output_chars: int | None = None,
         guard: Guard | None = None,
         idempotent: bool = False,
+        repeatable: bool = False,
     ) -> None:
         if guard is not None:
             check_guard(guard, f"the guard of tool '{name}'")
@@ -82,6 +83,8 @@ class BaseTool(Generic[P, R]):
         self.guard = guard
         # Safe to run again when a crash hid whether it ran (a read, a lookup); see Agent.resume.
         self.idempotent = idempotent
+        # The same call can return something new (a cursor, a status poll): repeating it is not a stall.
+        self.repeatable = repeatable
         # None means "not set for this tool": the registry's (or the global) default applies.
         self.max_output_chars = max_output_chars
 
@@ -251,6 +254,7 @@ class Tool(BaseTool[P, R]):
         idempotent: bool = False,
         local_names: Mapping[str, Any] | None = None,
         guard: Guard | None = None,
+        repeatable: bool = False,
     ) -> None:
         """`local_names` resolves string annotations naming classes local to the defining function."""
         if not callable(func):
@@ -268,6 +272,7 @@ class Tool(BaseTool[P, R]):
             max_output_chars=max_output_chars,
             guard=guard,
             idempotent=idempotent,
+            repeatable=repeatable,
         )
         # The first parameter, when annotated `RunContext[...]`, receives the run's context; never the model's.
         context = inspect_signature(func, local_names).context
@@ -318,6 +323,7 @@ def tool(
     max_output_chars: int | None = None,
     guard: Guard | None = None,
     idempotent: bool = False,
+    repeatable: bool = False,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
@@ -332,6 +338,7 @@ def tool(
     max_output_chars: int | None = None,
     guard: Guard | None = None,
     idempotent: bool = False,
+    repeatable: bool = False,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Make a tool from a function, bare (`@tool`) or with options (`@tool(name=..., timeout=...)`).
 
@@ -349,6 +356,9 @@ def tool(
             `GuardrailTripped("why")` to block it, which ends an agent's run with status `blocked`.
         idempotent: Calling it twice does no more than calling it once: a call that a crash interrupted is
             run again when the run is resumed (otherwise the model is told it was interrupted).
+        repeatable: The same call can return something new each time (the next page of a cursor, a job's
+            status): the agent's stall guard, which refuses a call repeated with the same arguments, lets
+            calls to this tool repeat (`max_steps` still bounds the run).
     """
     # Both forms are called from the scope that defines the function: remember its locals in case
     # the annotations are strings naming classes defined there (pydantic does the same).
@@ -368,6 +378,7 @@ def tool(
             idempotent=idempotent,
             local_names=local_names,
             guard=guard,
+            repeatable=repeatable,
         )
 
     return wrap(func) if func is not None else wrap
