@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import threading
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,12 @@ def local_model_available() -> bool:
 def _load(path: str, n_ctx: int, n_threads: int | None, seed: int) -> Any:
     """One loaded copy per file and settings, shared by every LocalModel in the process."""
     try:
-        from llama_cpp import Llama
+        from agentlab.models.llama_sampling import lazy_llama_class
+
+        llama = lazy_llama_class()
     except ImportError as error:
         raise ModelUnavailable(f"llama-cpp-python is not installed: {INSTALL_HINT}") from error
-    return Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
+    return llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
 
 
 @cache
@@ -86,6 +89,42 @@ def grammar_safe(schema: Any) -> Any:
     return schema
 
 
+GRAMMAR_CACHE_SIZE = 64
+"""Compiled grammars kept per process (least recently used dropped first): one per schema and token limit."""
+
+
+def compile_grammar(schema: dict[str, Any], max_tokens: int, *, tight: bool) -> tuple[Any, int]:
+    """The llama.cpp grammar for replies matching `schema` and the token limit the reply needs (see
+    `LocalModel`'s `tight_grammar`), compiled afresh."""
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    safe = grammar_safe(schema)
+    if tight:
+        safe, max_tokens = budget_schema(safe, max_tokens)
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(safe), verbose=False), max_tokens
+    except Exception:  # a schema the converter cannot read: any JSON object, as `response_format` falls back to
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False), max_tokens
+
+
+@lru_cache(maxsize=GRAMMAR_CACHE_SIZE)
+def _cached_grammar(schema_json: str, max_tokens: int, tight: bool) -> tuple[Any, int]:
+    return compile_grammar(json.loads(schema_json), max_tokens, tight=tight)
+
+
+def cached_grammar(schema: dict[str, Any], max_tokens: int, *, tight: bool) -> tuple[Any, int]:
+    """`compile_grammar`, compiled once per schema (by its JSON text, key order kept: property order is part
+    of the grammar) and token limit: a ReAct run sends the same schema at every step. A grammar holds only
+    its text (llama.cpp parses it into a fresh sampler per generation), so sharing one is safe."""
+    return _cached_grammar(json.dumps(schema, separators=(",", ":")), max_tokens, tight)
+
+
+def grammar_cache_info() -> Any:
+    """Hits, misses and size of the process-wide grammar cache (`functools` cache info)."""
+    return _cached_grammar.cache_info()
+
+
 class LocalModel:
     """An in-process GGUF chat model. Calls run in a worker thread, one at a time (llama.cpp contexts are
     not thread-safe), so the event loop stays free.
@@ -102,6 +141,12 @@ class LocalModel:
             single-line text without braces, and every string is bounded so the whole JSON object fits in the
             reply's token limit (which is raised when even the smallest object would not fit). False: the
             schema as given, only stripped of bounds too large for llama.cpp.
+        cache_grammar: Compile the grammar once per schema and token limit (`cached_grammar`); False
+            compiles it for every request (the same grammar: only slower; kept to measure the difference).
+        lazy_grammar: At temperature 0, ask the grammar only about the token greedy decoding picks, and check
+            the whole vocabulary only when it is refused (`agentlab.models.llama_sampling`): the same reply,
+            at close to the speed of unconstrained decoding. False: llama-cpp-python's sampler, which checks
+            every token of the vocabulary at every step.
     """
 
     def __init__(
@@ -115,6 +160,8 @@ class LocalModel:
         repeat_penalty: float = 1.1,
         seed: int = 0,
         tight_grammar: bool = True,
+        cache_grammar: bool = True,
+        lazy_grammar: bool = True,
     ) -> None:
         self.model_path = Path(model_path) if model_path else embedded_model_path()
         self.name = self.model_path.stem
@@ -125,6 +172,8 @@ class LocalModel:
         self.repeat_penalty = repeat_penalty  # small models fall into "000000…" loops without it
         self.seed = seed
         self.tight_grammar = tight_grammar
+        self.cache_grammar = cache_grammar
+        self.lazy_grammar = lazy_grammar
 
     @property
     def lock(self) -> threading.Lock:
@@ -172,12 +221,14 @@ class LocalModel:
             "repeat_penalty": self.repeat_penalty,
         }
         if request.response_schema is not None:
-            schema = grammar_safe(request.response_schema)
-            if self.tight_grammar:
-                schema, params["max_tokens"] = budget_schema(schema, params["max_tokens"])
-            params["response_format"] = {"type": "json_object", "schema": schema}
+            # A precompiled grammar instead of `response_format`, which llama-cpp-python would compile per call.
+            grammar = cached_grammar if self.cache_grammar else compile_grammar
+            params["grammar"], params["max_tokens"] = grammar(
+                request.response_schema, params["max_tokens"], tight=self.tight_grammar
+            )
         try:
             with self.lock:
+                llm.lazy_grammar = self.lazy_grammar  # a plain attribute on the library's class: harmless
                 if on_delta is None:
                     completion = llm.create_chat_completion(**params)
                 else:
