@@ -180,6 +180,12 @@ class LocalModel:
         """The lock of the loaded model this instance uses, shared with every instance that uses it."""
         return _lock_for(*self._key())
 
+    @property
+    def llama(self) -> Any:
+        """The loaded `llama_cpp.Llama` (loaded on first use), shared by every instance with the same file and
+        settings; use it under `lock`."""
+        return _load(*self._key())
+
     def _key(self) -> tuple[str, int, int | None, int]:
         return str(self.model_path), self.n_ctx, self.n_threads, self.seed
 
