@@ -93,7 +93,7 @@ def test_local_model(capsys):
     assert main(["local", "--runs", "1", "--max-tokens", "16", "--steps", "1"]) == 0
     out, summary = last_line(capsys)
     assert summary.startswith("local model: ") and "constrained" in summary
-    assert "| constrained decoding, tokens/s (prompt cached) |" in out and "| LlamaRAMCache |" in out
+    assert "| constrained decoding, tokens/s (prompt cached) |" in out and "| kept_states=2 |" in out
 
 
 def test_codeact_call_cost(capsys):

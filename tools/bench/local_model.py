@@ -10,7 +10,7 @@ Measured: decoding speed with the prompt already in the KV cache (so prompt proc
 free text and JSON-schema-constrained; the grammar's compile time per request; the time of a decision with
 its prompt cold (the KV cache cleared first) and warm (the prompt extends the previous request's, as the
 steps of a ReAct run do); a ReAct agent's time per decision; and two conversations taking turns on the one
-model, without and with llama-cpp-python's `LlamaRAMCache`.
+model, without and with `kept_states` (llama-cpp-python's `LlamaRAMCache`).
 """
 
 from __future__ import annotations
@@ -151,10 +151,8 @@ def _compile_times(result: LocalModelResult, repeats: int = 20) -> None:
 
 async def _taking_turns(model: Any) -> tuple[list[float], list[float], float]:
     """Two conversations (different system prompts) taking turns on one model: the second request of each,
-    timed, without and with a `LlamaRAMCache` (which saves the model's state after every request)."""
-    from llama_cpp import LlamaRAMCache
-
-    from agentlab.models import ModelRequest
+    timed, without and with `kept_states=2` (a `LlamaRAMCache` saving the model's state after every request)."""
+    from agentlab.models import LocalModel, ModelRequest
 
     def conversation(system: str, extended: bool) -> Any:
         messages = [{"role": "system", "content": system}, {"role": "user", "content": "What is 7 squared?"}]
@@ -168,13 +166,13 @@ async def _taking_turns(model: Any) -> tuple[list[float], list[float], float]:
     ]
     timings: dict[bool, list[float]] = {}
     llm = model.llama
-    for cached in (False, True):
-        with model.lock:
-            llm.set_cache(LlamaRAMCache() if cached else None)
+    for kept in (0, 2):
+        turns = LocalModel(kept_states=kept)
+        with turns.lock:
             llm.reset()
         for system in systems:
-            await model.complete(conversation(system, extended=False))
-        timings[cached] = [(await _timed(model, conversation(system, extended=True)))[0] for system in systems]
+            await turns.complete(conversation(system, extended=False))
+        timings[kept > 0] = [(await _timed(turns, conversation(system, extended=True)))[0] for system in systems]
     with model.lock:
         start = time.perf_counter()
         llm.save_state()
@@ -204,7 +202,9 @@ async def _measure(runs: int, max_tokens: int, steps: int) -> LocalModelResult:
                 samples.full_checks.append(share)
             await _cold_and_warm(model, samples)
             await _agent_decisions(model, samples, steps)
-    result.turns["no state cache"], result.turns["LlamaRAMCache"], result.state_save = await _taking_turns(after)
+    result.turns["kept_states=0 (default)"], result.turns["kept_states=2"], result.state_save = await _taking_turns(
+        after
+    )
     return result
 
 

@@ -1,4 +1,4 @@
-"""LocalModel's constrained decoding: the grammar is compiled once per schema and token limit, and the lazy
+"""LocalModel's decoding: the grammar is compiled once per schema and token limit, and the lazy
 grammar check (`agentlab.models.llama_sampling`) gives the same replies as llama-cpp-python's own sampler.
 The tests on the real model are marked integration; none asserts a time."""
 
@@ -130,3 +130,35 @@ async def test_the_lazy_check_runs_only_for_greedy_constrained_decoding(local_mo
     assert local_model.llama.last_sampler is None
     await LocalModel().complete(ModelRequest(messages=request.messages, response_schema=_schema(), temperature=0.7))
     assert local_model.llama.last_sampler is None  # sampling at a temperature keeps the library's sampler
+
+
+def _conversation(system: str, extended: bool) -> ModelRequest:
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "What is 7 squared?"}]
+    if extended:
+        messages += [{"role": "assistant", "content": "49."}, {"role": "user", "content": "And 8 squared?"}]
+    return ModelRequest(messages=messages, max_tokens=4)
+
+
+async def _prompt_tokens_read(model: LocalModel, request: ModelRequest) -> int:
+    """How many prompt tokens llama.cpp evaluated for `request` (the rest came from the KV cache)."""
+    before = llama_cpp.llama_perf_context(model.llama.ctx).n_p_eval
+    await model.complete(request)
+    return llama_cpp.llama_perf_context(model.llama.ctx).n_p_eval - before
+
+
+@pytest.mark.integration
+async def test_kept_states_let_two_conversations_take_turns_without_rereading(local_model: LocalModel) -> None:
+    systems = [f"You answer briefly. Conversation {name}: " + "facts " * 60 for name in "AB"]
+    read: dict[int, list[int]] = {}
+    for kept in (0, 2):
+        model = LocalModel(kept_states=kept)
+        with model.lock:
+            model.llama.reset()
+        for system in systems:
+            await model.complete(_conversation(system, extended=False))
+        read[kept] = [await _prompt_tokens_read(model, _conversation(system, extended=True)) for system in systems]
+    assert all(tokens > 60 for tokens in read[0]), read  # each turn read its conversation again
+    assert all(tokens < 30 for tokens in read[2]), read  # each resumed from its kept state: only the new turn
+    assert local_model.kept_states == 0 and LocalModel().llama.cache is not None  # the last call set it
+    await local_model.complete(_conversation(systems[0], extended=False))
+    assert local_model.llama.cache is None  # a model without kept states turns the cache off again
