@@ -254,9 +254,7 @@ def table(result: LocalModelResult) -> list[str]:
     ]
     for name, seconds in result.turns.items():
         lines.append(f"| {name} | {', '.join(f'{s:.2f} s' for s in seconds)} |")
-    lines.append(
-        f"saving the model's state once (LlamaRAMCache does it after every request): {result.state_save:.2f} s"
-    )
+    lines += ["", f"saving the model's state once (kept_states does it after every request): {result.state_save:.2f} s"]
     return lines
 
 
