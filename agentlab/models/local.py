@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import threading
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +62,53 @@ def local_model_available() -> bool:
 def _load(path: str, n_ctx: int, n_threads: int | None, seed: int) -> Any:
     """One loaded copy per file and settings, shared by every LocalModel in the process."""
     try:
-        from llama_cpp import Llama
+        from agentlab.models.llama_sampling import lazy_llama_class
+
+        llama = lazy_llama_class()
     except ImportError as error:
         raise ModelUnavailable(f"llama-cpp-python is not installed: {INSTALL_HINT}") from error
-    return Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
+    return llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=False)
 
 
 @cache
 def _lock_for(path: str, n_ctx: int, n_threads: int | None, seed: int) -> threading.Lock:
     """One lock per loaded copy (same key as `_load`): every LocalModel sharing a copy takes turns on it."""
     return threading.Lock()
+
+
+_REPLY_SLACK = 8  # tokens at the end of a kept state that a later request may have re-sent differently
+
+
+def _common_prefix(first: tuple[int, ...], second: tuple[int, ...]) -> int:
+    length = 0
+    for a, b in zip(first, second, strict=False):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
+@cache
+def _state_cache_for(path: str, n_ctx: int, n_threads: int | None, seed: int, entries: int) -> Any:
+    """One state cache per loaded copy and size (same key as `_load`, plus the number of states kept)."""
+    from llama_cpp import LlamaRAMCache
+
+    class KeptStates(LlamaRAMCache):  # type: ignore[misc]
+        """`LlamaRAMCache` keeping one state per conversation, for at most `entries` conversations: a new state
+        replaces those it extends (the same conversation a step earlier: all but its last few tokens, the
+        reply, are a prefix of the new one), and the count is bounded because the library's own bound counts
+        only a state's KV bytes, not the copy of the logits buffer each state also holds (~100 MB for
+        SmolLM2), so it would hold gigabytes."""
+
+        def __setitem__(self, key: Any, value: Any) -> None:
+            tokens = tuple(key)
+            for earlier in [k for k in self.cache_state if _common_prefix(k, tokens) >= len(k) - _REPLY_SLACK]:
+                del self.cache_state[earlier]
+            super().__setitem__(tokens, value)
+            while len(self.cache_state) > entries:
+                self.cache_state.popitem(last=False)
+
+    return KeptStates()
 
 
 def grammar_safe(schema: Any) -> Any:
@@ -84,6 +122,42 @@ def grammar_safe(schema: Any) -> Any:
     if isinstance(schema, list):
         return [grammar_safe(item) for item in schema]
     return schema
+
+
+GRAMMAR_CACHE_SIZE = 64
+"""Compiled grammars kept per process (least recently used dropped first): one per schema and token limit."""
+
+
+def compile_grammar(schema: dict[str, Any], max_tokens: int, *, tight: bool) -> tuple[Any, int]:
+    """The llama.cpp grammar for replies matching `schema` and the token limit the reply needs (see
+    `LocalModel`'s `tight_grammar`), compiled afresh."""
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    safe = grammar_safe(schema)
+    if tight:
+        safe, max_tokens = budget_schema(safe, max_tokens)
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(safe), verbose=False), max_tokens
+    except Exception:  # a schema the converter cannot read: any JSON object, as `response_format` falls back to
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False), max_tokens
+
+
+@lru_cache(maxsize=GRAMMAR_CACHE_SIZE)
+def _cached_grammar(schema_json: str, max_tokens: int, tight: bool) -> tuple[Any, int]:
+    return compile_grammar(json.loads(schema_json), max_tokens, tight=tight)
+
+
+def cached_grammar(schema: dict[str, Any], max_tokens: int, *, tight: bool) -> tuple[Any, int]:
+    """`compile_grammar`, compiled once per schema (by its JSON text, key order kept: property order is part
+    of the grammar) and token limit: a ReAct run sends the same schema at every step. A grammar holds only
+    its text (llama.cpp parses it into a fresh sampler per generation), so sharing one is safe."""
+    return _cached_grammar(json.dumps(schema, separators=(",", ":")), max_tokens, tight)
+
+
+def grammar_cache_info() -> Any:
+    """Hits, misses and size of the process-wide grammar cache (`functools` cache info)."""
+    return _cached_grammar.cache_info()
 
 
 class LocalModel:
@@ -102,6 +176,17 @@ class LocalModel:
             single-line text without braces, and every string is bounded so the whole JSON object fits in the
             reply's token limit (which is raised when even the smallest object would not fit). False: the
             schema as given, only stripped of bounds too large for llama.cpp.
+        cache_grammar: Compile the grammar once per schema and token limit (`cached_grammar`); False
+            compiles it for every request (the same grammar: only slower; kept to measure the difference).
+        lazy_grammar: At temperature 0, ask the grammar only about the token greedy decoding picks, and check
+            the whole vocabulary only when it is refused (`agentlab.models.llama_sampling`): the same reply,
+            at close to the speed of unconstrained decoding. False: llama-cpp-python's sampler, which checks
+            every token of the vocabulary at every step.
+        kept_states: Keep the model's state after each of the last this many requests (llama-cpp-python's
+            `LlamaRAMCache`, shared by every LocalModel on the same loaded copy), so that conversations
+            taking turns on one model resume where they were instead of reading their whole prompt again
+            (one conversation alone needs none: the KV cache already holds its prefix). Each costs a state
+            save per request (~0.2 s and ~120 MB each for SmolLM2-135M); 0 (the default): off.
     """
 
     def __init__(
@@ -115,6 +200,9 @@ class LocalModel:
         repeat_penalty: float = 1.1,
         seed: int = 0,
         tight_grammar: bool = True,
+        cache_grammar: bool = True,
+        lazy_grammar: bool = True,
+        kept_states: int = 0,
     ) -> None:
         self.model_path = Path(model_path) if model_path else embedded_model_path()
         self.name = self.model_path.stem
@@ -125,11 +213,20 @@ class LocalModel:
         self.repeat_penalty = repeat_penalty  # small models fall into "000000…" loops without it
         self.seed = seed
         self.tight_grammar = tight_grammar
+        self.cache_grammar = cache_grammar
+        self.lazy_grammar = lazy_grammar
+        self.kept_states = kept_states
 
     @property
     def lock(self) -> threading.Lock:
         """The lock of the loaded model this instance uses, shared with every instance that uses it."""
         return _lock_for(*self._key())
+
+    @property
+    def llama(self) -> Any:
+        """The loaded `llama_cpp.Llama` (loaded on first use), shared by every instance with the same file and
+        settings; use it under `lock`."""
+        return _load(*self._key())
 
     def _key(self) -> tuple[str, int, int | None, int]:
         return str(self.model_path), self.n_ctx, self.n_threads, self.seed
@@ -172,12 +269,15 @@ class LocalModel:
             "repeat_penalty": self.repeat_penalty,
         }
         if request.response_schema is not None:
-            schema = grammar_safe(request.response_schema)
-            if self.tight_grammar:
-                schema, params["max_tokens"] = budget_schema(schema, params["max_tokens"])
-            params["response_format"] = {"type": "json_object", "schema": schema}
+            # A precompiled grammar instead of `response_format`, which llama-cpp-python would compile per call.
+            grammar = cached_grammar if self.cache_grammar else compile_grammar
+            params["grammar"], params["max_tokens"] = grammar(
+                request.response_schema, params["max_tokens"], tight=self.tight_grammar
+            )
         try:
             with self.lock:
+                llm.lazy_grammar = self.lazy_grammar  # a plain attribute on the library's class: harmless
+                llm.set_cache(_state_cache_for(*self._key(), self.kept_states) if self.kept_states else None)
                 if on_delta is None:
                     completion = llm.create_chat_completion(**params)
                 else:

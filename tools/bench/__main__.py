@@ -44,9 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     compaction = sub.add_parser("compaction", help="what context compaction costs: time and tokens")
     compaction.add_argument("--pages", type=int, default=12, help="long tool results per episode")
     compaction.add_argument("--rounds", type=int, default=5)
-    local = sub.add_parser("local", help="the embedded model: tokens/s and time to first decision")
+    local = sub.add_parser("local", help="the embedded model before/after: tokens/s and time per decision")
     local.add_argument("--runs", type=int, default=3)
-    local.add_argument("--max-tokens", type=int, default=96)
+    local.add_argument("--max-tokens", type=int, default=96, help="of the free-text request")
+    local.add_argument("--steps", type=int, default=3, help="max steps of each ReAct run")
     return parser
 
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         from tools.bench import local_model
 
         try:
-            result = local_model.measure(args.runs, args.max_tokens)
+            result = local_model.measure(args.runs, args.max_tokens, args.steps)
         except local_model.LocalModelMissing as missing:
             print(f"local model: skipped: {missing}")
             return 0
