@@ -45,7 +45,7 @@ class LazyGrammarSampler:
         from llama_cpp._internals import LlamaSampler
 
         self._api = llama_cpp
-        self.penalties = LlamaSampler()
+        self.penalties = LlamaSampler()  # type: ignore[no-untyped-call]
         self.penalties.add_penalties(
             n_vocab=llm.n_vocab(),
             penalty_last_n=penalty_last_n,
@@ -53,7 +53,7 @@ class LazyGrammarSampler:
             penalty_freq=frequency_penalty,
             penalty_present=presence_penalty,
         )
-        self.grammar = LlamaSampler()
+        self.grammar = LlamaSampler()  # type: ignore[no-untyped-call]
         self.grammar.add_grammar(llm._model, grammar)
         self.n_vocab = llm.n_vocab()
         self._candidates = (llama_cpp.llama_token_data * self.n_vocab)()
@@ -85,7 +85,7 @@ class LazyGrammarSampler:
 
     def _allowed(self, token: int, logit: float) -> bool:
         api = self._api
-        self._one[0].id, self._one[0].logit, self._one[0].p = token, logit, 0.0
+        self._one[0].id, self._one[0].logit, self._one[0].p = token, logit, 0.0  # type: ignore[assignment]
         single = api.llama_token_data_array(self._one, 1, -1, False)
         api.llama_sampler_apply(self.grammar.sampler, ctypes.byref(single))
         return bool(np.isfinite(self._one[0].logit))
@@ -100,11 +100,11 @@ def lazy_llama_class() -> type:
     if not callable(getattr(Llama, "_init_sampler", None)):
         return Llama
 
-    class LazyGrammarLlama(Llama):  # type: ignore[misc, valid-type]
+    class LazyGrammarLlama(Llama):
         lazy_grammar = True
         last_sampler: LazyGrammarSampler | None = None
 
-        def _init_sampler(self, **options: Any) -> Any:
+        def _init_sampler(self, **options: Any) -> Any:  # type: ignore[override]  # keywords passed through
             simple = (
                 self.lazy_grammar
                 and options.get("grammar") is not None

@@ -91,9 +91,9 @@ def _common_prefix(first: tuple[int, ...], second: tuple[int, ...]) -> int:
 @cache
 def _state_cache_for(path: str, n_ctx: int, n_threads: int | None, seed: int, entries: int) -> Any:
     """One state cache per loaded copy and size (same key as `_load`, plus the number of states kept)."""
-    from llama_cpp import LlamaRAMCache
+    from llama_cpp.llama_cache import LlamaRAMCache
 
-    class KeptStates(LlamaRAMCache):  # type: ignore[misc]
+    class KeptStates(LlamaRAMCache):
         """`LlamaRAMCache` keeping one state per conversation, for at most `entries` conversations: a new state
         replaces those it extends (the same conversation a step earlier: all but its last few tokens, the
         reply, are a prefix of the new one), and the count is bounded because the library's own bound counts
@@ -131,8 +131,7 @@ GRAMMAR_CACHE_SIZE = 64
 def compile_grammar(schema: dict[str, Any], max_tokens: int, *, tight: bool) -> tuple[Any, int]:
     """The llama.cpp grammar for replies matching `schema` and the token limit the reply needs (see
     `LocalModel`'s `tight_grammar`), compiled afresh."""
-    from llama_cpp import LlamaGrammar
-    from llama_cpp.llama_grammar import JSON_GBNF
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
     safe = grammar_safe(schema)
     if tight:
