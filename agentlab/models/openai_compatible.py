@@ -133,20 +133,9 @@ class OpenAIModel:
             dialect: Override the schema dialect for this call (used by the probe).
             max_attempts: Override the number of attempts for this call.
         """
-        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-
-        from agentlab.models.retry import BackoffWait, is_transient
+        from agentlab.models.retry import backoff_seconds, is_transient
 
         streamed = False  # whether the current attempt has handed pieces on
-
-        def before_sleep(state: Any) -> None:
-            nonlocal streamed
-            if on_retry is not None and state.outcome is not None:
-                wait = state.next_action.sleep if state.next_action else 0.0
-                on_retry(state.attempt_number, _describe(state.outcome.exception()), wait)
-            if on_delta is not None and streamed:
-                streamed = False
-                on_delta(ReplyDelta(reset=True))  # the consumer drops what it showed of the broken reply
 
         def hand_on(delta: ReplyDelta) -> None:
             nonlocal streamed
@@ -154,22 +143,28 @@ class OpenAIModel:
             on_delta(delta)  # type: ignore[misc]
 
         params = self._params(request, dialect or self.schema_dialect)
+        attempts = max_attempts or self.max_attempts
         try:
             if on_delta is not None:
                 params = {**params, "stream": True, "stream_options": {"include_usage": True}}
             body = self._encoder.encode(params)  # once per call, not per attempt
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(max_attempts or self.max_attempts),
-                wait=BackoffWait(maximum=self.max_retry_wait),
-                retry=retry_if_exception(is_transient),
-                before_sleep=before_sleep,
-                reraise=True,
-            ):
-                with attempt:
-                    response = _to_response(await self._receive(body, params, hand_on if on_delta else None))
+            attempt = 1
+            while True:
+                try:
+                    return _to_response(await self._receive(body, params, hand_on if on_delta else None))
+                except Exception as error:
+                    if attempt >= attempts or not is_transient(error):
+                        raise
+                    wait = backoff_seconds(error, attempt, self.max_retry_wait)
+                    if on_retry is not None:
+                        on_retry(attempt, _describe(error), wait)
+                    if streamed:
+                        streamed = False
+                        on_delta(ReplyDelta(reset=True))  # type: ignore[misc]  # drop what it showed of the reply
+                    await asyncio.sleep(wait)
+                attempt += 1
         except Exception as error:
             raise ModelError(f"{self.name}: {_describe(error)}") from error
-        return response
 
     async def _receive(self, body: bytes, params: dict[str, Any], on_delta: DeltaCallback | None) -> Any:
         """The whole reply, as a completion (plain JSON). With `on_delta` it is streamed, each piece handed on

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any
 
-PER_CLIENT = 32  # requests in flight on one HTTP client before another is opened (see ClientShards)
+PER_CLIENT = 1  # requests in flight on one HTTP client before another is opened (see ClientShards)
 CAPACITY = 16384  # encoded messages kept per model: ~500 concurrent runs of 30 messages each
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -83,10 +83,12 @@ class BodyEncoder:
 class ClientShards:
     """The HTTP clients of one event loop, each carrying at most `per_client` requests at a time.
 
-    httpx's connection pool scans every connection and waiting request on each request it assigns, so its
-    cost per request grows with the number in flight: with 500 agents sharing one client, most of the
-    client's time went there. Small pools keep that scan short. A lone agent stays on the first client (and
-    its kept-alive connection); a client is added only when all are busy.
+    httpx's connection pool scans every connection it holds each time it assigns a request, and probes
+    the socket of each idle one (`has_expired`): with 200 agents on 32-request clients that scan was a
+    quarter of the client's CPU. A client per connection (the default, `per_client=1`) makes the scan one
+    connection long, and agentlab does the pooling: the clients with room are kept on a stack, so a lease
+    takes the one used last (its connection kept alive) and costs the same with 5 agents or 500. Clients
+    are added only when all are busy, and kept (with their connections) until `aclose`.
     """
 
     def __init__(self, new_client: Callable[[], Any], per_client: int = PER_CLIENT) -> None:
@@ -94,29 +96,38 @@ class ClientShards:
         self.per_client = per_client
         self.clients: list[Any] = []
         self._in_flight: list[int] = []
+        self._with_room: list[int] = []  # indices of clients below `per_client`, the last used on top
 
     def first(self) -> Any:
         """The first client (opened now if none is), the one a lone caller uses."""
         if not self.clients:
-            self.clients.append(self._new_client())
-            self._in_flight.append(0)
+            self._add()
         return self.clients[0]
+
+    def _add(self) -> None:
+        self._with_room.append(len(self.clients))
+        self.clients.append(self._new_client())
+        self._in_flight.append(0)
 
     @asynccontextmanager
     async def lease(self) -> AsyncIterator[Any]:
         """A client with room for one more request, for the duration of the request."""
-        index = next((i for i, n in enumerate(self._in_flight) if n < self.per_client), len(self.clients))
-        if index == len(self.clients):
-            self.clients.append(self._new_client())
-            self._in_flight.append(0)
+        if not self._with_room:
+            self._add()
+        index = self._with_room[-1]
         self._in_flight[index] += 1
+        if self._in_flight[index] == self.per_client:
+            self._with_room.pop()
         try:
             yield self.clients[index]
         finally:
-            self._in_flight[index] -= 1
+            if index < len(self._in_flight):  # else `aclose` ran meanwhile and forgot the clients
+                self._in_flight[index] -= 1
+                if self._in_flight[index] == self.per_client - 1:
+                    self._with_room.append(index)
 
     async def aclose(self) -> None:
-        clients, self.clients, self._in_flight = self.clients, [], []
+        clients, self.clients, self._in_flight, self._with_room = self.clients, [], [], []
         for client in clients:
             await client.aclose()
 
