@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-KEEP_IDLE = 8  # idle tool threads kept waiting for the next call; more start when all are busy
+KEEP_IDLE = 32  # idle tool threads kept waiting for the next call; more start when all are busy
 IDLE_SECONDS = 60.0  # an idle thread waiting this long for a call ends
 
 
