@@ -35,7 +35,9 @@ _PROBE_SCHEMA = {
 
 
 class OpenAIModel:
-    """A chat model behind an OpenAI-compatible HTTP API, spoken to with the official `openai` client.
+    """A chat model behind an OpenAI-compatible HTTP API. The official `openai` client resolves the base URL,
+    key and headers, and its error classes are what failures raise; the requests themselves go through
+    agentlab's own `httpx` clients (`wire.Endpoint`), skipping the client's per-call work.
 
     Retries (429, 5xx, timeouts, connection errors) are ours, not the client's, so they are bounded,
     honour Retry-After and can be reported as events.
