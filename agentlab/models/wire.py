@@ -35,6 +35,14 @@ def http_module() -> ModuleType:
         return importlib.import_module("httpx")
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process: loading the CA bundle takes ~50 ms, which each
+    `Agent.run` (a new event loop, so new clients) would otherwise pay again."""
+    context: ssl.SSLContext = http_module().create_ssl_context()
+    return context
+
+
 class BodyEncoder:
     """Request bodies as UTF-8 JSON, reusing each message's encoding from earlier requests.
 
@@ -148,7 +156,6 @@ class Endpoint:
 
         http = http_module()
         self._timeout = http.Timeout(timeout)
-        self._tls: ssl.SSLContext | None = None  # one for every shard: loading the CA bundle takes ~30 ms
         self.headers: dict[str, str] = {}  # known once the openai client has resolved them, below
         self.shards = ClientShards(self._new_client, per_client)
         settings = AsyncOpenAI(
@@ -163,13 +170,11 @@ class Endpoint:
 
     def _new_client(self) -> Any:
         http = http_module()
-        if self._tls is None:
-            self._tls = http.create_ssl_context()
         return http.AsyncClient(
             timeout=self._timeout,
             limits=http.Limits(max_connections=1000, max_keepalive_connections=self.shards.per_client),
             follow_redirects=True,
-            verify=self._tls,
+            verify=tls_context(),
             headers=self.headers,
         )
 
