@@ -69,13 +69,17 @@ def test_first_request(capsys):
 
 
 def test_concurrency(capsys):
-    assert main(["concurrency", "--agents", "1", "3", "--steps", "2", "--latency", "0.01", "--raw-up-to", "1"]) == 0
+    argv = ["concurrency", "--agents", "1", "3", "--steps", "2", "--latency", "0.01", "--raw-up-to", "1"]
+    assert main([*argv, "--profile", "2"]) == 0
     out, summary = last_line(capsys)
     assert re.fullmatch(
         r"concurrency: agentlab 1 agents \d+\.\d\dx ideal \(\d+\.\d\dx raw\), 3 agents \d+\.\d\dx ideal", summary
     )
     assert out.count("| raw openai |") == 1 and out.count("| agentlab |") == 2
     assert out.count("| server alone (bare client) |") == 2
+    profile = out.split("own time by package, 2 agents × 2 steps:\n", 1)[1]
+    assert re.search(r"^  agentlab +\d+\.\d%$", profile, re.MULTILINE)  # agentlab's share among the packages
+    assert "agentlab/agent.py" in profile  # agentlab's heaviest functions follow
 
 
 def test_sandbox(capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from toolbox import add  # the decorator's sample: its docstring is the description and schema asserted below
 
 from agentlab.tools import Tool, ToolOutput, ToolRegistry, tool
+from agentlab.tools.running import ToolThreads, tool_threads
 
 
 @tool(name="fetch_page", timeout=5.0, requires_approval=True, max_output_chars=100)
@@ -232,6 +234,63 @@ async def test_async_tool_is_cancelled_at_timeout() -> None:
     assert out.error == "timeout"
     assert time.perf_counter() - started < 0.2 + 1.0
     assert cancelled.is_set()
+
+
+async def test_sync_tool_calls_reuse_a_thread_and_see_the_callers_context_variables() -> None:
+    where = contextvars.ContextVar("where", default="unset")
+
+    @tool
+    def whoami() -> str:
+        return f"{threading.get_ident()} {where.get()}"
+
+    where.set("caller")
+    first = (await whoami.invoke({})).content
+    started = tool_threads().started
+    second = (await whoami.invoke({})).content
+    assert tool_threads().started == started  # the first call's thread was idle again: no new one
+    assert first.endswith(" caller") and second.endswith(" caller")
+    assert first.split()[0] != str(threading.get_ident())  # off the event loop's thread
+
+
+async def test_a_sync_call_stuck_past_its_timeout_does_not_hold_up_the_next_calls() -> None:
+    release = threading.Event()
+
+    @tool(timeout=0.2)
+    def stuck() -> str:
+        release.wait(10)
+        return "late"
+
+    @tool
+    def quick(n: int) -> int:
+        return n * 2
+
+    assert (await stuck.invoke({})).error == "timeout"
+    try:
+        # The stuck call still holds its thread; these run on others, several at once.
+        outs = await asyncio.gather(*(quick.invoke({"n": n}) for n in range(12)))
+    finally:
+        release.set()
+    assert [out.content for out in outs] == [str(n * 2) for n in range(12)]
+
+
+def test_tool_threads_start_a_thread_only_when_none_is_idle() -> None:
+    threads = ToolThreads(keep_idle=2)
+    results: list[tuple[Any, BaseException | None]] = []
+    heard = threading.Event()
+
+    def done(result: Any, error: BaseException | None) -> None:
+        results.append((result, error))
+        heard.set()
+
+    for value in range(3):  # one after another: the first thread serves them all
+        heard.clear()
+        threads.submit(lambda value=value: value, done)
+        assert heard.wait(5)
+    heard.clear()
+    threads.submit(lambda: 1 / 0, done)
+    assert heard.wait(5)
+    assert [r for r, _ in results[:3]] == [0, 1, 2] and isinstance(results[3][1], ZeroDivisionError)
+    assert threads.started == 1
 
 
 def test_hung_sync_tool_does_not_hang_interpreter_shutdown(tmp_path: Any) -> None:

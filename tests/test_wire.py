@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agentlab.models import ModelRequest, OpenAIModel
+import openai
+import pytest
+
+from agentlab.models import ModelError, ModelRequest, OpenAIModel
 from agentlab.models.base import ReplyDelta
 from agentlab.testing import ScriptedServer
 
@@ -56,3 +59,74 @@ async def test_streamed_and_plain_replies_read_alike_with_many_agents_at_once() 
         await model.aclose()
     assert [r.content for r in replies] == [f"reply {i}" for i in range(70)] + ["reply s"]
     assert "".join(p.text or "" for p in pieces) == "reply s"
+
+
+async def test_requests_carry_the_key_and_the_openai_clients_headers() -> None:
+    async with ScriptedServer([{"content": "a"}]) as srv:
+        model = model_on(srv)
+        await model.complete(ModelRequest(messages=[{"role": "user", "content": "hi"}]))
+        await model.aclose()
+    headers = srv.request_headers[0]
+    assert headers["authorization"] == "Bearer k"
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("AsyncOpenAI/Python")
+
+
+STATUSES = [400, 401, 403, 404, 409, 418, 422, 429, 500, 503]
+
+
+@pytest.mark.parametrize("status", STATUSES)
+async def test_an_error_status_raises_what_the_openai_client_raises(status: int) -> None:
+    item = {"status": status, "body": {"error": {"message": f"no ({status})", "type": "x"}}}
+    async with ScriptedServer([item, item]) as srv:
+        client = openai.AsyncOpenAI(base_url=srv.base_url, api_key="k", max_retries=0)
+        with pytest.raises(openai.APIStatusError) as theirs:
+            await client.chat.completions.create(model="scripted", messages=[{"role": "user", "content": "hi"}])
+        await client.close()
+        model = model_on(srv, max_attempts=1)
+        with pytest.raises(ModelError) as ours:
+            await model.complete(ModelRequest(messages=[{"role": "user", "content": "hi"}]))
+        await model.aclose()
+    cause = ours.value.__cause__
+    assert type(cause) is type(theirs.value)
+    assert isinstance(cause, openai.APIStatusError)
+    assert str(cause) == str(theirs.value) == f"Error code: {status} - no ({status})"
+    assert cause.status_code == status and cause.body == theirs.value.body
+
+
+async def test_a_body_that_is_not_json_is_the_error_text() -> None:
+    item = {"status": 502, "body": "<html>bad gateway</html>", "headers": {"Content-Type": "text/html"}}
+    async with ScriptedServer([item]) as srv:
+        model = model_on(srv, max_attempts=1)
+        with pytest.raises(ModelError, match="HTTP 502: InternalServerError: Error code: 502") as ours:
+            await model.complete(ModelRequest(messages=[{"role": "user", "content": "hi"}]))
+        await model.aclose()
+    assert getattr(ours.value.__cause__, "body", None) == "<html>bad gateway</html>"
+
+
+async def test_timeouts_and_refused_connections_raise_the_openai_clients_errors() -> None:
+    async with ScriptedServer([{"content": "late", "delay": 2.0}]) as srv:
+        model = model_on(srv, max_attempts=1, timeout=0.2)
+        with pytest.raises(ModelError) as timed_out:
+            await model.complete(ModelRequest(messages=[{"role": "user", "content": "hi"}]))
+        await model.aclose()
+        port = srv.port
+    assert isinstance(timed_out.value.__cause__, openai.APITimeoutError)
+    gone = OpenAIModel("scripted", base_url=f"http://127.0.0.1:{port}/v1", api_key="k", decision_format="tools")
+    gone.max_attempts = 1
+    with pytest.raises(ModelError) as refused:
+        await gone.complete(ModelRequest(messages=[{"role": "user", "content": "hi"}]))
+    await gone.aclose()
+    assert type(refused.value.__cause__) is openai.APIConnectionError
+
+
+async def test_a_rate_limit_is_retried_after_the_wait_the_server_asks_for() -> None:
+    limited = {"status": 429, "headers": {"Retry-After": "0"}}
+    async with ScriptedServer([limited, {"content": "fine"}]) as srv:
+        model = model_on(srv, max_retry_wait=5.0)
+        waits: list[float] = []
+        response = await model.complete(
+            ModelRequest(messages=[{"role": "user", "content": "hi"}]), lambda attempt, error, wait: waits.append(wait)
+        )
+        await model.aclose()
+    assert response.content == "fine" and waits == [0.0]

@@ -22,11 +22,10 @@ from agentlab.models.base import (
     RetryCallback,
     SchemaDialect,
 )
-from agentlab.models.wire import BodyEncoder, ClientShards
+from agentlab.models.wire import BodyEncoder, Endpoint
 
 PROBE_NAME = "agentlab_probe"
 WINDOW_TIMEOUT = 10.0  # seconds for each context-window look-up: it is optional and must not hold a run up
-_JSON_HEADERS = {"Content-Type": "application/json"}
 _PROBE_SCHEMA = {
     "type": "object",
     "properties": {"ok": {"type": "boolean"}},
@@ -36,7 +35,9 @@ _PROBE_SCHEMA = {
 
 
 class OpenAIModel:
-    """A chat model behind an OpenAI-compatible HTTP API, spoken to with the official `openai` client.
+    """A chat model behind an OpenAI-compatible HTTP API. The official `openai` client resolves the base URL,
+    key and headers, and its error classes are what failures raise; the requests themselves go through
+    agentlab's own `httpx` clients (`wire.Endpoint`), skipping the client's per-call work.
 
     Retries (429, 5xx, timeouts, connection errors) are ours, not the client's, so they are bounded,
     honour Retry-After and can be reported as events.
@@ -94,31 +95,25 @@ class OpenAIModel:
             weakref.WeakKeyDictionary()
         )
         # httpx connection pools belong to one event loop; sync wrappers create fresh loops.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ClientShards] = weakref.WeakKeyDictionary()
+        self._endpoints: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Endpoint] = weakref.WeakKeyDictionary()
         self._encoder = BodyEncoder()  # the conversation only grows: each message is encoded once
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIModel(model={self.name!r}, base_url={self.base_url!r})"
 
-    def _clients_here(self) -> ClientShards:
+    def _endpoint_here(self) -> Endpoint:
         loop = asyncio.get_running_loop()
-        shards = self._clients.get(loop)
-        if shards is None:
-            shards = self._clients[loop] = ClientShards(self._new_client)
-        return shards
-
-    def _new_client(self) -> Any:
-        from openai import AsyncOpenAI
-
-        return AsyncOpenAI(
-            base_url=self.base_url, api_key=self._api_key or "not-needed", timeout=self.timeout, max_retries=0
-        )
+        endpoint = self._endpoints.get(loop)
+        if endpoint is None:
+            endpoint = Endpoint(self.base_url, self._api_key or "not-needed", self.timeout)
+            self._endpoints[loop] = endpoint
+        return endpoint
 
     async def aclose(self) -> None:
         """Close this event loop's HTTP clients (others close with their loops)."""
-        shards = self._clients.pop(asyncio.get_running_loop(), None)
-        if shards is not None:
-            await shards.aclose()
+        endpoint = self._endpoints.pop(asyncio.get_running_loop(), None)
+        if endpoint is not None:
+            await endpoint.aclose()
 
     async def complete(
         self,
@@ -140,20 +135,9 @@ class OpenAIModel:
             dialect: Override the schema dialect for this call (used by the probe).
             max_attempts: Override the number of attempts for this call.
         """
-        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-
-        from agentlab.models.retry import BackoffWait, is_transient
+        from agentlab.models.retry import backoff_seconds, is_transient
 
         streamed = False  # whether the current attempt has handed pieces on
-
-        def before_sleep(state: Any) -> None:
-            nonlocal streamed
-            if on_retry is not None and state.outcome is not None:
-                wait = state.next_action.sleep if state.next_action else 0.0
-                on_retry(state.attempt_number, _describe(state.outcome.exception()), wait)
-            if on_delta is not None and streamed:
-                streamed = False
-                on_delta(ReplyDelta(reset=True))  # the consumer drops what it showed of the broken reply
 
         def hand_on(delta: ReplyDelta) -> None:
             nonlocal streamed
@@ -161,42 +145,43 @@ class OpenAIModel:
             on_delta(delta)  # type: ignore[misc]
 
         params = self._params(request, dialect or self.schema_dialect)
+        attempts = max_attempts or self.max_attempts
         try:
             if on_delta is not None:
                 params = {**params, "stream": True, "stream_options": {"include_usage": True}}
             body = self._encoder.encode(params)  # once per call, not per attempt
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(max_attempts or self.max_attempts),
-                wait=BackoffWait(maximum=self.max_retry_wait),
-                retry=retry_if_exception(is_transient),
-                before_sleep=before_sleep,
-                reraise=True,
-            ):
-                with attempt:
-                    response = _to_response(await self._receive(body, params, hand_on if on_delta else None))
+            attempt = 1
+            while True:
+                try:
+                    return _to_response(await self._receive(body, params, hand_on if on_delta else None))
+                except Exception as error:
+                    if attempt >= attempts or not is_transient(error):
+                        raise
+                    wait = backoff_seconds(error, attempt, self.max_retry_wait)
+                    if on_retry is not None:
+                        on_retry(attempt, _describe(error), wait)
+                    if streamed:
+                        streamed = False
+                        on_delta(ReplyDelta(reset=True))  # type: ignore[misc]  # drop what it showed of the reply
+                    await asyncio.sleep(wait)
+                attempt += 1
         except Exception as error:
             raise ModelError(f"{self.name}: {_describe(error)}") from error
-        return response
 
     async def _receive(self, body: bytes, params: dict[str, Any], on_delta: DeltaCallback | None) -> Any:
         """The whole reply, as a completion (plain JSON). With `on_delta` it is streamed, each piece handed on
         as it arrives, and folded back into the completion a non-streamed request returns: one reader and one
         retry policy for both (a non-streamed reply is the stream of one chunk).
 
-        The body goes through the client's low-level `post`, so auth, base URL, headers, timeouts and the
-        error classes (429, 5xx, timeouts, connection errors) are the client's; the reply is not turned into
-        pydantic models, which agentlab would only read back field by field."""
+        The body goes through agentlab's own HTTP client with the URL, headers and error classes of the
+        `openai` client (`wire.Endpoint`); the reply is not turned into pydantic models, which agentlab would
+        only read back field by field."""
         from agentlab.models.retry import MalformedReply
-        from agentlab.models.wire import read_completion, response_class
+        from agentlab.models.wire import read_completion
 
-        async with self._clients_here().lease() as client:  # held until the reply is read
-            reply = await client.post(
-                "/chat/completions",
-                cast_to=response_class(),
-                content=body,
-                options={"headers": _JSON_HEADERS},
-                stream=on_delta is not None,
-            )
+        endpoint = self._endpoint_here()
+        async with endpoint.shards.lease() as client:  # held until the reply is read
+            reply = await endpoint.post_chat(client, body, stream=on_delta is not None)
             if on_delta is None:
                 try:
                     return read_completion(reply.content, reply.headers.get("content-type", ""))
@@ -212,7 +197,7 @@ class OpenAIModel:
 
         from agentlab.models.retry import MalformedReply
         from agentlab.models.streaming import StreamBroken, StreamedReply
-        from agentlab.models.wire import sse_chunks
+        from agentlab.models.wire import is_transport_error, sse_chunks
 
         folded = StreamedReply()
         try:
@@ -227,7 +212,7 @@ class OpenAIModel:
         except ValueError as error:
             raise MalformedReply(f"a streamed chunk is not JSON: {error}") from error
         except Exception as error:
-            if not _is_transport_error(error):
+            if not is_transport_error(error):
                 raise
             raise StreamBroken(f"the stream broke part-way: {type(error).__name__}: {error}") from error
         prompt_chars = sum(len(str(m.get("content") or "")) for m in params["messages"])
@@ -304,10 +289,11 @@ class OpenAIModel:
         from openai import APIConnectionError
 
         reachable = False
-        async with self._clients_here().lease() as client:
-            for read, path in ((_window_of_models, "models"), (_window_of_props, _server_root(client) + "/props")):
+        endpoint = self._endpoint_here()
+        async with endpoint.shards.lease() as client:
+            for read, path in ((_window_of_models, "models"), (_window_of_props, _server_root(endpoint) + "/props")):
                 try:
-                    body = await client.get(path, cast_to=object, options={"timeout": WINDOW_TIMEOUT})
+                    body = await endpoint.get_json(client, path, WINDOW_TIMEOUT)
                 except APIConnectionError:  # no answer (timeouts included) says nothing yet: ask again next run
                     continue
                 except Exception:  # an error status or a body that is not JSON: the endpoint does not say here
@@ -423,12 +409,6 @@ def _window_of_props(body: Any, model: str) -> int | None:
     settings = body.get("default_generation_settings")
     found = _positive(settings.get("n_ctx")) if isinstance(settings, dict) else None
     return found or _positive(body.get("n_ctx"))
-
-
-def _is_transport_error(error: Exception) -> bool:
-    """The connection failed (the openai client usually wraps this as APIConnectionError, but a break while
-    a stream is read can reach us as the HTTP library's own error, whose package differs between versions)."""
-    return isinstance(error, OSError) or type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore")
 
 
 def _is_unsupported(error: ModelError) -> bool:
@@ -576,7 +556,7 @@ def _describe(error: BaseException | None) -> str:
     return f"{prefix}{type(error).__name__}: {str(error)[:300]}"
 
 
-def _server_root(client: Any) -> str:
+def _server_root(endpoint: Endpoint) -> str:
     """The server's root URL (llama.cpp serves `/props` beside `/v1`, not under it)."""
-    base = str(client.base_url).rstrip("/")
+    base = endpoint.base_url
     return base[: -len("/v1")] if base.endswith("/v1") else base

@@ -57,7 +57,7 @@ class ScriptedServer:
     ``(request_body, index) -> item | None`` (None = exhausted). Capability probes
     (see :func:`agentlab.testing.script.probe_kind`) are answered from the flags and never
     consume the script. ``latency`` seconds are added before every chat reply.
-    ``record=False`` skips storing request bodies (for long benchmark runs).
+    ``record=False`` skips storing request bodies and headers (for long benchmark runs).
 
     Faults are script items too, so each request can get its own: ``status`` (+ ``headers`` such as
     Retry-After, + ``body``, a str sent verbatim, e.g. HTML with status 200), ``delay``, ``drop``
@@ -112,6 +112,7 @@ class ScriptedServer:
         self.model_info = model_info or {}
 
         self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []  # each recorded request's headers (names lower-cased)
         self.probe_requests: list[dict[str, Any]] = []
         self.info_requests: list[str] = []  # paths of GET /props and GET /v1/models, in order
         # Server-side problems (exhaustion, bad items, unparsable requests), for assertions like
@@ -307,7 +308,7 @@ class ScriptedServer:
             item = self._probe_reply(kind, body)
         else:
             try:
-                next_item = self._next_item(body)
+                next_item = self._next_item(body, request.headers)
             except ScriptError as exc:
                 return await self._fail(writer, 500, f"scripted server: {exc}", keep_alive)
             if next_item is None:
@@ -362,7 +363,7 @@ class ScriptedServer:
             echo_tool_results=self.echo_tool_results,
         )
 
-    def _next_item(self, body: dict[str, Any]) -> ScriptItem | None:
+    def _next_item(self, body: dict[str, Any], headers: dict[str, str]) -> ScriptItem | None:
         """Consume and return the next item, or None when the script is exhausted."""
         index = self._consumed
         if self._script_fn is not None:
@@ -380,6 +381,7 @@ class ScriptedServer:
         self._consumed += 1
         if self.record:
             self.requests.append(body)
+            self.request_headers.append(headers)
         return item
 
     def _next_call_id(self) -> str:

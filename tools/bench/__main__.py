@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     concurrency.add_argument("--raw-up-to", type=int, default=500, help="also time the raw client up to this N")
     concurrency.add_argument("--memory-up-to", type=int, default=500, help="measure agentlab's memory up to this N")
     concurrency.add_argument("--raw-memory-up-to", type=int, default=100, help="the raw client's memory up to N")
+    concurrency.add_argument(
+        "--profile", type=int, metavar="N", default=0, help="also print a cProfile of N agents at once"
+    )
     sandbox = sub.add_parser("sandbox", help="sandbox run latency per isolation level")
     sandbox.add_argument("--runs", type=int, default=10)
     codeact = sub.add_parser("codeact", help="one tool call from CodeAct code vs from ReAct")
@@ -86,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = concurrency.measure(
             tuple(args.agents), args.steps, args.latency, args.raw_up_to, args.memory_up_to, args.raw_memory_up_to
         )
-        lines = [*concurrency.table(rows, args.steps, args.latency), "", concurrency.summary(rows)]
+        lines = concurrency.table(rows, args.steps, args.latency)
+        if args.profile:
+            lines += ["", "```", concurrency.profile(args.profile, args.steps, args.latency).rstrip(), "```"]
+        lines += ["", concurrency.summary(rows)]
     elif args.name == "sandbox":
         from tools.bench import sandbox
 

@@ -192,3 +192,51 @@ def summary(rows: list[ConcurrencyRow]) -> str:
             versus = f" ({row.wall / raw[row.agents]:.2f}x raw)" if row.agents in raw else ""
             parts.append(f"{row.agents} agents {row.wall / row.ideal:.2f}x ideal{versus}")
     return "concurrency: agentlab " + ", ".join(parts)
+
+
+def profile(agents: int = 200, steps: int = 10, latency: float = 0.05, top: int = 15) -> str:
+    """cProfile of `agents` concurrent episodes (after a warm-up): own time by package (the loop's wait in
+    epoll left out), then agentlab's heaviest functions. The profiler slows everything about twofold; read
+    the shares, not the seconds."""
+    import cProfile
+    import io
+    import pstats
+
+    async def episodes_under(profiler: cProfile.Profile, base_url: str) -> None:
+        model = agentlab_model(base_url)
+        await agentlab_episode(agentlab_agent(base_url, steps, model), steps)
+        profiler.enable()
+        await asyncio.gather(*[agentlab_episode(agentlab_agent(base_url, steps, model), steps) for _ in range(agents)])
+        profiler.disable()
+        await close_model(model)
+
+    profiler = cProfile.Profile()
+    with served_process(steps, latency) as (base_url, _):
+        asyncio.run(episodes_under(profiler, base_url))
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    by_package: dict[str, float] = {}
+    for (filename, _, function), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if "select.epoll" in function:
+            continue  # the event loop waiting for the server: idle, not work
+        by_package[_package(filename)] = by_package.get(_package(filename), 0.0) + own
+    total = sum(by_package.values())
+    out.write(f"own time by package, {agents} agents × {steps} steps:\n")
+    for name, own in sorted(by_package.items(), key=lambda item: -item[1])[:top]:
+        out.write(f"  {name:<28} {100 * own / total:5.1f}%\n")
+    stats.sort_stats("tottime").print_stats("agentlab", top)
+    return out.getvalue()
+
+
+def _package(filename: str) -> str:
+    """What a profiled function belongs to: agentlab, a site-packages distribution, or a stdlib module."""
+    if "/agentlab/" in filename:
+        return "agentlab"
+    if "site-packages/" in filename:
+        return filename.split("site-packages/", 1)[1].split("/", 1)[0]
+    if filename == "~":
+        return "builtins (C)"
+    parts = filename.split("/")
+    if len(parts) > 1 and parts[-2] in ("asyncio", "json", "concurrent"):
+        return parts[-2]
+    return parts[-1].removesuffix(".py")
