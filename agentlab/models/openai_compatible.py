@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -135,7 +136,7 @@ class OpenAIModel:
             dialect: Override the schema dialect for this call (used by the probe).
             max_attempts: Override the number of attempts for this call.
         """
-        from agentlab.models.retry import backoff_seconds, is_transient
+        from agentlab.models.retry import is_transient
 
         streamed = False  # whether the current attempt has handed pieces on
 
@@ -144,27 +145,27 @@ class OpenAIModel:
             streamed = True
             on_delta(delta)  # type: ignore[misc]
 
+        def before_retry(attempt: int, error: BaseException, wait: float) -> None:
+            nonlocal streamed
+            if on_retry is not None:
+                on_retry(attempt, _describe(error), wait)
+            if streamed:
+                streamed = False
+                on_delta(ReplyDelta(reset=True))  # type: ignore[misc]  # drop what it showed of the reply
+
         params = self._params(request, dialect or self.schema_dialect)
         attempts = max_attempts or self.max_attempts
         try:
             if on_delta is not None:
                 params = {**params, "stream": True, "stream_options": {"include_usage": True}}
             body = self._encoder.encode(params)  # once per call, not per attempt
-            attempt = 1
-            while True:
-                try:
-                    return _to_response(await self._receive(body, params, hand_on if on_delta else None))
-                except Exception as error:
-                    if attempt >= attempts or not is_transient(error):
-                        raise
-                    wait = backoff_seconds(error, attempt, self.max_retry_wait)
-                    if on_retry is not None:
-                        on_retry(attempt, _describe(error), wait)
-                    if streamed:
-                        streamed = False
-                        on_delta(ReplyDelta(reset=True))  # type: ignore[misc]  # drop what it showed of the reply
-                    await asyncio.sleep(wait)
-                attempt += 1
+            send = partial(self._receive, body, params, hand_on if on_delta else None)
+            try:  # most calls succeed at once: the retry policy is built only for one that failed
+                return _to_response(await send())
+            except Exception as error:
+                if attempts <= 1 or not is_transient(error):
+                    raise
+                return _to_response(await _retried(send, error, attempts, self.max_retry_wait, before_retry))
         except Exception as error:
             raise ModelError(f"{self.name}: {_describe(error)}") from error
 
@@ -546,6 +547,41 @@ def _scrub_value(value: Any) -> Any:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+async def _retried(
+    send: Callable[[], Awaitable[Any]],
+    failure: BaseException,
+    attempts: int,
+    max_wait: float,
+    before_retry: Callable[[int, BaseException, float], None],
+) -> Any:
+    """`send()` retried with tenacity after its first attempt failed with `failure` (transient): the first
+    round re-raises that failure, so tenacity counts it as attempt 1 and waits before attempt 2 as before
+    any other (Retry-After first, else backoff with jitter, at most `max_wait`)."""
+    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+    from agentlab.models.retry import BackoffWait, is_transient
+
+    def before_sleep(state: Any) -> None:
+        if state.outcome is not None:
+            wait = state.next_action.sleep if state.next_action else 0.0
+            before_retry(state.attempt_number, state.outcome.exception(), wait)
+
+    first: BaseException | None = failure
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=BackoffWait(maximum=max_wait),
+        retry=retry_if_exception(is_transient),
+        before_sleep=before_sleep,
+        reraise=True,
+    ):
+        with attempt:
+            if first is not None:
+                error, first = first, None
+                raise error
+            return await send()
+    raise AssertionError("unreachable: tenacity re-raises the last failure")
 
 
 def _describe(error: BaseException | None) -> str:

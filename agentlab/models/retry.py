@@ -55,10 +55,18 @@ def retry_after_seconds(error: BaseException) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
-def backoff_seconds(error: BaseException, attempt: int, maximum: float = 20.0, initial: float = 0.5) -> float:
-    """How long to wait after failed attempt number `attempt` (from 1): the server's Retry-After when it gives
-    one, else exponential backoff with full jitter; never more than `maximum`."""
-    hinted = retry_after_seconds(error)
-    if hinted is not None:
-        return min(hinted, maximum)
-    return random.uniform(0, min(maximum, initial * 2 ** (attempt - 1)))
+class BackoffWait:
+    """tenacity wait strategy: Retry-After when the server gives one, else exponential backoff with full
+    jitter; never more than `maximum`."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 20.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+
+    def __call__(self, retry_state: Any) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        hinted = retry_after_seconds(error) if error else None
+        if hinted is not None:
+            return min(hinted, self.maximum)
+        ceiling = min(self.maximum, self.initial * 2 ** (retry_state.attempt_number - 1))
+        return random.uniform(0, ceiling)

@@ -248,7 +248,7 @@ def status_error(response: Any) -> Exception:
     kind = _STATUS_ERRORS.get(response.status_code)
     if kind is None:
         kind = "InternalServerError" if response.status_code >= 500 else "APIStatusError"
-    error_class: type[Exception] = getattr(openai, kind)
+    error_class: type[openai.APIStatusError] = getattr(openai, kind)
     return error_class(message, response=response, body=body)
 
 
