@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal, Self
 
 from agentlab._sync import run_sync
 from agentlab.bm25 import bm25_scores
+from agentlab.store.sqlite import use_wal
 
 if TYPE_CHECKING:
     from agentlab.models.base import Model
@@ -142,8 +143,9 @@ class MemoryStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            if self.path != ":memory:":
+                use_wal(self._db)
             self._db.executescript(_SCHEMA)
 
     # --- writing -----------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentlab.store.sqlite import use_wal
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run_events (
     run_id  TEXT    NOT NULL,
@@ -97,7 +99,7 @@ class RunStore:
         self._next_seq: dict[str, int] = {}
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as error:

@@ -7,6 +7,7 @@ sharing a connection; SQLite's own locking orders the writers.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +21,26 @@ def create(path: Path, schema: str) -> None:
     """Create (if needed) the file at `path` with its directory, in WAL mode, with `schema` applied."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with connect(path) as connection:
-        # WAL is a property of the file: set once, it holds for every later connection.
-        connection.execute("PRAGMA journal_mode=WAL")
+        use_wal(connection)
         connection.executescript(schema)
+
+
+def use_wal(connection: sqlite3.Connection, wait: float = 30.0) -> None:
+    """Put the file in WAL mode. WAL is a property of the file: set once, it holds for every later
+    connection. Switching needs a moment with no other connection in a transaction, and SQLite answers
+    "database is locked" at once instead of waiting (seen with two processes opening a new file together),
+    so the switch is retried for up to `wait` seconds; a file already in WAL mode is left alone."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 @contextmanager
