@@ -180,9 +180,9 @@ def resolve_demos(demos: DemoLibrary | bool | None, model: Any) -> DemoLibrary |
     """The library an agent uses: `demos` itself; for None, the built-in one when `model` is the embedded
     small model (small models gain most from examples) and none otherwise; for False, none."""
     if demos is None:
-        from agentlab.models.local import LocalModel
+        from agentlab.models.resolve import is_small_model
 
-        return builtin_library() if isinstance(model, LocalModel) else None
+        return builtin_library() if is_small_model(model) else None
     if demos is True:
         return builtin_library()
     if demos is False:

@@ -8,7 +8,7 @@ from typing import Any
 from toolbox import call, decide, model_for
 
 from agentlab import Agent, tool
-from agentlab.strategies.grounding import candidate_spans
+from agentlab.strategies.grounding import candidate_numbers, candidate_spans
 from agentlab.testing import ScriptedServer
 
 PAGE = "# Eiffel Tower\nThe Eiffel Tower is a lattice tower in Paris. It was completed in 1889.\n\nNo more."
@@ -22,6 +22,16 @@ def lookup(title: str) -> str:
         title: The page title.
     """
     return PAGE
+
+
+@tool
+def numbers_page(title: str) -> str:
+    """Read a page with numbers.
+
+    Args:
+        title: The page title.
+    """
+    return "It had 1,300 rivets, 7.5 tonnes of paint and a tag B52; it lost -12 in 1889."
 
 
 def _final_variant(schema: dict[str, Any]) -> dict[str, Any]:
@@ -46,17 +56,42 @@ def test_observed_sentences_become_the_only_answers_in_the_decision_schema():
     assert answer["enum"][:2] == ["The Eiffel Tower is a lattice tower in Paris.", "It was completed in 1889."]
 
 
-def test_native_tools_get_the_grounded_final_answer_tool_and_typed_outputs_are_left_alone():
+def _final_tool(request: dict[str, Any]) -> dict[str, Any]:
+    return next(t for t in request["tools"] if t["function"]["name"] == "final_answer")["function"]["parameters"]
+
+
+def test_native_tools_get_the_grounded_final_answer_tool_and_other_typed_outputs_are_left_alone():
     with ScriptedServer([call("lookup", title="Eiffel Tower"), call("final_answer", answer="No more.")]) as srv:
         Agent(model=model_for(srv), tools=[lookup], answer_from_observations=True).run("When?")
-        final = next(t for t in srv.requests[1]["tools"] if t["function"]["name"] == "final_answer")
-    assert "It was completed in 1889." in final["function"]["parameters"]["properties"]["answer"]["enum"]
-    with ScriptedServer([call("lookup", title="Eiffel Tower"), call("final_answer", answer=1889)]) as srv:
-        result = Agent(model=model_for(srv), tools=[lookup], output_type=int, answer_from_observations=True).run(
+        final = _final_tool(srv.requests[1])
+    assert "It was completed in 1889." in final["properties"]["answer"]["enum"]
+    script = [call("lookup", title="Eiffel Tower"), call("final_answer", answer=True)]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv), tools=[lookup], output_type=bool, answer_from_observations=True).run(
+            "Is it done?"
+        )
+        final = _final_tool(srv.requests[1])
+    assert result.output is True and "enum" not in str(final)
+
+
+def test_a_numeric_answer_is_one_of_the_observed_numbers():
+    script = [decide("numbers_page", "I read it.", title="x"), decide("final_answer", answer=1889)]
+    with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+        result = Agent(model=model_for(srv), tools=[numbers_page], output_type=int, answer_from_observations=True).run(
             "When?"
         )
-        final = next(t for t in srv.requests[1]["tools"] if t["function"]["name"] == "final_answer")
-    assert result.output == 1889 and "enum" not in str(final)
+        first, second = (r["response_format"]["json_schema"]["schema"] for r in srv.requests)
+    assert result.output == 1889
+    assert "enum" not in str(_final_variant(first))
+    answer = _final_variant(second)["properties"]["arguments"]["properties"]["answer"]
+    # Whole numbers only for an int answer, latest first; the float and the number inside a word are not.
+    assert answer["type"] == "integer" and answer["enum"] == [1889, -12, 1300]
+
+
+def test_candidate_numbers():
+    assert candidate_numbers(["1,300 and -12", "7.5 then 1889"]) == [1889, 7.5, -12, 1300]
+    assert candidate_numbers(["A4 paper, v2.1, 3e2", "Error: 5"]) == [300.0]
+    assert candidate_numbers(["7.5 and 2"], integers=True) == [2]
 
 
 def test_candidate_spans_are_clean_sentences_latest_first():

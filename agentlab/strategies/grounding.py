@@ -2,11 +2,14 @@
 
 For question answering over documents a small model paraphrases badly and invents freely; asked to pick
 one of the observed sentences instead (an `enum` in the final answer's schema, which a grammar enforces),
-it can only answer with text that is really in the documents.
+it can only answer with text that is really in the documents. A numeric answer (`output_type=float` or
+`int`) is grounded the same way: one of the numbers the tools returned, so a model that called the
+calculator cannot answer with a number it made up.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -19,6 +22,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 # Characters a clean answer does not need and a grammar literal handles badly (quotes, backslashes, braces).
 _UNSAFE = re.compile(r'["\\{}\x00-\x1f\x7f]')
 _DECORATION = re.compile(r"^(?:\[\d+\]\s*|#+\s*|[-*•]\s+|\(.*?\)\s*$)")
+# A number as tools print it: an optional sign, digits with optional thousands commas, a fraction, an exponent.
+_NUMBER = re.compile(
+    r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w.])|(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w])"
+)
 
 
 def candidate_spans(observations: Iterable[str], limit: int = MAX_SPANS, written: Iterable[str] = ()) -> list[str]:
@@ -41,6 +48,25 @@ def candidate_spans(observations: Iterable[str], limit: int = MAX_SPANS, written
     return spans
 
 
+def candidate_numbers(observations: Iterable[str], *, integers: bool = False, limit: int = MAX_SPANS) -> list[float]:
+    """The numbers in the observations, unique, latest observation first (and, within one, last first: a
+    tool's result usually ends its output). With `integers`, whole numbers only. Error outputs are left out."""
+    numbers: list[float] = []
+    for text in reversed(list(observations)):
+        if text.startswith("Error:"):
+            continue
+        for match in reversed(_NUMBER.findall(text)):
+            value = float(match.replace(",", ""))
+            if not math.isfinite(value) or (integers and not value.is_integer()):
+                continue
+            number = int(value) if value.is_integer() and abs(value) < 2**53 else value
+            if number not in numbers:
+                numbers.append(number)
+            if len(numbers) >= limit:
+                return numbers
+    return numbers
+
+
 def grounded_parameters(spans: list[str]) -> dict[str, Any]:
     """The final answer's parameters constrained to one of `spans`."""
     return {
@@ -48,3 +74,19 @@ def grounded_parameters(spans: list[str]) -> dict[str, Any]:
         "properties": {"answer": {"enum": spans, "description": "The answer, copied from the observations."}},
         "required": ["answer"],
     }
+
+
+def grounded_number_parameters(parameters: dict[str, Any], numbers: list[float]) -> dict[str, Any]:
+    """A numeric final answer's `parameters` with its `answer` constrained to one of `numbers`."""
+    answer = {**parameters["properties"]["answer"], "enum": numbers}
+    answer["description"] = "The answer: one of the numbers the tools returned."
+    return {**parameters, "properties": {**parameters["properties"], "answer": answer}}
+
+
+def numeric_answer_type(parameters: dict[str, Any] | None) -> str | None:
+    """ "number" or "integer" when the final answer is one numeric `answer`, else None."""
+    properties = (parameters or {}).get("properties", {})
+    if set(properties) != {"answer"}:
+        return None
+    kind = properties["answer"].get("type")
+    return kind if kind in ("number", "integer") else None
