@@ -8,7 +8,7 @@ from typing import Any
 from toolbox import call, decide, model_for
 
 from agentlab import Agent, tool
-from agentlab.strategies.grounding import candidate_numbers, candidate_spans
+from agentlab.strategies.grounding import candidate_numbers, candidate_phrases, candidate_spans
 from agentlab.testing import ScriptedServer
 
 PAGE = "# Eiffel Tower\nThe Eiffel Tower is a lattice tower in Paris. It was completed in 1889.\n\nNo more."
@@ -102,3 +102,19 @@ def test_candidate_spans_are_clean_sentences_latest_first():
     echo = 'No page titled "Made up. By the model". Try local_search first.'
     assert candidate_spans([echo], written=["Made up. By the model"]) == ["Try local_search first."]
     assert len(candidate_spans([f"A sentence number {n}." for n in range(100)], limit=5)) == 5
+
+
+def test_phrases_are_names_dates_and_titles_of_the_observations():
+    observed = "[1] Tower Company\nIt was founded on 10 January 1920 in Bath, Maine by Jonny Craig. The Tower had 1,300."
+    phrases = candidate_phrases([observed])
+    assert phrases[:2] == ["Tower Company", "10 January 1920"]
+    assert {"Bath, Maine", "Jonny Craig", "Tower", "1,300"} <= set(phrases) and "It" not in phrases
+    script = [decide("lookup", "I read the page.", title="x"), decide("final_answer", answer="1889")]
+    with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+        Agent(model=model_for(srv), tools=[lookup], answer_from_observations="phrases").run("When?")
+        second = srv.requests[1]["response_format"]["json_schema"]["schema"]
+    assert _final_variant(second)["properties"]["arguments"]["properties"]["answer"]["enum"][:3] == [
+        "Eiffel Tower",
+        "Paris",
+        "1889",
+    ]

@@ -48,6 +48,39 @@ def candidate_spans(observations: Iterable[str], limit: int = MAX_SPANS, written
     return spans
 
 
+# Short answers inside a sentence: runs of capitalised words (with the small words names contain, "Bath, Maine"),
+# dates ("10 January 1920") and numbers; title lines are taken whole.
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_PHRASE = re.compile(
+    rf"(?:\d{{1,2}} )?(?:{_MONTHS})(?: \d{{1,2}}(?!\d),?)?(?: \d{{3,4}})?"  # a date
+    r"|[A-Z][\w'’.!-]*(?:(?:,? | of | the | de | and | mit | von | van | du | la | le )[A-Z0-9][\w'’.!-]*)*"
+    r"|\b\d[\d,.]*\d\b|\b\d\b"
+)
+_STOP_PHRASES = {"The", "A", "An", "It", "He", "She", "They", "This", "In", "On", "At", "His", "Her", "Its", "As"}
+
+
+def candidate_phrases(observations: Iterable[str], limit: int = MAX_SPANS, written: Iterable[str] = ()) -> list[str]:
+    """Short answers found in the observations: title lines, names (runs of capitalised words), dates and
+    numbers, cleaned and unique, latest observation first (for QA whose answers are names and dates, where a
+    whole sentence scores badly). Sentence-initial words on their own ("The", "It") are not answers."""
+    phrases: list[str] = []
+    for sentence in candidate_spans(observations, limit=10 * limit, written=written):
+        found = [sentence] if _is_title(sentence) else [m.strip(" ,.") for m in _PHRASE.findall(sentence)]
+        for phrase in found:
+            first, _, rest = phrase.partition(" ")
+            phrase = rest if first in _STOP_PHRASES and rest else phrase
+            if len(phrase) >= MIN_SPAN_CHARS and phrase not in _STOP_PHRASES and phrase not in phrases:
+                phrases.append(phrase)
+            if len(phrases) >= limit:
+                return phrases
+    return phrases
+
+
+def _is_title(line: str) -> bool:
+    """A title line of a search result: short and not ending like a sentence."""
+    return len(line) <= 80 and not line.endswith((".", "!", "?", "…"))
+
+
 def candidate_numbers(observations: Iterable[str], *, integers: bool = False, limit: int = MAX_SPANS) -> list[float]:
     """The numbers in the observations, unique, latest observation first (and, within one, last first: a
     tool's result usually ends its output). With `integers`, whole numbers only. Error outputs are left out."""

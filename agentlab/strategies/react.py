@@ -7,7 +7,7 @@ previous one's prefix and server-side prefix caches hit.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from agentlab import decisions
 from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
@@ -22,6 +22,7 @@ from agentlab.strategies.base import (
 )
 from agentlab.strategies.grounding import (
     candidate_numbers,
+    candidate_phrases,
     candidate_spans,
     grounded_number_parameters,
     grounded_parameters,
@@ -47,7 +48,8 @@ class ReAct(StrategyBase):
     observations then ends with the model's own answer instead of `max_steps` or `stalled` (smolagents
     also asks for a final answer when steps run out). `answer_from_observations` makes a plain-text final
     answer, once tools have returned something, one of the observed sentences (an `enum` in the final
-    answer's schema, enforced by a grammar or a native tool schema): grounded answers for QA over documents;
+    answer's schema, enforced by a grammar or a native tool schema): grounded answers for QA over documents
+    (`"phrases"` offers the names, dates and numbers in them and the titles instead, for short-answer QA);
     a numeric final answer (`output_type=float`/`int`) becomes one of the observed numbers. `restate_task`
     follows each observation (JSON decisions) with the task and a reminder to answer when it is answered.
 
@@ -61,12 +63,17 @@ class ReAct(StrategyBase):
         system_prompt: str = SYSTEM,
         answer_on_last_step: bool = True,
         min_tool_calls: int | None = None,
-        answer_from_observations: bool | None = None,
+        answer_from_observations: bool | Literal["sentences", "phrases"] | None = None,
         restate_task: bool | None = None,
     ) -> None:
         super().__init__()
         if min_tool_calls is not None and min_tool_calls < 0:
             raise ValueError(f"min_tool_calls must be >= 0, not {min_tool_calls}")
+        if answer_from_observations not in (None, True, False, "sentences", "phrases"):
+            raise ValueError(
+                "answer_from_observations must be True, False, 'sentences' or 'phrases', "
+                f"not {answer_from_observations!r}"
+            )
         self.answer_from_observations = answer_from_observations
         self.restate_task = restate_task
         self.system_prompt = system_prompt
@@ -166,7 +173,8 @@ class ReAct(StrategyBase):
             return grounded_number_parameters(final, numbers) if numbers else None
         if not decisions.is_string_answer(final):
             return None
-        spans = candidate_spans(self._observations, written=self._written)
+        pick = candidate_phrases if self._grounded == "phrases" else candidate_spans
+        spans = pick(self._observations, written=self._written)
         return grounded_parameters(spans) if spans else None
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
