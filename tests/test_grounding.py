@@ -105,7 +105,7 @@ def test_candidate_spans_are_clean_sentences_latest_first():
 
 
 def test_phrases_are_names_dates_and_titles_of_the_observations():
-    observed = "[1] Tower Company\nIt was founded on 10 January 1920 in Bath, Maine by Jonny Craig. The Tower had 1,300"
+    observed = "[1] Tower Company\nIt was built on 10 January 1920 in Bath, Maine by Jonny Craig. The Tower had 1,300."
     phrases = candidate_phrases([observed])
     assert phrases[:2] == ["Tower Company", "10 January 1920"]
     assert {"Bath, Maine", "Jonny Craig", "Tower", "1,300"} <= set(phrases) and "It" not in phrases
