@@ -52,9 +52,12 @@ class ReAct(StrategyBase):
     (`"phrases"` offers the names, dates and numbers in them and the titles instead, for short-answer QA);
     a numeric final answer (`output_type=float`/`int`) becomes one of the observed numbers. `restate_task`
     follows each observation (JSON decisions) with the task and a reminder to answer when it is answered.
+    `thoughts` keeps the `thought` field of JSON decisions (a small model writes a made-up answer there and
+    then copies it instead of the task).
 
-    For the last three, None (the default) means: on when the run's model is a small local one
-    (`StrategyContext.small_model`; then `min_tool_calls` is 1 if the run has tools), off otherwise."""
+    For these four, None (the default) means the setting for the run's model: when it is a small local one
+    (`StrategyContext.small_model`) `min_tool_calls` is 1 if the run has tools, grounded answers and the
+    restated task are on and thoughts are off; for any other model, 0, off, off and on."""
 
     name = "react"
 
@@ -65,6 +68,7 @@ class ReAct(StrategyBase):
         min_tool_calls: int | None = None,
         answer_from_observations: bool | Literal["sentences", "phrases"] | None = None,
         restate_task: bool | None = None,
+        thoughts: bool | None = None,
     ) -> None:
         super().__init__()
         if min_tool_calls is not None and min_tool_calls < 0:
@@ -76,6 +80,7 @@ class ReAct(StrategyBase):
             )
         self.answer_from_observations = answer_from_observations
         self.restate_task = restate_task
+        self.thoughts = thoughts
         self.system_prompt = system_prompt
         self.answer_on_last_step = answer_on_last_step
         self.min_tool_calls = min_tool_calls  # like tool_choice="required" until this many calls were made
@@ -91,6 +96,7 @@ class ReAct(StrategyBase):
         )
         self._grounded = small if self.answer_from_observations is None else self.answer_from_observations
         self._restate = small if self.restate_task is None else self.restate_task
+        self._thought = not small if self.thoughts is None else self.thoughts
         self._tool_calls = 0
         self._observed = False
         self._answer_now = False
@@ -105,7 +111,7 @@ class ReAct(StrategyBase):
             system += "\n" + context.instructions
         final = context.output_schema
         if self.format != "tools":
-            system += "\n" + decisions.json_instructions(context.tools, final)
+            system += "\n" + decisions.json_instructions(context.tools, final, thought=self._thought)
         history = context.history if self.format == "tools" else as_text_turns(context.history)
         self.messages = [
             {"role": "system", "content": system},
@@ -118,7 +124,7 @@ class ReAct(StrategyBase):
         self._tool_schemas = context.tools.schemas()
         needs_final = self._min_calls > 0 or not decisions.is_text_answer(final)
         self._tools = [*self._tool_schemas, *([decisions.final_answer_tool(final)] if needs_final else [])]
-        self._schema = decisions.decision_schema(context.tools, final_parameters=final)
+        self._schema = decisions.decision_schema(context.tools, final_parameters=final, thought=self._thought)
 
     def switch_format(self, fmt: DecisionFormat) -> bool:
         """Ask for decisions in `fmt` from now on, keeping the conversation (the loop calls this when the
@@ -134,7 +140,8 @@ class ReAct(StrategyBase):
         if (last or self._answer_now) and self.answer_on_last_step and self._observed:
             return self._final_request()
         if self._json_instructions_due and self.format != "tools":
-            self.messages.append({"role": "user", "content": decisions.json_instructions(self.context.tools)})
+            instructions = decisions.json_instructions(self.context.tools, thought=self._thought)
+            self.messages.append({"role": "user", "content": instructions})
             self._json_instructions_due = False
         must_call = self._tool_calls < self._min_calls and len(self.context.tools) > 0
         grounded = self._grounded_final()
@@ -144,9 +151,9 @@ class ReAct(StrategyBase):
             return ModelRequest(messages=list(self.messages), tools=tools, tool_choice=choice)
         schema = self._schema if self.format == "json_schema" else None
         if grounded is not None and schema is not None:
-            schema = decisions.decision_schema(self.context.tools, final_parameters=grounded)
+            schema = decisions.decision_schema(self.context.tools, final_parameters=grounded, thought=self._thought)
         if must_call and schema is not None:
-            schema = decisions.decision_schema(self.context.tools, allow_final=False)
+            schema = decisions.decision_schema(self.context.tools, allow_final=False, thought=self._thought)
         return ModelRequest(messages=list(self.messages), response_schema=schema)
 
     def _final_request(self) -> ModelRequest:
@@ -157,7 +164,9 @@ class ReAct(StrategyBase):
             return ModelRequest(
                 messages=messages, tools=[*self._tool_schemas, decisions.final_answer_tool(final)], tool_choice=forced
             )
-        final_only = decisions.decision_schema(self.context.tools, final_only=True, final_parameters=final)
+        final_only = decisions.decision_schema(
+            self.context.tools, final_only=True, final_parameters=final, thought=self._thought
+        )
         return ModelRequest(messages=messages, response_schema=final_only if self.format == "json_schema" else None)
 
     def _grounded_final(self) -> dict[str, Any] | None:
