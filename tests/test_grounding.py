@@ -98,8 +98,9 @@ def test_candidate_spans_are_clean_sentences_latest_first():
     spans = candidate_spans(["[1] Old\nOld news … ", "Error: nothing", PAGE])
     assert spans[0] == "Eiffel Tower" and "Old news" in spans and not any(s.startswith("Error") for s in spans)
     assert all("\n" not in s and not s.startswith(("#", "[")) for s in spans)
-    assert candidate_spans(['No page titled "x". Try {local_search} first.']) == ["Try local_search first."]
-    echo = 'No page titled "Made up. By the model". Try local_search first.'
+    # A tool saying it found nothing holds no answer, not even its advice.
+    assert candidate_spans(['No page titled "x". Try {local_search} first.', "Error: no such tool."]) == []
+    echo = "Made up. By the model. Try local_search first."  # a tool echoing the model's own words
     assert candidate_spans([echo], written=["Made up. By the model"]) == ["Try local_search first."]
     assert len(candidate_spans([f"A sentence number {n}." for n in range(100)], limit=5)) == 5
 

@@ -20,6 +20,8 @@ MIN_SPAN_CHARS = 2
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 # Decoration the search tools put around passages: "[1] ", "# ", list bullets, an ellipsis at a cut.
 # Characters a clean answer does not need and a grammar literal handles badly (quotes, backslashes, braces).
+# How the built-in tools say they found nothing: such an observation holds no answer.
+_FAILURES = ("Error:", "No passages", "No page")
 _UNSAFE = re.compile(r'["\\{}\x00-\x1f\x7f]')
 _DECORATION = re.compile(r"^(?:\[\d+\]\s*|#+\s*|[-*•]\s+|\(.*?\)\s*$)")
 # A number as tools print it: an optional sign, digits with optional thousands commas, a fraction, an exponent.
@@ -35,11 +37,13 @@ def candidate_spans(observations: Iterable[str], limit: int = MAX_SPANS, written
     own = [_UNSAFE.sub("", text) for text in written]
     spans: list[str] = []
     for text in reversed(list(observations)):
+        if text.lstrip().startswith(_FAILURES):  # "No page titled ... Try local_search first." answers nothing
+            continue
         for line in text.splitlines():
             line = _DECORATION.sub("", line.strip()).strip()
             for sentence in _SENTENCE_END.split(line):
                 span = " ".join(_UNSAFE.sub("", sentence).split()).rstrip(" …")
-                if span.startswith(("Error:", "No passages", "No page")) or any(span.rstrip(".") in t for t in own):
+                if span.startswith(_FAILURES) or any(span.rstrip(".") in t for t in own):
                     continue
                 if MIN_SPAN_CHARS <= len(span) <= MAX_SPAN_CHARS and span not in spans:
                     spans.append(span)
