@@ -32,6 +32,7 @@ from agentlab.models.base import (
     probe_capabilities,
 )
 from agentlab.models.fallback import give_up
+from agentlab.models.resolve import is_small_model
 from agentlab.run.compaction import Compactor, TokenCounter, context_window, summary_request, tokenizer_of
 from agentlab.run.context import RunContext
 from agentlab.run.conversation import messages_from_events, repair_history
@@ -493,6 +494,7 @@ class Agent:
                 output_schema=self.output.parameters,
                 approve=self.approve,
                 run_context=run.context,
+                small_model=is_small_model(self.model),
             )
         )
 

@@ -80,19 +80,21 @@ def decision_schema(
     allow_final: bool = True,
     final_only: bool = False,
     final_parameters: dict[str, Any] | None = None,
+    thought: bool = True,
 ) -> dict[str, Any]:
     """One JSON object per step: a thought and one action whose arguments match the chosen tool (or the
     run's output schema for the final answer), so a grammar-constrained model can only produce calls and
-    answers that validate."""
+    answers that validate. `thought=False` leaves the thought out: a small model writes a made-up answer
+    there ("The answer is 125.") and then copies that instead of the task."""
     variants = [] if final_only else [_action(t.name, t.parameters) for t in tools]
     if allow_final or final_only:
         variants.append(_action(FINAL, final_parameters or TEXT_ANSWER))
+    action = variants[0] if len(variants) == 1 else {"anyOf": variants}
+    if not thought:
+        return {"type": "object", "properties": {"action": action}, "required": ["action"]}
     return {
         "type": "object",
-        "properties": {
-            "thought": {"type": "string", "maxLength": MAX_THOUGHT_CHARS},
-            "action": variants[0] if len(variants) == 1 else {"anyOf": variants},
-        },
+        "properties": {"thought": {"type": "string", "maxLength": MAX_THOUGHT_CHARS}, "action": action},
         "required": ["thought", "action"],
     }
 
@@ -124,7 +126,9 @@ def offer_tool(request: ModelRequest, tool: BaseTool[..., Any]) -> ModelRequest:
     return replace(request, response_schema=schema)
 
 
-def json_instructions(tools: ToolRegistry, final_parameters: dict[str, Any] | None = None) -> str:
+def json_instructions(
+    tools: ToolRegistry, final_parameters: dict[str, Any] | None = None, *, thought: bool = True
+) -> str:
     lines = ["Tools:"]
     for t in tools:
         params = ", ".join(f"{k}: {v.get('type', 'any')}" for k, v in t.parameters.get("properties", {}).items())
@@ -134,8 +138,9 @@ def json_instructions(tools: ToolRegistry, final_parameters: dict[str, Any] | No
         f"{k}: {v.get('type', 'any')}" for k, v in (final_parameters or TEXT_ANSWER).get("properties", {}).items()
     )
     lines.append(f"- {FINAL}({final}): Give the final answer.")
+    shape = '{"action": {"name": "<tool>", "arguments": {...}}}'
     lines.append(
-        'Reply with one JSON object only: {"thought": "...", "action": {"name": "<tool>", "arguments": {...}}}'
+        "Reply with one JSON object only: " + (shape.replace("{", '{"thought": "...", ', 1) if thought else shape)
     )
     return "\n".join(lines)
 

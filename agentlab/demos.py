@@ -151,7 +151,7 @@ class DemoLibrary:
         demos = [d for d in self._demos if tools is None or d.tool_names() <= set(tools)]
         if k <= 0 or not demos:
             return []
-        scores = bm25_scores(task, [d.task for d in demos])
+        scores = bm25_scores(with_shape(task), [with_shape(d.task) for d in demos])
         ranked = sorted(zip(scores, range(len(demos)), strict=True), key=lambda pair: (-pair[0], -pair[1]))
         return [demos[index] for score, index in ranked[:k] if score > 0]
 
@@ -180,9 +180,9 @@ def resolve_demos(demos: DemoLibrary | bool | None, model: Any) -> DemoLibrary |
     """The library an agent uses: `demos` itself; for None, the built-in one when `model` is the embedded
     small model (small models gain most from examples) and none otherwise; for False, none."""
     if demos is None:
-        from agentlab.models.local import LocalModel
+        from agentlab.models.resolve import is_small_model
 
-        return builtin_library() if isinstance(model, LocalModel) else None
+        return builtin_library() if is_small_model(model) else None
     if demos is True:
         return builtin_library()
     if demos is False:
@@ -198,6 +198,17 @@ def with_demos(
     """`instructions` followed by the demos `library` holds for `task` (only those using `tools`)."""
     found = library.as_instructions(task, k, tools) if library is not None else None
     return "\n\n".join(part for part in (instructions, found) if part) or None
+
+
+# Symbols a task's shape shows in: "What is (25 - 71) - 187 + 246?" has only stopwords and numbers for BM25,
+# so without these it retrieved a percentage example instead of one that copies a parenthesised expression.
+_SHAPE_WORDS = {"(": "shapeparen", "+": "shapeplus", "-": "shapeminus", "*": "shapetimes", "/": "shapedivide"}
+
+
+def with_shape(task: str) -> str:
+    """`task` followed by one word per arithmetic symbol in it, so that tasks of the same shape match."""
+    shape = [_SHAPE_WORDS[c] for c in task if c in _SHAPE_WORDS]
+    return " ".join([task, *shape])
 
 
 def _one_line(text: str) -> str:

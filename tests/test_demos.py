@@ -116,3 +116,13 @@ def test_no_demos_means_the_prompt_is_unchanged():
     with ScriptedServer([call("final_answer", answer="2")]) as srv:
         Agent(model=model_for(srv), tools=[add]).run("What is 1 plus 1?")
         assert PREAMBLE not in srv.requests[0]["messages"][0]["content"]
+
+
+def test_tasks_of_the_same_shape_retrieve_each_other():
+    # Only stopwords and numbers for BM25: the symbols decide which arithmetic example fits.
+    library = DemoLibrary()
+    library.add("What is 15% of 240?", ["Observation: 36"], "36")
+    library.add("What is (48 + 17) * 3 - 20?", ["Observation: 175"], "175")
+    library.add("What is 125 - 38 * 4 + 9?", ["Observation: -18"], "-18")
+    assert [d.task for d in library.retrieve("What is (25 - 71) - 187 + 246?", k=1)] == ["What is (48 + 17) * 3 - 20?"]
+    assert [d.task for d in library.retrieve("What is 58 - 133 * 2 + 9?", k=1)] == ["What is 125 - 38 * 4 + 9?"]

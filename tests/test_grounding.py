@@ -8,7 +8,7 @@ from typing import Any
 from toolbox import call, decide, model_for
 
 from agentlab import Agent, tool
-from agentlab.strategies.grounding import candidate_spans
+from agentlab.strategies.grounding import candidate_numbers, candidate_phrases, candidate_spans
 from agentlab.testing import ScriptedServer
 
 PAGE = "# Eiffel Tower\nThe Eiffel Tower is a lattice tower in Paris. It was completed in 1889.\n\nNo more."
@@ -22,6 +22,16 @@ def lookup(title: str) -> str:
         title: The page title.
     """
     return PAGE
+
+
+@tool
+def numbers_page(title: str) -> str:
+    """Read a page with numbers.
+
+    Args:
+        title: The page title.
+    """
+    return "It had 1,300 rivets, 7.5 tonnes of paint and a tag B52; it lost -12 in 1889."
 
 
 def _final_variant(schema: dict[str, Any]) -> dict[str, Any]:
@@ -46,24 +56,66 @@ def test_observed_sentences_become_the_only_answers_in_the_decision_schema():
     assert answer["enum"][:2] == ["The Eiffel Tower is a lattice tower in Paris.", "It was completed in 1889."]
 
 
-def test_native_tools_get_the_grounded_final_answer_tool_and_typed_outputs_are_left_alone():
+def _final_tool(request: dict[str, Any]) -> dict[str, Any]:
+    return next(t for t in request["tools"] if t["function"]["name"] == "final_answer")["function"]["parameters"]
+
+
+def test_native_tools_get_the_grounded_final_answer_tool_and_other_typed_outputs_are_left_alone():
     with ScriptedServer([call("lookup", title="Eiffel Tower"), call("final_answer", answer="No more.")]) as srv:
         Agent(model=model_for(srv), tools=[lookup], answer_from_observations=True).run("When?")
-        final = next(t for t in srv.requests[1]["tools"] if t["function"]["name"] == "final_answer")
-    assert "It was completed in 1889." in final["function"]["parameters"]["properties"]["answer"]["enum"]
-    with ScriptedServer([call("lookup", title="Eiffel Tower"), call("final_answer", answer=1889)]) as srv:
-        result = Agent(model=model_for(srv), tools=[lookup], output_type=int, answer_from_observations=True).run(
+        final = _final_tool(srv.requests[1])
+    assert "It was completed in 1889." in final["properties"]["answer"]["enum"]
+    script = [call("lookup", title="Eiffel Tower"), call("final_answer", answer=True)]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv), tools=[lookup], output_type=bool, answer_from_observations=True).run(
+            "Is it done?"
+        )
+        final = _final_tool(srv.requests[1])
+    assert result.output is True and "enum" not in str(final)
+
+
+def test_a_numeric_answer_is_one_of_the_observed_numbers():
+    script = [decide("numbers_page", "I read it.", title="x"), decide("final_answer", answer=1889)]
+    with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+        result = Agent(model=model_for(srv), tools=[numbers_page], output_type=int, answer_from_observations=True).run(
             "When?"
         )
-        final = next(t for t in srv.requests[1]["tools"] if t["function"]["name"] == "final_answer")
-    assert result.output == 1889 and "enum" not in str(final)
+        first, second = (r["response_format"]["json_schema"]["schema"] for r in srv.requests)
+    assert result.output == 1889
+    assert "enum" not in str(_final_variant(first))
+    answer = _final_variant(second)["properties"]["arguments"]["properties"]["answer"]
+    # Whole numbers only for an int answer, latest first; the float and the number inside a word are not.
+    assert answer["type"] == "integer" and answer["enum"] == [1889, -12, 1300]
+
+
+def test_candidate_numbers():
+    assert candidate_numbers(["1,300 and -12", "7.5 then 1889"]) == [1889, 7.5, -12, 1300]
+    assert candidate_numbers(["A4 paper, v2.1, 3e2", "Error: 5"]) == [300.0]
+    assert candidate_numbers(["7.5 and 2"], integers=True) == [2]
 
 
 def test_candidate_spans_are_clean_sentences_latest_first():
     spans = candidate_spans(["[1] Old\nOld news … ", "Error: nothing", PAGE])
     assert spans[0] == "Eiffel Tower" and "Old news" in spans and not any(s.startswith("Error") for s in spans)
     assert all("\n" not in s and not s.startswith(("#", "[")) for s in spans)
-    assert candidate_spans(['No page titled "x". Try {local_search} first.']) == ["Try local_search first."]
-    echo = 'No page titled "Made up. By the model". Try local_search first.'
+    # A tool saying it found nothing holds no answer, not even its advice.
+    assert candidate_spans(['No page titled "x". Try {local_search} first.', "Error: no such tool."]) == []
+    echo = "Made up. By the model. Try local_search first."  # a tool echoing the model's own words
     assert candidate_spans([echo], written=["Made up. By the model"]) == ["Try local_search first."]
     assert len(candidate_spans([f"A sentence number {n}." for n in range(100)], limit=5)) == 5
+
+
+def test_phrases_are_names_dates_and_titles_of_the_observations():
+    observed = "[1] Tower Company\nIt was built on 10 January 1920 in Bath, Maine by Jonny Craig. The Tower had 1,300."
+    phrases = candidate_phrases([observed])
+    assert phrases[:2] == ["Tower Company", "10 January 1920"]
+    assert {"Bath, Maine", "Jonny Craig", "Tower", "1,300"} <= set(phrases) and "It" not in phrases
+    script = [decide("lookup", "I read the page.", title="x"), decide("final_answer", answer="1889")]
+    with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+        Agent(model=model_for(srv), tools=[lookup], answer_from_observations="phrases").run("When?")
+        second = srv.requests[1]["response_format"]["json_schema"]["schema"]
+    assert _final_variant(second)["properties"]["arguments"]["properties"]["answer"]["enum"][:3] == [
+        "Eiffel Tower",
+        "Paris",
+        "1889",
+    ]

@@ -84,3 +84,20 @@ def test_built_in_demos_reach_the_first_request_on_the_embedded_model(local_mode
     assert PREAMBLE in system and '"name": "calculator"' in system
     assert result.status in ("done", "max_steps") and "parse_error" not in [e.kind for e in result.events]
     assert Agent(model=local_model, tools=[calculator]).demos is builtin_library()  # the default for this model
+
+
+def test_react_on_the_embedded_model_calls_the_calculator_first_and_answers_with_what_it_returned(local_model):
+    from agentlab import Agent
+    from agentlab import events as ev
+    from agentlab.strategies.grounding import candidate_numbers
+
+    agent = Agent(model=local_model, tools=[calculator], output_type=float, max_steps=4)
+    for question in ["What is (46 + 163) + 103?", "What is 57 + 35 * 6?", "How many legs do 3 spiders have?"]:
+        result = agent.run(question)
+        kinds = [e.kind for e in result.events]
+        assert result.status == "done", (question, result.error)
+        # The small-model defaults: no answer before a tool call, and the answer is a number the tools returned.
+        assert "tool_started" in kinds and kinds.index("tool_started") < kinds.index("final"), question
+        numbers = candidate_numbers([e.output for e in result.events if isinstance(e, ev.ToolResult) and e.ok])
+        if numbers:  # (a call the calculator refused returns no number to copy; then the answer is free)
+            assert result.output in numbers, (question, result.output, numbers)

@@ -169,7 +169,9 @@ class LocalModel:
         n_threads: CPU threads for llama.cpp (None: its default).
         temperature: Default sampling temperature.
         max_tokens: Default completion token limit.
-        repeat_penalty: Discourages the repetition loops small models fall into.
+        repeat_penalty: Penalises tokens seen in the last 64; 1.0 (the default) is none. Values above 1 make a
+            small model miscopy what it must repeat (an expression into the calculator: "119 * 5" became
+            "119 + 5" at 1.1); the budgeted grammar bounds the loops a penalty was meant to prevent.
         seed: Sampling seed, for repeatable runs.
         tight_grammar: Budget the grammar (`agentlab.models.grammar.budget_schema`): free strings become
             single-line text without braces, and every string is bounded so the whole JSON object fits in the
@@ -196,7 +198,7 @@ class LocalModel:
         n_threads: int | None = None,
         temperature: float = 0.0,
         max_tokens: int = 384,
-        repeat_penalty: float = 1.1,
+        repeat_penalty: float = 1.0,
         seed: int = 0,
         tight_grammar: bool = True,
         cache_grammar: bool = True,
@@ -209,7 +211,7 @@ class LocalModel:
         self.n_threads = n_threads
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.repeat_penalty = repeat_penalty  # small models fall into "000000…" loops without it
+        self.repeat_penalty = repeat_penalty
         self.seed = seed
         self.tight_grammar = tight_grammar
         self.cache_grammar = cache_grammar

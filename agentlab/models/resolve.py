@@ -11,6 +11,12 @@ from agentlab.models.local import INSTALL_HINT, LocalModel, ModelUnavailable, lo
 OPENAI_URL = "https://api.openai.com/v1"
 
 
+def is_small_model(model: object) -> bool:
+    """True for the embedded small model (any `LocalModel`): the one rule by which agents turn on what helps
+    small models by default (demonstrations, ReAct's forced tool call and grounded answers)."""
+    return isinstance(model, LocalModel)
+
+
 def default_model(environ: Mapping[str, str] | None = None) -> Model:
     """AGENTLAB_BASE_URL / AGENTLAB_MODEL / AGENTLAB_API_KEY (or OPENAI_API_KEY with OpenAI's URL),
     else the embedded local model; a clear error when neither can be had."""

@@ -61,6 +61,9 @@ class StrategyContext:
     # `RunContext` (deps), passed on to `ToolRegistry.invoke`.
     approve: ApprovalCallback | None = None
     run_context: Any = None
+    # The run's model is a small local one (`agentlab.models.resolve.is_small_model`): strategies may turn on
+    # options that help such models (ReAct's defaults do).
+    small_model: bool = False
 
 
 @dataclass

@@ -7,7 +7,7 @@ previous one's prefix and server-side prefix caches hit.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from agentlab import decisions
 from agentlab.models.base import DecisionFormat, ModelRequest, ModelResponse
@@ -20,7 +20,14 @@ from agentlab.strategies.base import (
     StrategyBase,
     StrategyContext,
 )
-from agentlab.strategies.grounding import candidate_spans, grounded_parameters
+from agentlab.strategies.grounding import (
+    candidate_numbers,
+    candidate_phrases,
+    candidate_spans,
+    grounded_number_parameters,
+    grounded_parameters,
+    numeric_answer_type,
+)
 
 # Only what every run needs; how to answer is said by the decision format (a plain-text reply with native
 # tools, the final_answer action otherwise), so this prompt holds for both.
@@ -29,6 +36,9 @@ SYSTEM = "Solve the task step by step. Use the tools for facts and arithmetic; d
 
 # Restating the task helps small models, which lose it behind long observations.
 ANSWER_NOW = "Task: {task}\nCall final_answer now with your best answer from the observations."
+# After observations (`restate_task`): a small model otherwise copies its previous call with the result
+# substituted ("57 + 35 * 6" -> 267, then "267 + 35 * 6", ...) instead of answering.
+RESTATED = "Task: {task}\nIf the observation answers the task, call final_answer with it."
 
 
 class ReAct(StrategyBase):
@@ -38,7 +48,16 @@ class ReAct(StrategyBase):
     observations then ends with the model's own answer instead of `max_steps` or `stalled` (smolagents
     also asks for a final answer when steps run out). `answer_from_observations` makes a plain-text final
     answer, once tools have returned something, one of the observed sentences (an `enum` in the final
-    answer's schema, enforced by a grammar or a native tool schema): grounded answers for QA over documents."""
+    answer's schema, enforced by a grammar or a native tool schema): grounded answers for QA over documents
+    (`"phrases"` offers the names, dates and numbers in them and the titles instead, for short-answer QA);
+    a numeric final answer (`output_type=float`/`int`) becomes one of the observed numbers. `restate_task`
+    follows each observation (JSON decisions) with the task and a reminder to answer when it is answered.
+    `thoughts` keeps the `thought` field of JSON decisions (a small model writes a made-up answer there and
+    then copies it instead of the task).
+
+    For these four, None (the default) means the setting for the run's model: when it is a small local one
+    (`StrategyContext.small_model`) `min_tool_calls` is 1 if the run has tools, grounded answers and the
+    restated task are on and thoughts are off; for any other model, 0, off, off and on."""
 
     name = "react"
 
@@ -46,11 +65,22 @@ class ReAct(StrategyBase):
         self,
         system_prompt: str = SYSTEM,
         answer_on_last_step: bool = True,
-        min_tool_calls: int = 0,
-        answer_from_observations: bool = False,
+        min_tool_calls: int | None = None,
+        answer_from_observations: bool | Literal["sentences", "phrases"] | None = None,
+        restate_task: bool | None = None,
+        thoughts: bool | None = None,
     ) -> None:
         super().__init__()
+        if min_tool_calls is not None and min_tool_calls < 0:
+            raise ValueError(f"min_tool_calls must be >= 0, not {min_tool_calls}")
+        if answer_from_observations not in (None, True, False, "sentences", "phrases"):
+            raise ValueError(
+                "answer_from_observations must be True, False, 'sentences' or 'phrases', "
+                f"not {answer_from_observations!r}"
+            )
         self.answer_from_observations = answer_from_observations
+        self.restate_task = restate_task
+        self.thoughts = thoughts
         self.system_prompt = system_prompt
         self.answer_on_last_step = answer_on_last_step
         self.min_tool_calls = min_tool_calls  # like tool_choice="required" until this many calls were made
@@ -60,6 +90,13 @@ class ReAct(StrategyBase):
     def start(self, context: StrategyContext) -> None:
         """Begin a run; a restarted instance (BabyAGI's executor, task after task) starts afresh."""
         self.context = context
+        small = context.small_model
+        self._min_calls = (
+            (int(small) if len(context.tools) else 0) if self.min_tool_calls is None else self.min_tool_calls
+        )
+        self._grounded = small if self.answer_from_observations is None else self.answer_from_observations
+        self._restate = small if self.restate_task is None else self.restate_task
+        self._thought = not small if self.thoughts is None else self.thoughts
         self._tool_calls = 0
         self._observed = False
         self._answer_now = False
@@ -74,7 +111,7 @@ class ReAct(StrategyBase):
             system += "\n" + context.instructions
         final = context.output_schema
         if self.format != "tools":
-            system += "\n" + decisions.json_instructions(context.tools, final)
+            system += "\n" + decisions.json_instructions(context.tools, final, thought=self._thought)
         history = context.history if self.format == "tools" else as_text_turns(context.history)
         self.messages = [
             {"role": "system", "content": system},
@@ -85,9 +122,9 @@ class ReAct(StrategyBase):
         # reply already ends the run, so final_answer is offered only where an answer must be forced or
         # typed (and on the forced last step, see _final_request).
         self._tool_schemas = context.tools.schemas()
-        needs_final = self.min_tool_calls > 0 or not decisions.is_text_answer(final)
+        needs_final = self._min_calls > 0 or not decisions.is_text_answer(final)
         self._tools = [*self._tool_schemas, *([decisions.final_answer_tool(final)] if needs_final else [])]
-        self._schema = decisions.decision_schema(context.tools, final_parameters=final)
+        self._schema = decisions.decision_schema(context.tools, final_parameters=final, thought=self._thought)
 
     def switch_format(self, fmt: DecisionFormat) -> bool:
         """Ask for decisions in `fmt` from now on, keeping the conversation (the loop calls this when the
@@ -103,9 +140,10 @@ class ReAct(StrategyBase):
         if (last or self._answer_now) and self.answer_on_last_step and self._observed:
             return self._final_request()
         if self._json_instructions_due and self.format != "tools":
-            self.messages.append({"role": "user", "content": decisions.json_instructions(self.context.tools)})
+            instructions = decisions.json_instructions(self.context.tools, thought=self._thought)
+            self.messages.append({"role": "user", "content": instructions})
             self._json_instructions_due = False
-        must_call = self._tool_calls < self.min_tool_calls and len(self.context.tools) > 0
+        must_call = self._tool_calls < self._min_calls and len(self.context.tools) > 0
         grounded = self._grounded_final()
         if self.format == "tools":
             choice = "required" if must_call else None
@@ -113,9 +151,9 @@ class ReAct(StrategyBase):
             return ModelRequest(messages=list(self.messages), tools=tools, tool_choice=choice)
         schema = self._schema if self.format == "json_schema" else None
         if grounded is not None and schema is not None:
-            schema = decisions.decision_schema(self.context.tools, final_parameters=grounded)
+            schema = decisions.decision_schema(self.context.tools, final_parameters=grounded, thought=self._thought)
         if must_call and schema is not None:
-            schema = decisions.decision_schema(self.context.tools, allow_final=False)
+            schema = decisions.decision_schema(self.context.tools, allow_final=False, thought=self._thought)
         return ModelRequest(messages=list(self.messages), response_schema=schema)
 
     def _final_request(self) -> ModelRequest:
@@ -126,15 +164,26 @@ class ReAct(StrategyBase):
             return ModelRequest(
                 messages=messages, tools=[*self._tool_schemas, decisions.final_answer_tool(final)], tool_choice=forced
             )
-        final_only = decisions.decision_schema(self.context.tools, final_only=True, final_parameters=final)
+        final_only = decisions.decision_schema(
+            self.context.tools, final_only=True, final_parameters=final, thought=self._thought
+        )
         return ModelRequest(messages=messages, response_schema=final_only if self.format == "json_schema" else None)
 
     def _grounded_final(self) -> dict[str, Any] | None:
-        """The final answer's parameters restricted to observed sentences, when that option is on, the
-        answer is plain text and tools have returned something to copy from; else None."""
-        if not self.answer_from_observations or not decisions.is_string_answer(self.context.output_schema):
+        """The final answer's parameters restricted to what the tools returned, when that option is on and
+        there is something to copy from: observed sentences for a plain-text answer, observed numbers for a
+        numeric one (`output_type=float` or `int`); else None (other typed answers are left alone)."""
+        if not self._grounded:
             return None
-        spans = candidate_spans(self._observations, written=self._written)
+        final = self.context.output_schema
+        numeric = numeric_answer_type(final)
+        if numeric is not None and final is not None:
+            numbers = candidate_numbers(self._observations, integers=numeric == "integer")
+            return grounded_number_parameters(final, numbers) if numbers else None
+        if not decisions.is_string_answer(final):
+            return None
+        pick = candidate_phrases if self._grounded == "phrases" else candidate_spans
+        spans = pick(self._observations, written=self._written)
         return grounded_parameters(spans) if spans else None
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
@@ -157,6 +206,8 @@ class ReAct(StrategyBase):
             ]
         else:
             text = "\n".join(f"Observation: {o.output.content}" for o in observations)
+            if self._restate:
+                text += "\n" + RESTATED.format(task=self.context.task)
             self.messages.append({"role": "user", "content": text})
 
     def reject(self, response: ModelResponse, error: DecisionError) -> None:

@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the embedded model without its budgeted grammar (free strings unconstrained), for ablations",
     )
     parser.add_argument(
+        "--repeat-penalty",
+        type=float,
+        metavar="P",
+        help="the embedded model's repeat penalty (default: LocalModel's, 1.0), for ablations",
+    )
+    parser.add_argument(
         "--context-window",
         type=int,
         metavar="N",
@@ -83,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.context_window is not None and args.context_window <= 0:
             raise ValueError(f"--context-window must be a positive number of tokens, not {args.context_window}")
         model_spec = ModelSpec(
-            args.base_url, args.model, tight_grammar=not args.loose_grammar, n_ctx=args.context_window
+            args.base_url,
+            args.model,
+            tight_grammar=not args.loose_grammar,
+            n_ctx=args.context_window,
+            repeat_penalty=args.repeat_penalty,
         )
         model = model_spec.build()
     except (UnknownStrategy, DataError, ValueError) as problem:

@@ -35,6 +35,7 @@ class ModelSpec:
     model: str | None = None
     tight_grammar: bool = True  # the embedded model's budgeted grammar (agentlab.models.grammar)
     n_ctx: int | None = None  # the embedded model's context window (None: its default)
+    repeat_penalty: float | None = None  # the embedded model's repeat penalty (None: its default)
 
     def build(self) -> Any:
         if self.base_url:
@@ -49,6 +50,8 @@ class ModelSpec:
         model = default_model()
         if hasattr(model, "tight_grammar"):
             model.tight_grammar = self.tight_grammar
+        if self.repeat_penalty is not None and hasattr(model, "repeat_penalty"):
+            model.repeat_penalty = self.repeat_penalty
         if self.n_ctx and hasattr(model, "n_ctx"):
             model.n_ctx = self.n_ctx  # a small real window, so what compaction prevents can happen
         return model
@@ -126,6 +129,8 @@ class EvalConfig:
         parts = [f"out={'float' if self.typed_output is float else 'text'}", f"demos={self.demos}"]
         if not self.model.tight_grammar:
             parts.append("grammar=loose")
+        if self.model.repeat_penalty is not None:
+            parts.append(f"repeat_penalty={self.model.repeat_penalty}")
         if self.context_window:
             parts.append(f"ctx={self.context_window}")
         if not self.compaction:
