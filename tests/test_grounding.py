@@ -8,7 +8,7 @@ from typing import Any
 from toolbox import call, decide, model_for
 
 from agentlab import Agent, tool
-from agentlab.strategies.grounding import candidate_numbers, candidate_phrases, candidate_spans
+from agentlab.strategies.grounding import candidate_numbers, candidate_phrases, candidate_sentences, candidate_spans
 from agentlab.testing import ScriptedServer
 
 PAGE = "# Eiffel Tower\nThe Eiffel Tower is a lattice tower in Paris. It was completed in 1889.\n\nNo more."
@@ -103,6 +103,12 @@ def test_candidate_spans_are_clean_sentences_latest_first():
     echo = "Made up. By the model. Try local_search first."  # a tool echoing the model's own words
     assert candidate_spans([echo], written=["Made up. By the model"]) == ["Try local_search first."]
     assert len(candidate_spans([f"A sentence number {n}." for n in range(100)], limit=5)) == 5
+
+
+def test_sentence_answers_are_whole_sentences_when_there_are_any():
+    results = "[1] agentlab › Documentation\nagentlab is a small framework for tool-using agents. Fast.\n\n[2] Tools"
+    assert candidate_sentences([results]) == ["agentlab is a small framework for tool-using agents."]
+    assert candidate_sentences(["[1] Tools\nFast."]) == ["Tools", "Fast."]  # no sentence: every span
 
 
 def test_phrases_are_names_dates_and_titles_of_the_observations():

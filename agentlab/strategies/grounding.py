@@ -17,6 +17,7 @@ from typing import Any
 MAX_SPANS = 40  # an enum of this many sentences keeps the grammar small
 MAX_SPAN_CHARS = 200
 MIN_SPAN_CHARS = 2
+MIN_SENTENCE_WORDS = 4
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 # Decoration the search tools put around passages: "[1] ", "# ", list bullets, an ellipsis at a cut.
 # Characters a clean answer does not need and a grammar literal handles badly (quotes, backslashes, braces).
@@ -78,6 +79,14 @@ def candidate_phrases(observations: Iterable[str], limit: int = MAX_SPANS, writt
             if len(phrases) >= limit:
                 return phrases
     return phrases
+
+
+def candidate_sentences(observations: Iterable[str], limit: int = MAX_SPANS, written: Iterable[str] = ()) -> list[str]:
+    """`candidate_spans` that are whole sentences (a few words and a full stop, not a title line or a
+    fragment), so a sentence answer reads as one; all the spans when the observations hold no sentence."""
+    spans = candidate_spans(observations, limit=4 * limit, written=written)
+    sentences = [s for s in spans if not _is_title(s) and len(s.split()) >= MIN_SENTENCE_WORDS]
+    return (sentences or spans)[:limit]
 
 
 def _is_title(line: str) -> bool:

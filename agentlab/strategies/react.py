@@ -23,7 +23,7 @@ from agentlab.strategies.base import (
 from agentlab.strategies.grounding import (
     candidate_numbers,
     candidate_phrases,
-    candidate_spans,
+    candidate_sentences,
     grounded_number_parameters,
     grounded_parameters,
     numeric_answer_type,
@@ -182,7 +182,7 @@ class ReAct(StrategyBase):
             return grounded_number_parameters(final, numbers) if numbers else None
         if not decisions.is_string_answer(final):
             return None
-        pick = candidate_phrases if self._grounded == "phrases" else candidate_spans
+        pick = candidate_phrases if self._grounded == "phrases" else candidate_sentences
         spans = pick(self._observations, written=self._written)
         return grounded_parameters(spans) if spans else None
 
