@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from agentlab._text import scrub
 from agentlab.events import Usage
@@ -24,6 +24,8 @@ from agentlab.models.base import (
     SchemaDialect,
 )
 from agentlab.models.wire import BodyEncoder, Endpoint
+
+T = TypeVar("T")
 
 PROBE_NAME = "agentlab_probe"
 WINDOW_TIMEOUT = 10.0  # seconds for each context-window look-up: it is optional and must not hold a run up
@@ -254,17 +256,11 @@ class OpenAIModel:
         # OpenAIModel between agents; a process-wide cache keyed by URL would outlive the server behind it).
         if self._capabilities is not None:
             return self._capabilities
-        loop = asyncio.get_running_loop()
-        probing = self._probing.get(loop)
-        if probing is None:
-            probing = loop.create_task(self._probe_capabilities())
-            self._probing[loop] = probing
-            probing.add_done_callback(partial(self._probe_finished, loop))
+        probing = _single_flight(self._probing, self._probe_capabilities)
         if on_retry is not None:
             self._probe_listeners.append(on_retry)
         try:
-            # shield: a caller cancelled by its own deadline must not cancel the probe the others await.
-            return await asyncio.shield(probing)
+            return await probing
         finally:
             if on_retry is not None:
                 self._probe_listeners.remove(on_retry)
@@ -277,14 +273,7 @@ class OpenAIModel:
         is not remembered, so a later run asks again)."""
         if self._window_known:
             return self._window
-        loop = asyncio.get_running_loop()
-        asking = self._window_asking.get(loop)
-        if asking is None:
-            asking = loop.create_task(self._ask_window())
-            self._window_asking[loop] = asking
-            asking.add_done_callback(lambda _: self._window_asking.pop(loop, None))
-        # shield: a caller cancelled by its own deadline must not cancel the look-up the others await.
-        return await asyncio.shield(asking)
+        return await _single_flight(self._window_asking, self._ask_window)
 
     async def _ask_window(self) -> int | None:
         from openai import APIConnectionError
@@ -307,11 +296,6 @@ class OpenAIModel:
                     return window
         self._window_known = reachable
         return None
-
-    def _probe_finished(self, loop: asyncio.AbstractEventLoop, probing: asyncio.Task[Capabilities]) -> None:
-        self._probing.pop(loop, None)
-        if not probing.cancelled():
-            probing.exception()  # retrieved here: every caller may have left (deadlines) before it failed
 
     async def _probe_capabilities(self) -> Capabilities:
         tools, schema = asyncio.ensure_future(self._probe_tools()), asyncio.ensure_future(self._probe_json_schema())
@@ -547,6 +531,32 @@ def _scrub_value(value: Any) -> Any:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _single_flight(
+    running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[T]],
+    start: Callable[[], Coroutine[Any, Any, T]],
+) -> asyncio.Future[T]:
+    """The one task `start()` runs for this event loop, started by the first caller and shared by those who
+    come while it runs (a model object may serve several loops: a task belongs to one). Shielded: a caller
+    cancelled by its own deadline must not cancel what the others await."""
+    loop = asyncio.get_running_loop()
+    task = running.get(loop)
+    if task is None:
+        task = running[loop] = loop.create_task(start())
+        task.add_done_callback(partial(_forget, running, loop))
+    return asyncio.shield(task)
+
+
+def _forget(
+    running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[T]],
+    loop: asyncio.AbstractEventLoop,
+    task: asyncio.Task[T],
+) -> None:
+    """A finished task is not shared any more (a failed one is asked again next time)."""
+    running.pop(loop, None)
+    if not task.cancelled():
+        task.exception()  # retrieved here: every caller may have left (deadlines) before it failed
 
 
 async def _retried(
