@@ -182,7 +182,6 @@ class RunState:
         self.replay: Replay | None = None  # a resumed run's record, served before anything is asked anew
         self.compactor: Compactor | None = None  # keeps requests within the context window
         self.recall: BaseTool[..., Any] | None = None  # callable from the start, offered after a compaction
-        self.compacted = False
         self._outbox: list[ev.Event] = []
         self.events: list[ev.Event] = []  # the run's own events so far: its conversation is rebuilt from them
         # While the run streams deltas (`context.deltas`): sends an event out at once, ahead of the step's end.
@@ -572,9 +571,9 @@ class Agent:
             run.tools = ToolRegistry([*run.tools, run.recall])
 
     async def _compact(self, run: RunState, request: ModelRequest) -> ModelRequest:
-        """The request made to fit the context window (a `Compacted` event says how), or as it is. From the
-        first compaction on, requests also offer `recall`: before it there is nothing to recall, and a small
-        model offered it from the start picks it over the tools the task needs."""
+        """The request made to fit the context window (a `Compacted` event says how), or as it is. Once
+        compaction has shortened something, requests also offer `recall`: before that there is nothing to
+        recall, and a small model offered it from the start picks it over the tools the task needs."""
         if run.compactor is None:
             return request
         outcome = await run.compactor.compact(request, lambda turns: self._summarise(run, turns))
@@ -585,8 +584,8 @@ class Agent:
                     run.step, outcome.action, outcome.tokens_before, outcome.tokens_after, window, outcome.summary
                 )
             )
-            request, run.compacted = outcome.request, True
-        return offer_tool(request, run.recall) if run.compacted and run.recall is not None else request
+            request = outcome.request
+        return offer_tool(request, run.recall) if run.recall and run.compactor.shortened_anything else request
 
     async def _summarise(self, run: RunState, turns: list[dict[str, Any]]) -> str | None:
         """A summary of `turns` by the model (a resumed run's recorded one when it has it)."""

@@ -110,6 +110,11 @@ class Compactor:
     _asked: str | None = None  # the summary asked for during this compaction, if one was
 
     @property
+    def shortened_anything(self) -> bool:
+        """Whether some text was shortened or dropped (and kept for `recall`)."""
+        return bool(self._stored)
+
+    @property
     def limit(self) -> int:
         return int(self.window * self.threshold)
 

@@ -144,16 +144,16 @@ class ReAct(StrategyBase):
             self.messages.append({"role": "user", "content": instructions})
             self._json_instructions_due = False
         must_call = self._tool_calls < self._min_calls and len(self.context.tools) > 0
-        grounded = self._grounded_final()
         if self.format == "tools":
             choice = "required" if must_call else None
+            grounded = self._grounded_final()
             tools = self._tools if grounded is None else [*self._tool_schemas, decisions.final_answer_tool(grounded)]
             return ModelRequest(messages=list(self.messages), tools=tools, tool_choice=choice)
         schema = self._schema if self.format == "json_schema" else None
-        if grounded is not None and schema is not None:
-            schema = decisions.decision_schema(self.context.tools, final_parameters=grounded, thought=self._thought)
-        if must_call and schema is not None:
+        if schema is not None and must_call:  # no final answer offered: nothing to ground
             schema = decisions.decision_schema(self.context.tools, allow_final=False, thought=self._thought)
+        elif schema is not None and (grounded := self._grounded_final()) is not None:
+            schema = decisions.decision_schema(self.context.tools, final_parameters=grounded, thought=self._thought)
         return ModelRequest(messages=list(self.messages), response_schema=schema)
 
     def _final_request(self) -> ModelRequest:
