@@ -238,7 +238,7 @@ class LocalModel:
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` by the model's own tokenizer (what context compaction counts with)."""
         # No lock: tokenizing reads only the vocabulary, never the context a completion is using.
-        return len(_load(*self._key()).tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
+        return len(self.llama.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
 
     async def capabilities(self) -> Capabilities:
         """Schema-constrained JSON (a llama.cpp grammar); never native tool calls."""
@@ -262,7 +262,7 @@ class LocalModel:
         return await asyncio.to_thread(self._complete, request, hand_on)
 
     def _complete(self, request: ModelRequest, on_delta: DeltaCallback | None) -> ModelResponse:
-        llm = _load(*self._key())
+        llm = self.llama
         params: dict[str, Any] = {
             "messages": request.messages,
             "temperature": request.temperature if request.temperature is not None else self.temperature,
