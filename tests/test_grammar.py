@@ -70,7 +70,10 @@ def test_parameters_carry_their_shape_and_free_strings_become_clean_text():
 def test_the_calculator_expression_is_an_arithmetic_pattern_for_the_grammar_only():
     pattern = re.compile(calculator.parameters["properties"]["expression"]["pattern"])
     assert pattern.match("(37 - 112) * 6 + 15") and pattern.match("sqrt(2) * pi")
+    assert pattern.match("round(10.5, 2) - max(1, -2) ** 2") and pattern.match("-(3 + 4) // 2")
     assert not pattern.match('37"}') and not pattern.match("1 +\n2") and not pattern.match("What is 2+2?")
+    # What SmolLM2 wrote when the pattern was a character class: a list, a number cut in front.
+    assert not pattern.match(", 119, 5, 11") and not pattern.match("119, 5, 11") and not pattern.match(".57 + 35")
     # Not a validation rule: an endpoint without a grammar still gets the evaluator's reasons.
     refused = asyncio.run(calculator.invoke({"expression": "2 ^ 3"}))
     assert not refused.ok and "write powers as a ** b" in refused.content
@@ -104,4 +107,5 @@ def test_llama_cpp_turns_the_budgeted_schema_into_a_grammar_with_bounded_strings
     schema, _ = budget_schema(decision_schema(ToolRegistry([calculator, convert])), 384)
     grammar = grammar_module.json_schema_to_gbnf(json.dumps(schema))
     assert '[^"\\\\{}' in grammar  # the free-text class
-    assert "char*" not in grammar and "*" not in grammar.replace("[0-9a-z+\\-*/%()., ]", "")  # no unbounded rule
+    rules = re.sub(r'"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*\]', "", grammar)  # literals and classes out
+    assert "*" not in rules and "+" not in rules  # no unbounded rule

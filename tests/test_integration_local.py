@@ -3,6 +3,7 @@ every decision parsed. The model is weak, so these assert the mechanics, not the
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,9 +41,10 @@ def test_pal_runs_end_to_end_on_the_embedded_model(local_model):
     assert result.status in ("done", "max_steps", "stalled") or "repairs" in (result.error or "")
 
 
-def test_react_search_example_exits_0_offline():
+def test_react_search_example_answers_with_a_sentence_from_the_docs_offline(tmp_path: Path):
+    trace = tmp_path / "trace.jsonl"
     proc = subprocess.run(
-        [sys.executable, "examples/react_search.py", "--offline", "--max-steps", "3"],
+        [sys.executable, "examples/react_search.py", "--offline", "--trace", str(trace)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -50,3 +52,9 @@ def test_react_search_example_exits_0_offline():
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Offline" in proc.stdout and "local_search" in proc.stdout and "Answer" in proc.stdout
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    answer = next(e["answer"] for e in events if e["kind"] == "final")
+    # A whole sentence copied from the project's docs, about agentlab: not a title, not a paraphrase.
+    docs = " ".join(" ".join(path.read_text().split()) for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+    assert answer.endswith(".") and len(answer.split()) >= 5 and "agentlab" in answer, answer
+    assert answer in docs, answer

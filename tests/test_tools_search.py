@@ -212,3 +212,18 @@ def test_web_search_schema() -> None:
         "maximum": 10,
         "description": "How many results to return (1-10).",
     }
+
+
+def test_a_passage_the_query_names_ranks_above_one_that_repeats_its_terms(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    rows = [
+        {"title": "Release notes", "text": "Widgetron 2 is out. Widgetron got faster; Widgetron got smaller."},
+        {"title": "Widgetron", "text": "Widgetron is a tool that makes widgets."},
+        {"title": "Widgetron › Install", "text": "Install it with pip."},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    corpus = LocalCorpus(path)
+    assert [hit.passage.title for hit in corpus.search("What is Widgetron?", k=2)] == ["Widgetron", "Release notes"]
+    # A title the query names only in part ("install", not "Widgetron") gets no boost; plain BM25 decides.
+    assert corpus.search("How do I install it with pip?", k=1)[0].passage.title == "Widgetron › Install"
+    assert [hit.passage.title for hit in corpus.search("Is it faster?", k=3)] == ["Release notes"]

@@ -9,8 +9,9 @@ Two rewrites, both on a copy of the schema:
   `max_tokens`: a reply is then never cut off inside the structure (at worst a string is short).
 
 The size of the largest object is counted in characters; a token holds at least one character of ASCII
-text, so for ASCII replies the count bounds the tokens too. A string whose pattern we cannot read (anything
-but `^[class]{m,n}$`) is not bounded by us; its own bounds are the user's business.
+text, so for ASCII replies the count bounds the tokens too. A pattern of another shape is measured
+(`regex_width.max_width`); one that ends in a bounded repetition (`^term(op term){0,40}$`) is shortened to
+fit. A pattern that is unbounded, or that we cannot read, is not bounded by us: its bounds are the user's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import copy
 import json
 import re
 from typing import TYPE_CHECKING, Any
+
+from agentlab.models.regex_width import max_width, shrink_tail_repeat
 
 if TYPE_CHECKING:
     from pydantic import JsonValue
@@ -125,7 +128,7 @@ def _string_bounds(node: dict[str, Any]) -> tuple[int, int | None, str | None]:
         simple = _SIMPLE_PATTERN.match(pattern)
         if simple:
             return int(simple[2]), int(simple[3]), simple[1]
-        return 0, node.get("maxLength"), None
+        return 0, max_width(pattern), None
     escaped = 6  # a free JSON string char may be written as \uXXXX
     high = node.get("maxLength")
     return int(node.get("minLength", 0)), None if high is None else high * escaped, None
@@ -231,7 +234,11 @@ def _fit(node: Any, budget: int) -> Any:
 def _fit_string(node: dict[str, Any], budget: int) -> dict[str, Any]:
     low, high, char_class = _string_bounds(node)
     if char_class is None:
-        return node
+        pattern = node.get("pattern")
+        if not isinstance(pattern, str) or high is None or high + 2 + _SPACE <= budget:
+            return node
+        shorter = shrink_tail_repeat(pattern, max(0, budget - 2 - _SPACE))
+        return node if shorter is None else {**node, "pattern": shorter}
     room = max(low, min(high if high is not None else budget, budget - 2 - _SPACE, MAX_GRAMMAR_STRING_BOUND))
     return {**node, "pattern": _pattern(char_class, low, room)}
 

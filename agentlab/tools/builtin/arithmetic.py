@@ -20,12 +20,27 @@ MAX_EXPRESSION_CHARS = 1000
 # eating the CPU. 10,000 bits is about 3,000 digits, below Python's int-to-str limit of 4,300.
 MAX_INT_BITS = 10_000
 MAX_FACTORIAL = 1000
-# What an expression may contain: digits, operators, parentheses, commas (function arguments) and the
-# lower-case names of the functions and constants. A grammar built from it keeps a small model's
-# expression free of quotes, braces and prose. It is a hint in the schema, not a check: an expression that
-# gets past it (from a model without a grammar) gets the evaluator's own, more helpful, reasons.
-EXPRESSION_PATTERN = rf"^[0-9a-z+\-*/%()., ]{{1,{MAX_EXPRESSION_CHARS}}}$"
-Expression = Annotated[str, Field(json_schema_extra={"pattern": EXPRESSION_PATTERN})]
+MAX_OPERATIONS = 40
+
+
+def _expression_pattern() -> str:
+    """The shape of an expression, for grammars: terms joined by operators, where a term is a number, a
+    constant or a function call, behind at most two opening parentheses or minus signs and before at most
+    two closing ones. A grammar built from it keeps a small model's expression free of quotes, braces and
+    prose, and makes it start with a term: left to a character class, SmolLM2 wrote ", 119, 5, 11, ..." and
+    ".57 + 35 * 6". Commas appear only between a function's arguments, so a list of numbers is not an
+    expression. The shape is a hint in the schema, not a check: an expression that gets past it (from a
+    model without a grammar) gets the evaluator's own, more helpful, reasons. It ends in a bounded repetition
+    so that a grammar budget can lower that bound to fit the reply (`agentlab.models.regex_width`)."""
+    # Literal punctuation goes in classes: llama.cpp's schema converter writes `\\.` into grammar text
+    # its own parser rejects.
+    number = "[0-9]{1,9}([.][0-9]{1,6})?"
+    value = f"({number}|{'|'.join(_CONSTANTS)})"
+    # Longer names first: an alternation tries its branches in order.
+    call = f"({'|'.join(sorted(_FUNCTIONS, key=len, reverse=True))})[(]-?{value}(, ?-?{value})?[)]"
+    term = f"[-(]{{0,2}}({value}|{call})[)]{{0,2}}"
+    operator = " ?([*][*]|//|[-+*/%]) ?"
+    return f"^{term}({operator}{term}){{0,{MAX_OPERATIONS}}}$"
 
 
 class CalculatorError(ValueError):
@@ -105,6 +120,8 @@ _FUNCTIONS: dict[str, Callable[..., Number]] = {
     "max": max,
 }
 _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau}
+EXPRESSION_PATTERN = _expression_pattern()
+Expression = Annotated[str, Field(json_schema_extra={"pattern": EXPRESSION_PATTERN})]
 
 
 def _evaluate_node(node: ast.AST) -> Number:

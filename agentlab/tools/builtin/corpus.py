@@ -60,7 +60,7 @@ class LocalCorpus:
         self._pages: dict[str, list[Passage]] = {}
         for passage in loaded:
             self._pages.setdefault(passage.page_title, []).append(passage)
-        self._index: Any = None
+        self._index: tuple[Any, list[frozenset[str]]] | None = None
         self._index_lock = threading.Lock()
 
     @classmethod
@@ -82,7 +82,12 @@ class LocalCorpus:
         return list(self._pages)
 
     def search(self, query: str, k: int = 3) -> list[SearchHit]:
-        """The `k` best passages for `query` by BM25; passages sharing no term with it are left out."""
+        """The `k` best passages for `query` by BM25; passages sharing no term with it are left out.
+
+        A passage whose title the query names in full (every title term is in the query) ranks above the
+        rest: a question usually names the page it is about, and BM25 alone prefers any passage that
+        repeats a common term (on a project's own docs, "What is agentlab?" found benchmark sections that
+        say "agentlab" ten times before the README's opening, titled "agentlab")."""
         if not self.passages or k <= 0:
             return []
         import bm25s  # lazy: pulls in numpy/scipy, which most runs never need
@@ -90,15 +95,18 @@ class LocalCorpus:
         query_tokens = bm25s.tokenize([query], stopwords="en", return_ids=False, show_progress=False)
         if not query_tokens[0]:
             return []
-        index = self._bm25_index()
-        documents, scores = index.retrieve(query_tokens, k=min(k, len(self.passages)), show_progress=False, n_threads=0)
-        return [
-            SearchHit(self.passages[int(doc)], float(score))
-            for doc, score in zip(documents[0], scores[0], strict=True)
-            if score > 0
+        index, title_terms = self._bm25_index()
+        scores = index.get_scores(query_tokens[0])
+        named = set(query_tokens[0])
+        boost = float(scores.max()) + 1.0
+        ranked = [
+            (float(score) + (boost if terms and terms <= named else 0.0), position)
+            for position, (score, terms) in enumerate(zip(scores, title_terms, strict=True))
         ]
+        ranked.sort(key=lambda pair: (-pair[0], pair[1]))
+        return [SearchHit(self.passages[position], score) for score, position in ranked[:k] if score > 0]
 
-    def _bm25_index(self) -> Any:
+    def _bm25_index(self) -> tuple[Any, list[frozenset[str]]]:
         with self._index_lock:  # tools run on worker threads; build once
             if self._index is None:
                 import bm25s
@@ -108,7 +116,10 @@ class LocalCorpus:
                 tokens = bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
                 index = bm25s.BM25()
                 index.index(tokens, show_progress=False)
-                self._index = index
+                titles = bm25s.tokenize(
+                    [p.title for p in self.passages], stopwords="en", return_ids=False, show_progress=False
+                )
+                self._index = (index, [frozenset(terms) for terms in titles])
             return self._index
 
     def page(self, title: str) -> str | None:
