@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
@@ -18,7 +17,6 @@ from agentlab import events as ev
 from agentlab._redact import redact_data, secret_values
 from agentlab._sync import iterate_sync, run_sync
 from agentlab.decisions import FormatWatch, ModelDecision, offer_tool
-from agentlab.demos import DemoLibrary, resolve_demos, with_demos
 from agentlab.events import PendingCall, Status, ToolCall, Usage
 from agentlab.models.base import (
     DecisionFormat,
@@ -41,7 +39,6 @@ from agentlab.run.guardrails import Blocked, Guardrails, check_guards, screen_to
 from agentlab.run.limits import Price, answering_model, check_prices, price_of
 from agentlab.run.output import OutputSpec, OutputValidationError, OutputValidator, run_validators
 from agentlab.run.replay import Recording, Replay, ResumeError, denied, read_recording, response_record
-from agentlab.store.runs import RunStore
 from agentlab.strategies import (
     Conclusion,
     DecisionError,
@@ -58,6 +55,8 @@ from agentlab.tools.function_tool import BaseTool
 from agentlab.tools.guard import Guard
 
 if TYPE_CHECKING:
+    from agentlab.demos import DemoLibrary
+    from agentlab.store.runs import RunStore
     from agentlab.store.sessions import Session
 
 T = TypeVar("T")
@@ -327,11 +326,11 @@ class Agent:
         if max_cost is not None or prices:
             check_prices(model, self.prices)
         self.max_tool_calls, self.max_cost = max_tool_calls, max_cost
-        self.demos, self.demos_k = resolve_demos(demos, model), demos_k
+        self.demos, self.demos_k = _demo_library(demos, model), demos_k
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
         self.strategy = strategy
         self.strategy_options = strategy_options
-        if store is not None and not isinstance(store, RunStore) and takes_option(strategy, "store"):
+        if store is not None and not _is_run_store(store) and takes_option(strategy, "store"):
             strategy_options = {"store": store, **strategy_options}  # BabyAGI's task store shares the file
         # Instances are not shared between runs: an instance given here must come from a factory.
         self._new_strategy = strategy_factory(_factory_of(strategy), strategy_options)
@@ -342,7 +341,7 @@ class Agent:
         self.instructions = instructions
         self.trace_path = Path(trace) if trace else None
         self.max_parse_failures = max_parse_failures
-        if store is not None and not isinstance(store, str | Path | RunStore):
+        if store is not None and not (isinstance(store, str | Path) or _is_run_store(store)):
             raise TypeError(f"store must be a path, a RunStore or None, not {type(store).__name__}")
         self.store = store
         _check_limit("context_window", context_window, int)
@@ -481,7 +480,10 @@ class Agent:
         offered = run.tools  # `recall` joins these only once something was compacted (see _compact)
         await self._prepare_compaction(run)
         instructions = self.instructions(run.context) if callable(self.instructions) else self.instructions
-        instructions = with_demos(instructions, self.demos, run.task, self.demos_k, offered.names())
+        if self.demos is not None:
+            from agentlab.demos import with_demos  # imported already: the agent has a library
+
+            instructions = with_demos(instructions, self.demos, run.task, self.demos_k, offered.names())
         run.strategy.start(
             StrategyContext(
                 run.task,
@@ -949,6 +951,8 @@ class Agent:
     def _recording(self, run_id: str) -> Recording:
         if self.store is None:
             raise ValueError("resume needs the agent's run store: Agent(..., store='runs.db')")
+        from agentlab.store.runs import RunStore
+
         store = self.store if isinstance(self.store, RunStore) else RunStore(self.store)
         try:
             return read_recording(run_id, store.events(run_id))
@@ -1083,12 +1087,16 @@ class _RunLog:
     def open(cls, store: str | Path | RunStore | None) -> _RunLog | None:
         if store is None:
             return None
+        from agentlab.store.runs import RunStore
+
         return cls(store, False) if isinstance(store, RunStore) else cls(RunStore(store), True)
 
     def write(self, event: ev.Event, run_id: str) -> str | None:
         """Append the run's own event (a sub-run's events are its own agent's to keep; deltas are not kept)."""
         if self.failed or event.run_id != run_id or event.kind.endswith("_delta"):
             return None
+        import sqlite3  # imported with the store already: only runs with a store get here
+
         try:
             self.store.append(redact_data(event.to_dict(), self.secrets))
         except (OSError, sqlite3.Error) as error:
@@ -1143,3 +1151,20 @@ def _factory_of(strategy: StrategySpec) -> StrategySpec:
     if not callable(strategy):
         raise TypeError(f"strategy must be a name or a factory, not {type(strategy).__name__}")
     return strategy
+
+
+def _demo_library(demos: DemoLibrary | bool | None, model: Model) -> DemoLibrary | None:
+    """The agent's demonstrations (`agentlab.demos.resolve_demos`); the demos module (and its search index)
+    is imported only when demos can apply: asked for, or the default on a small model."""
+    if demos is False or (demos is None and not is_small_model(model)):
+        return None
+    from agentlab.demos import resolve_demos
+
+    return resolve_demos(demos, model)
+
+
+def _is_run_store(store: object) -> bool:
+    """Whether `store` is a `RunStore`, without importing the store (and sqlite3) for agents without one."""
+    from agentlab.store.runs import RunStore
+
+    return isinstance(store, RunStore)

@@ -16,11 +16,13 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentlab.memory.store import MemoryStore
 from agentlab.models.base import Model, ModelRequest
 from agentlab.tools import Tool
+
+if TYPE_CHECKING:
+    from agentlab.memory.store import MemoryStore
 
 Messages = list[dict[str, Any]]
 Summariser = Callable[[Messages], Awaitable[str | None]]
@@ -104,10 +106,19 @@ class Compactor:
     keep_recent: int = 1
     preview_chars: int = 240
     reply_tokens: int = 512
-    memory: MemoryStore = field(default_factory=MemoryStore)
+    _memory: MemoryStore | None = None  # made when something is first shortened: most runs never are
     _stored: set[str] = field(default_factory=set)
     _summary: tuple[str, int, str] | None = None  # (digest of the turns covered, how many, the summary)
     _asked: str | None = None  # the summary asked for during this compaction, if one was
+
+    @property
+    def memory(self) -> MemoryStore:
+        """Where shortened text is kept for `recall`: a SQLite store, opened on first use."""
+        if self._memory is None:
+            from agentlab.memory.store import MemoryStore
+
+            self._memory = MemoryStore()
+        return self._memory
 
     @property
     def shortened_anything(self) -> bool:
