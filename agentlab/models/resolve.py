@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 
 from agentlab.models.base import Model
-from agentlab.models.local import INSTALL_HINT, LocalModel, ModelUnavailable, local_model_available
 
 OPENAI_URL = "https://api.openai.com/v1"
 
 
 def is_small_model(model: object) -> bool:
     """True for the embedded small model (any `LocalModel`): the one rule by which agents turn on what helps
-    small models by default (demonstrations, ReAct's forced tool call and grounded answers)."""
-    return isinstance(model, LocalModel)
+    small models by default (demonstrations, ReAct's forced tool call and grounded answers).
+
+    Read without importing the embedded model's module: while it is not imported, no model is a LocalModel."""
+    local = sys.modules.get("agentlab.models.local")
+    return local is not None and isinstance(model, local.LocalModel)
 
 
 def default_model(environ: Mapping[str, str] | None = None) -> Model:
     """AGENTLAB_BASE_URL / AGENTLAB_MODEL / AGENTLAB_API_KEY (or OPENAI_API_KEY with OpenAI's URL),
     else the embedded local model; a clear error when neither can be had."""
+    from agentlab.models.local import INSTALL_HINT, LocalModel, ModelUnavailable, local_model_available
+
     env = os.environ if environ is None else environ
     base_url = env.get("AGENTLAB_BASE_URL")
     model = env.get("AGENTLAB_MODEL")
