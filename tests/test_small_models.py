@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -90,6 +91,7 @@ def test_react_on_the_embedded_model_calls_the_calculator_first_and_answers_with
     from agentlab import Agent
     from agentlab import events as ev
     from agentlab.strategies.grounding import candidate_numbers
+    from agentlab.tools.builtin.arithmetic import EXPRESSION_PATTERN
 
     agent = Agent(model=local_model, tools=[calculator], output_type=float, max_steps=4)
     for question in ["What is (46 + 163) + 103?", "What is 57 + 35 * 6?", "How many legs do 3 spiders have?"]:
@@ -98,6 +100,23 @@ def test_react_on_the_embedded_model_calls_the_calculator_first_and_answers_with
         assert result.status == "done", (question, result.error)
         # The small-model defaults: no answer before a tool call, and the answer is a number the tools returned.
         assert "tool_started" in kinds and kinds.index("tool_started") < kinds.index("final"), question
+        # Every expression has the calculator's shape (the grammar compiled and held): no list, no debris.
+        expressions = [e.call.arguments["expression"] for e in result.events if isinstance(e, ev.ToolStarted)]
+        assert all(re.fullmatch(EXPRESSION_PATTERN, text) for text in expressions), expressions
         numbers = candidate_numbers([e.output for e in result.events if isinstance(e, ev.ToolResult) and e.ok])
         if numbers:  # (a call the calculator refused returns no number to copy; then the answer is free)
             assert result.output in numbers, (question, result.output, numbers)
+
+
+def test_pal_on_the_embedded_model_writes_programs_of_the_shaped_grammar(local_model):
+    from agentlab import Agent
+    from agentlab import events as ev
+    from agentlab.strategies.pal import SMALL_PROGRAM_SCHEMA
+
+    pattern = SMALL_PROGRAM_SCHEMA["properties"]["program"]["pattern"]
+    agent = Agent(model=local_model, strategy="pal", output_type=float, max_steps=4)
+    result = agent.run("A baker makes 12 cakes a day for 5 days and sells 41 of them. How many cakes are left?")
+    programs = [e.call.arguments["program"] for e in result.events if isinstance(e, ev.ToolStarted)]
+    # Every reply parsed and is a function of assignments and a return (the model's arithmetic may be wrong).
+    assert programs and not [e for e in result.events if isinstance(e, ev.ParseError)], result.error
+    assert all(re.fullmatch(pattern, program) for program in programs), programs

@@ -40,6 +40,25 @@ PROGRAM_SCHEMA = {
     "properties": {"program": {"type": "string", "contentMediaType": "text/x-python"}},  # code: keeps newlines
     "required": ["program"],
 }
+# A small model's program, as a grammar: `def solution():`, named variables assigned one per line, and a
+# return, each line without quotes, braces, backslashes or control characters (a math program needs none).
+# SmolLM2 left to a free code string wrote prose, half a function or a program that ran past the token
+# limit; with free lines it closed its "JSON" inside the code (`return x}`) or returned again and again. Now
+# it can only write the shape PAL asks for, and the whole object fits the token limit. Literal punctuation
+# goes in classes for llama.cpp's schema converter; the newlines are real ones (read with `strict=False`).
+_NAME = "[a-z_][a-z0-9_]{0,24}"
+_EXPRESSION = r'[^"\\{}=\x00-\x1f\x7f]{1,48}'
+SMALL_PROGRAM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "program": {
+            "type": "string",
+            "pattern": f"^def solution[(][)]:(\\n    {_NAME} = {_EXPRESSION}){{0,12}}\\n    return {_EXPRESSION}$",
+        }
+    },
+    "required": ["program"],
+}
+SMALL_PROGRAM_TOKENS = 1100  # the largest program of that shape (12 assignments and a return) fits
 RUNNER = "run_solution"
 
 
@@ -87,13 +106,14 @@ class PAL(StrategyBase):
     def start(self, context: StrategyContext) -> None:
         """Begin a run; a restarted instance starts afresh."""
         self.format = context.decision_format
+        self.small_model = context.small_model
         self.votes = []
         self._results: dict[str, str] = {}  # program text -> value, so a repeated program is not re-run
         self._program = ""
         self._repairs = 0
         self._step = 0
         as_json = self.format == "json_schema"
-        example = json.dumps({"program": EXAMPLE_PROGRAM}) if as_json else f"```python\n{EXAMPLE_PROGRAM}```"
+        example = self._as_reply(EXAMPLE_PROGRAM.rstrip("\n")) if as_json else f"```python\n{EXAMPLE_PROGRAM}```"
         system = SYSTEM + (' Reply with JSON {"program": "..."}.' if as_json else " Reply with one code block.")
         if context.instructions:
             system += "\n" + context.instructions
@@ -113,10 +133,14 @@ class PAL(StrategyBase):
         if self._repairs > self.max_repairs:
             raise StrategyFailed(f"the program still failed after {self.max_repairs} repairs")
         self._step += 1
+        schema = None
+        if self.format == "json_schema":
+            schema = SMALL_PROGRAM_SCHEMA if self.small_model else PROGRAM_SCHEMA
         return ModelRequest(
             messages=list(self.messages),
-            response_schema=PROGRAM_SCHEMA if self.format == "json_schema" else None,
+            response_schema=schema,
             temperature=self.temperature if self.samples > 1 else None,
+            max_tokens=SMALL_PROGRAM_TOKENS if schema is SMALL_PROGRAM_SCHEMA else None,
         )
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
@@ -131,7 +155,7 @@ class PAL(StrategyBase):
         text = (response.content or "").strip()
         if self.format == "json_schema":
             try:
-                text = str(json.loads(text)["program"])
+                text = str(json.loads(text, strict=False)["program"])  # a shaped program has real newlines
             except (ValueError, KeyError, TypeError) as error:
                 raise DecisionError('Reply with JSON {"program": "def solution(): ..."}.') from error
         fenced = re.search(r"```(?:python|py)?\s*\n(.*?)```", text, re.DOTALL)
@@ -155,7 +179,11 @@ class PAL(StrategyBase):
             ]
 
     def _as_reply(self, program: str) -> str:
-        return json.dumps({"program": program}) if self.format == "json_schema" else f"```python\n{program}```"
+        if self.format != "json_schema":
+            return f"```python\n{program}```"
+        if self.small_model:  # as the shaped grammar makes the model write it: real newlines
+            return '{"program": "' + program + '"}'
+        return json.dumps({"program": program})
 
     def reject(self, response: ModelResponse, error: DecisionError) -> None:
         self.messages += [
