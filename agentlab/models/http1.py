@@ -138,6 +138,16 @@ class ConnectionPool:
         self._open: set[Connection] = set()
         self.closed = False
 
+    @property
+    def open_count(self) -> int:
+        """Connections open now, idle or carrying a request."""
+        return len(self._open)
+
+    @property
+    def idle_count(self) -> int:
+        """Connections waiting in the pool for the next request."""
+        return sum(len(idle) for idle in self._idle.values())
+
     def take_idle(self, target: Target) -> Connection | None:
         """The idle connection to `target`'s origin used last that is still open, if any."""
         idle = self._idle.get(target.origin)
