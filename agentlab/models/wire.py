@@ -13,6 +13,7 @@ import contextlib
 import functools
 import importlib
 import json
+import operator
 import ssl
 import urllib.parse
 import urllib.request
@@ -378,16 +379,18 @@ _STATUS_ERRORS = {
 
 
 def _snapshot(value: dict[str, Any] | list[Any]) -> tuple[Any, ...]:
-    return tuple(value.items()) if isinstance(value, dict) else tuple(value)
+    """What `_unchanged` compares: the keys and the value objects of a dict, the items of a list."""
+    return (tuple(value), tuple(value.values())) if isinstance(value, dict) else tuple(value)
 
 
 def _unchanged(value: dict[str, Any] | list[Any], snapshot: tuple[Any, ...]) -> bool:
-    if len(value) != len(snapshot):
-        return False
+    """Whether `value` holds the very objects it held at `snapshot` (identity, not equality: True and 1
+    are equal but encode differently). Compared in C (`map(is_, ...)`): this runs for every message of
+    every request."""
     if isinstance(value, list):
-        return all(now is then for now, then in zip(value, snapshot, strict=True))
-    missing = object()
-    return all(value.get(key, missing) is then for key, then in snapshot)
+        return len(value) == len(snapshot) and all(map(operator.is_, value, snapshot))
+    keys, values = snapshot
+    return len(value) == len(keys) and all(map(operator.is_, value.values(), values)) and tuple(value) == keys
 
 
 def read_completion(content: bytes, content_type: str) -> Any:
