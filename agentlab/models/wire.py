@@ -29,6 +29,10 @@ PER_CLIENT = 1  # requests in flight on one HTTP client before another is opened
 CAPACITY = 16384  # encoded messages kept per model: ~500 concurrent runs of 30 messages each
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# The body's keys and scalar values (model name, temperature, max_tokens) are the same in every request:
+# their JSON is kept instead of going through the encoder's Python layers each time. `typed`: True and 1
+# are equal as keys but encode differently.
+_scalar_text = functools.lru_cache(maxsize=1024, typed=True)(_encode)
 
 
 @functools.cache
@@ -72,9 +76,11 @@ class BodyEncoder:
                 text = "[" + ",".join([self._reused(message) for message in value]) + "]"
             elif key == "tools":
                 text = self._reused(value)
+            elif isinstance(value, str | int | float) or value is None:
+                text = _scalar_text(value)
             else:
                 text = _encode(value)
-            parts.append(f"{_encode(key)}:{text}")
+            parts.append(f"{_scalar_text(key)}:{text}")
         return ("{" + ",".join(parts) + "}").encode("utf-8")
 
     def _reused(self, value: Any) -> str:
