@@ -104,7 +104,8 @@ class BodyEncoder:
 
 
 class ClientShards:
-    """The HTTP clients of one event loop, each carrying at most `per_client` requests at a time.
+    """The httpx clients of one event loop (used behind a proxy, see `Endpoint`), each carrying at most
+    `per_client` requests at a time.
 
     httpx's connection pool scans every connection it holds each time it assigns a request, and probes
     the socket of each idle one (`has_expired`): with 200 agents on 32-request clients that scan was a
@@ -120,12 +121,6 @@ class ClientShards:
         self.clients: list[Any] = []
         self._in_flight: list[int] = []
         self._with_room: list[int] = []  # indices of clients below `per_client`, the last used on top
-
-    def first(self) -> Any:
-        """The first client (opened now if none is), the one a lone caller uses."""
-        if not self.clients:
-            self._add()
-        return self.clients[0]
 
     def _add(self) -> None:
         self._with_room.append(len(self.clients))
