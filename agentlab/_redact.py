@@ -28,15 +28,41 @@ _MIN_ENV_SECRET_CHARS = 8
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of the environment's credential-like variables, longest first."""
-    env = os.environ if environ is None else environ
-    values = {v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= _MIN_ENV_SECRET_CHARS}
+    if environ is None:
+        return list(_process_secrets())
+    return _secrets_of(environ)
+
+
+def _secrets_of(environ: Mapping[str, str]) -> list[str]:
+    values = {v for k, v in environ.items() if _SECRET_ENV.search(k) and len(v) >= _MIN_ENV_SECRET_CHARS}
     return sorted(values, key=len, reverse=True)
+
+
+# The process environment's secrets, with the snapshot of the environment they were read from. Every tool
+# output is redacted, and walking `os.environ` (each key and value decoded) was ~4% of a many-agent run's
+# CPU: the raw table (`os.environ._data` on CPython) is compared with the snapshot instead, a C-level dict
+# comparison that notices any variable set, changed or removed through `os.environ`, as the walk did.
+_snapshot: tuple[dict[Any, Any], tuple[str, ...]] | None = None
+
+
+def _process_secrets() -> tuple[str, ...]:
+    global _snapshot
+    table = getattr(os.environ, "_data", None)
+    if not isinstance(table, dict):  # not CPython's os.environ: walk it every time
+        return tuple(_secrets_of(os.environ))
+    cached = _snapshot
+    if cached is not None and cached[0] == table:
+        return cached[1]
+    copy = dict(table)  # before the walk: a change during it is then noticed by the next call
+    secrets = tuple(_secrets_of(os.environ))
+    _snapshot = (copy, secrets)
+    return secrets
 
 
 def redact(text: str, secrets: list[str] | None = None) -> str:
     """`text` with credentials replaced by `[redacted]`: the `secrets` values (default: the environment's
     credential-like variables), `sk-` keys, Bearer tokens and `api_key=...`-style values."""
-    for value in secret_values() if secrets is None else secrets:
+    for value in _process_secrets() if secrets is None else secrets:
         text = text.replace(value, REDACTED)
     text = _BEARER.sub(rf"\1 {REDACTED}", text)
     text = _SK_KEY.sub(REDACTED, text)

@@ -15,7 +15,7 @@ Status = Literal["done", "max_steps", "budget", "stalled", "blocked", "error", "
 `Agent.resume` goes on)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens counted by the model endpoint; usages add up with `+`."""
 
@@ -34,7 +34,7 @@ class Usage:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToolCall:
     """One tool invocation chosen by the model."""
 
@@ -43,7 +43,7 @@ class ToolCall:
     arguments: dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """Base of every event; `kind` names the event in traces.
 
@@ -66,7 +66,7 @@ class Event:
         return asdict(self)
 
 
-@dataclass
+@dataclass(slots=True)
 class RunStarted(Event):
     """A run began.
 
@@ -89,7 +89,7 @@ class RunStarted(Event):
     kind: str = field(init=False, default="run_started")
 
 
-@dataclass
+@dataclass(slots=True)
 class ModelCall(Event):
     """One request to the model finished.
 
@@ -114,7 +114,7 @@ class ModelCall(Event):
     kind: str = field(init=False, default="model_call")
 
 
-@dataclass
+@dataclass(slots=True)
 class ModelRetry(Event):
     """The model endpoint failed transiently and the call is being retried."""
 
@@ -124,7 +124,7 @@ class ModelRetry(Event):
     kind: str = field(init=False, default="model_retry")
 
 
-@dataclass
+@dataclass(slots=True)
 class ModelFallback(Event):
     """The run moved to the next model of a `FallbackModel`: the previous one failed for good (after its
     retries) or its replies stayed unusable after the repair round."""
@@ -136,7 +136,7 @@ class ModelFallback(Event):
     kind: str = field(init=False, default="model_fallback")
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision(Event):
     """The model's reply, read as a decision: tool calls, or a final answer.
 
@@ -154,7 +154,7 @@ class Decision(Event):
     kind: str = field(init=False, default="decision")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PendingCall:
     """A tool call that waits for a person's approval; approve or deny it by `id` in `Agent.resume`."""
 
@@ -163,7 +163,7 @@ class PendingCall:
     arguments: dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Delta(Event):
     """Base of the events a run yields only when asked for them (`astream(task, deltas=True)`): pieces of a
     reply as it streams. They are never written to a trace: the `ModelCall` and `Decision` that follow
@@ -172,7 +172,7 @@ class Delta(Event):
     step: int
 
 
-@dataclass
+@dataclass(slots=True)
 class TextDelta(Delta):
     """More of the reply's text, as it arrives.
 
@@ -187,7 +187,7 @@ class TextDelta(Delta):
     kind: str = field(init=False, default="text_delta")
 
 
-@dataclass
+@dataclass(slots=True)
 class ToolCallDelta(Delta):
     """More of a tool call, as it arrives (the final answer streams as text or output deltas instead).
 
@@ -203,7 +203,7 @@ class ToolCallDelta(Delta):
     kind: str = field(init=False, default="tool_call_delta")
 
 
-@dataclass
+@dataclass(slots=True)
 class OutputDelta(Delta):
     """The typed output so far (JSON form), as the final answer streams: the fields complete so far, the
     last one possibly cut short; validated against the output type where the type allows a partial value.
@@ -213,7 +213,7 @@ class OutputDelta(Delta):
     kind: str = field(init=False, default="output_delta")
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamReset(Delta):
     """The reply that was streaming broke off and is asked again: drop the deltas of this step shown so
     far; the retried reply's deltas follow."""
@@ -222,7 +222,7 @@ class StreamReset(Delta):
     kind: str = field(init=False, default="stream_reset")
 
 
-@dataclass
+@dataclass(slots=True)
 class ParseError(Event):
     """The model's reply could not be turned into a decision; it is told so and asked again."""
 
@@ -232,7 +232,7 @@ class ParseError(Event):
     kind: str = field(init=False, default="parse_error")
 
 
-@dataclass
+@dataclass(slots=True)
 class ToolStarted(Event):
     """A tool call began."""
 
@@ -241,7 +241,7 @@ class ToolStarted(Event):
     kind: str = field(init=False, default="tool_started")
 
 
-@dataclass
+@dataclass(slots=True)
 class ToolResult(Event):
     """A tool call finished; `output` is what the model will see.
 
@@ -261,7 +261,7 @@ class ToolResult(Event):
     kind: str = field(init=False, default="tool_result")
 
 
-@dataclass
+@dataclass(slots=True)
 class Note(Event):
     """Something the loop or a strategy wants the reader of a trace to know (a nudge, a phase change)."""
 
@@ -271,7 +271,7 @@ class Note(Event):
     kind: str = field(init=False, default="note")
 
 
-@dataclass
+@dataclass(slots=True)
 class RunWarning(Event):
     """Something went wrong beside the run, which goes on (its trace could not be written, say); said once."""
 
@@ -279,7 +279,7 @@ class RunWarning(Event):
     kind: str = field(init=False, default="warning")
 
 
-@dataclass
+@dataclass(slots=True)
 class Guardrail(Event):
     """A guardrail rewrote a value or tripped (a guard that passes is not recorded).
 
@@ -303,7 +303,7 @@ class Guardrail(Event):
     kind: str = field(init=False, default="guardrail")
 
 
-@dataclass
+@dataclass(slots=True)
 class Final(Event):
     """The run produced its answer."""
 
@@ -313,7 +313,7 @@ class Final(Event):
     kind: str = field(init=False, default="final")
 
 
-@dataclass
+@dataclass(slots=True)
 class RunFinished(Event):
     """The run ended; always the last event of a run.
 
@@ -338,7 +338,7 @@ class RunFinished(Event):
     kind: str = field(init=False, default="run_finished")
 
 
-@dataclass
+@dataclass(slots=True)
 class Paused(Event):
     """The run stopped to wait for approvals: these calls need a person's yes or no (`Agent.resume`)."""
 
@@ -347,7 +347,7 @@ class Paused(Event):
     kind: str = field(init=False, default="paused")
 
 
-@dataclass
+@dataclass(slots=True)
 class Resumed(Event):
     """A stopped run (paused, crashed or killed) goes on from its recorded events.
 
@@ -361,7 +361,7 @@ class Resumed(Event):
     kind: str = field(init=False, default="resumed")
 
 
-@dataclass
+@dataclass(slots=True)
 class Compacted(Event):
     """The conversation was made shorter before a request, to stay within the model's context window.
 

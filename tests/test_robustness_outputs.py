@@ -256,3 +256,18 @@ def test_run_tools_naming_something_that_is_not_a_tool_is_a_one_line_error(tmp_p
 @pytest.mark.parametrize("option", ["--max-steps", "--max-tokens", "--max-seconds"])
 def test_negative_budgets_are_rejected(option):
     assert_usage_error(agentlab("run", "x", option, "-1", *NO_SERVER), option, "must not be negative")
+
+
+def test_the_environments_secrets_are_read_again_when_it_changes(monkeypatch):
+    # The redactor keeps the environment's secret values between calls; a variable set, changed or
+    # removed afterwards must count from the next call on.
+    from agentlab._redact import redact
+
+    monkeypatch.delenv("LEAN_TEST_TOKEN", raising=False)
+    assert redact("plain value-one-xyz") == "plain value-one-xyz"
+    monkeypatch.setenv("LEAN_TEST_TOKEN", "value-one-xyz")
+    assert redact("plain value-one-xyz") == "plain [redacted]"
+    monkeypatch.setenv("LEAN_TEST_TOKEN", "value-two-xyz")
+    assert redact("plain value-one-xyz value-two-xyz") == "plain value-one-xyz [redacted]"
+    monkeypatch.delenv("LEAN_TEST_TOKEN")
+    assert redact("plain value-two-xyz") == "plain value-two-xyz"

@@ -40,7 +40,8 @@ _PROBE_SCHEMA = {
 class OpenAIModel:
     """A chat model behind an OpenAI-compatible HTTP API. The official `openai` client resolves the base URL,
     key and headers, and its error classes are what failures raise; the requests themselves go through
-    agentlab's own `httpx` clients (`wire.Endpoint`), skipping the client's per-call work.
+    agentlab's own HTTP client (`wire.Endpoint`: `http1`, or httpx behind a proxy), skipping the client's
+    per-call work.
 
     Retries (429, 5xx, timeouts, connection errors) are ours, not the client's, so they are bounded,
     honour Retry-After and can be reported as events.
@@ -97,7 +98,7 @@ class OpenAIModel:
         self._window_asking: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[int | None]] = (
             weakref.WeakKeyDictionary()
         )
-        # httpx connection pools belong to one event loop; sync wrappers create fresh loops.
+        # connection pools belong to one event loop; sync wrappers create fresh loops.
         self._endpoints: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Endpoint] = weakref.WeakKeyDictionary()
         self._encoder = BodyEncoder()  # the conversation only grows: each message is encoded once
 
@@ -183,7 +184,7 @@ class OpenAIModel:
         from agentlab.models.wire import read_completion
 
         endpoint = self._endpoint_here()
-        async with endpoint.shards.lease() as client:  # held until the reply is read
+        async with endpoint.lease() as client:  # held until the reply is read
             reply = await endpoint.post_chat(client, body, stream=on_delta is not None)
             if on_delta is None:
                 try:
@@ -200,7 +201,7 @@ class OpenAIModel:
 
         from agentlab.models.retry import MalformedReply
         from agentlab.models.streaming import StreamBroken, StreamedReply
-        from agentlab.models.wire import is_transport_error, sse_chunks
+        from agentlab.models.wire import is_transport_error, request_of, sse_chunks
 
         folded = StreamedReply()
         try:
@@ -209,7 +210,7 @@ class OpenAIModel:
                 if error:  # an error event in place of a chunk, as the openai client reports it
                     message = error.get("message") if isinstance(error, dict) else None
                     message = message if isinstance(message, str) and message else "An error occurred during streaming"
-                    raise openai.APIError(message, reply.request, body=error)
+                    raise openai.APIError(message, request_of(reply), body=error)
                 for delta in folded.add(chunk):
                     on_delta(delta)
         except ValueError as error:
@@ -280,7 +281,7 @@ class OpenAIModel:
 
         reachable = False
         endpoint = self._endpoint_here()
-        async with endpoint.shards.lease() as client:
+        async with endpoint.lease() as client:
             for read, path in ((_window_of_models, "models"), (_window_of_props, _server_root(endpoint) + "/props")):
                 try:
                     body = await endpoint.get_json(client, path, WINDOW_TIMEOUT)

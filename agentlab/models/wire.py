@@ -12,18 +12,28 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import itertools
 import json
+import operator
 import ssl
+import urllib.parse
+import urllib.request
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import ModuleType
 from typing import Any
+
+from agentlab.models import http1
 
 PER_CLIENT = 1  # requests in flight on one HTTP client before another is opened (see ClientShards)
 CAPACITY = 16384  # encoded messages kept per model: ~500 concurrent runs of 30 messages each
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# The body's keys and scalar values (model name, temperature, max_tokens) are the same in every request:
+# their JSON is kept instead of going through the encoder's Python layers each time. `typed`: True and 1
+# are equal as keys but encode differently.
+_scalar_text = functools.lru_cache(maxsize=1024, typed=True)(_encode)
 
 
 @functools.cache
@@ -55,7 +65,10 @@ class BodyEncoder:
 
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = capacity
-        self._encoded: OrderedDict[int, tuple[Any, tuple[Any, ...], str]] = OrderedDict()
+        # id -> (the object, its JSON, its keys (None for a list), then the objects it held): one flat tuple
+        # per entry, since with hundreds of runs these entries are a good share of the objects the garbage
+        # collector walks.
+        self._encoded: OrderedDict[int, tuple[Any, ...]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -67,21 +80,23 @@ class BodyEncoder:
                 text = "[" + ",".join([self._reused(message) for message in value]) + "]"
             elif key == "tools":
                 text = self._reused(value)
+            elif isinstance(value, str | int | float) or value is None:
+                text = _scalar_text(value)
             else:
                 text = _encode(value)
-            parts.append(f"{_encode(key)}:{text}")
+            parts.append(f"{_scalar_text(key)}:{text}")
         return ("{" + ",".join(parts) + "}").encode("utf-8")
 
     def _reused(self, value: Any) -> str:
         if not isinstance(value, dict | list):
             return _encode(value)
         entry = self._encoded.get(id(value))
-        if entry is not None and entry[0] is value and _unchanged(value, entry[1]):
+        if entry is not None and entry[0] is value and _unchanged(value, entry):
             self.hits += 1
-            return entry[2]
+            return str(entry[1])
         self.misses += 1
         text = _encode(value)
-        self._encoded[id(value)] = (value, _snapshot(value), text)
+        self._encoded[id(value)] = _entry(value, text)
         if len(self._encoded) > self.capacity:
             with contextlib.suppress(KeyError):  # another thread's request emptied it first
                 self._encoded.popitem(last=False)
@@ -89,7 +104,8 @@ class BodyEncoder:
 
 
 class ClientShards:
-    """The HTTP clients of one event loop, each carrying at most `per_client` requests at a time.
+    """The httpx clients of one event loop (used behind a proxy, see `Endpoint`), each carrying at most
+    `per_client` requests at a time.
 
     httpx's connection pool scans every connection it holds each time it assigns a request, and probes
     the socket of each idle one (`has_expired`): with 200 agents on 32-request clients that scan was a
@@ -105,12 +121,6 @@ class ClientShards:
         self.clients: list[Any] = []
         self._in_flight: list[int] = []
         self._with_room: list[int] = []  # indices of clients below `per_client`, the last used on top
-
-    def first(self) -> Any:
-        """The first client (opened now if none is), the one a lone caller uses."""
-        if not self.clients:
-            self._add()
-        return self.clients[0]
 
     def _add(self) -> None:
         self._with_room.append(len(self.clients))
@@ -141,12 +151,17 @@ class ClientShards:
 
 
 class Endpoint:
-    """One event loop's way to an OpenAI-compatible endpoint: agentlab's own HTTP clients (`ClientShards`),
-    and the URL and headers the `openai` client resolves from the model's settings (its default base URL and
-    environment variables, the bearer key, its User-Agent and organisation/project headers).
+    """One event loop's way to an OpenAI-compatible endpoint: agentlab's own HTTP client, and the URL and
+    headers the `openai` client resolves from the model's settings (its default base URL and environment
+    variables, the bearer key, its User-Agent and organisation/project headers).
 
-    Requests go through the HTTP client directly: the `openai` client's `request()` rebuilds its options,
-    URL and headers on every call, about a quarter of a request's cost. Failures are raised as the `openai`
+    The HTTP client is `http1.Client` (a small HTTP/1.1 client on asyncio streams: httpx's stack cost ~1.7
+    ms of CPU per request, the limit with hundreds of agents on one loop), unless the environment names a
+    proxy for the endpoint: then it is httpx (`ClientShards`), which speaks to proxies. `lease()` gives the
+    client to pass to `post_chat`/`get_json` for one request (and, streamed, until its body is read).
+
+    Requests go through that client directly: the `openai` client's `request()` rebuilds its options, URL
+    and headers on every call, about a quarter of a request's cost. Failures are raised as the `openai`
     client would raise them (`APIStatusError` subclasses by status, `APITimeoutError`,
     `APIConnectionError`), so retries, Retry-After and callers' `except` clauses see the same errors.
     """
@@ -155,42 +170,141 @@ class Endpoint:
         from openai import AsyncOpenAI
 
         http = http_module()
-        self._timeout = http.Timeout(timeout)
-        self.headers: dict[str, str] = {}  # known once the openai client has resolved them, below
-        self.shards = ClientShards(self._new_client, per_client)
+        self.timeout = timeout
+        # The client below only resolves settings and never sends: no CA bundle is loaded for it.
         settings = AsyncOpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0, http_client=self.shards.first()
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=0,
+            http_client=http.AsyncClient(verify=False),
         )
         self.base_url = str(settings.base_url).rstrip("/")
         headers = {**settings.default_headers, **settings.auth_headers}  # an `Omit` marks a header left out
         self.headers = {name: value for name, value in headers.items() if isinstance(value, str)}
-        self.chat_url = http.URL(self.base_url + "/chat/completions")
-        for client in self.shards.clients:
-            client.headers.update(self.headers)
+        self.chat_url = self.base_url + "/chat/completions"
+        self.shards: ClientShards | None = None
+        self.client: http1.Client | None = None
+        if uses_proxy(self.chat_url):
+            self.shards = ClientShards(self._new_client, per_client)
+        else:
+            # identity: replies are small JSON or an event stream, and decoding costs the client CPU that
+            # is the limit with many agents; a server that compresses anyway is still read (gzip/deflate).
+            wanted = {**self.headers, "Accept-Encoding": "identity"}
+            self.client = http1.Client(wanted, timeout, tls_context, self.base_url)
 
     def _new_client(self) -> Any:
         http = http_module()
         return http.AsyncClient(
-            timeout=self._timeout,
-            limits=http.Limits(max_connections=1000, max_keepalive_connections=self.shards.per_client),
+            timeout=http.Timeout(self.timeout),
+            limits=http.Limits(max_connections=1000, max_keepalive_connections=PER_CLIENT),
             follow_redirects=True,
             verify=tls_context(),
             headers=self.headers,
         )
 
+    def lease(self) -> AbstractAsyncContextManager[Any]:
+        """The client for one request, held until its reply is read (`async with endpoint.lease() as c`)."""
+        if self.shards is not None:
+            return self.shards.lease()
+        return contextlib.nullcontext(self.client)
+
     async def post_chat(self, client: Any, body: bytes, *, stream: bool) -> Any:
-        """POST `body` to chat/completions; the response (its body read unless `stream`), or an `openai` error."""
+        """POST `body` to chat/completions; the response (its body read unless `stream`), or an `openai` error.
+        A streamed response must be `aclose`d (its connection is closed unless the body was read to the end)."""
+        if isinstance(client, http1.Client):
+            return await send_http1(client, "POST", self.chat_url, body, stream=stream)
         return await send(client, client.build_request("POST", self.chat_url, content=body), stream=stream)
 
     async def get_json(self, client: Any, url: str, timeout: float) -> Any:
         """GET `url` (absolute, or relative to the base URL) as JSON; ValueError when the body is not JSON."""
         if "://" not in url:
             url = f"{self.base_url}/{url}"
-        response = await send(client, client.build_request("GET", url, timeout=timeout), stream=False)
+        if isinstance(client, http1.Client):
+            response = await send_http1(client, "GET", url, b"", stream=False, timeout=timeout)
+        else:
+            response = await send(client, client.build_request("GET", url, timeout=timeout), stream=False)
         return json.loads(response.content)
 
     async def aclose(self) -> None:
-        await self.shards.aclose()
+        if self.shards is not None:
+            await self.shards.aclose()
+        if self.client is not None:
+            await self.client.aclose()
+
+
+def uses_proxy(url: str) -> bool:
+    """Whether the environment names a proxy for `url` (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, any case) that
+    NO_PROXY does not exempt it from. Then agentlab uses httpx, which speaks to proxies; `http1` does not."""
+    proxies = urllib.request.getproxies_environment()  # lower-case names win, as with curl and httpx
+    where = urllib.parse.urlsplit(url)
+    if not (proxies.get(where.scheme) or proxies.get("all")):
+        return False
+    return not _exempt_from_proxy(where.hostname or "", where.port, proxies.get("no", ""))
+
+
+def _exempt_from_proxy(host: str, port: int | None, no_proxy: str) -> bool:
+    """NO_PROXY's rule: `*`, or an entry that is the host or a domain it is in (`example.com` and
+    `.example.com` both cover `api.example.com`), with the port if the entry names one."""
+    host = host.lower()
+    for entry in no_proxy.lower().replace(" ", "").split(","):
+        if entry == "*":
+            return True
+        name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if entry_port and entry_port != str(port):
+            continue
+        name = name.removeprefix("*").strip(".").strip("[]")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
+
+
+async def send_http1(
+    client: http1.Client, method: str, url: str, body: bytes, *, stream: bool, timeout: float | None = None
+) -> http1.Response:
+    """`client.request(...)` with its failures raised as the `openai` client raises them; an error status's
+    body is read (streamed or not) for the error's message."""
+    import openai
+
+    try:
+        response = await client.request(method, url, body, timeout=timeout, stream=stream)
+        if stream and not response.is_success:
+            try:
+                await response.aread()  # the error's body
+            finally:
+                await response.aclose()
+    except http1.Timeout as error:
+        raise openai.APITimeoutError(request=httpx_request(method, url)) from error
+    except http1.TransportError as error:
+        raise openai.APIConnectionError(request=httpx_request(method, url)) from error
+    if response.is_success:
+        return response
+    raise status_error(httpx_response(response))
+
+
+def httpx_request(method: str, url: str) -> Any:
+    """The httpx request the `openai` error classes carry (built only for an error)."""
+    return http_module().Request(method, url)
+
+
+def request_of(response: Any) -> Any:
+    """The httpx request behind a response of either client, for an `openai` error raised about it."""
+    if isinstance(response, http1.Response):
+        return httpx_request(response.method, response.url)
+    return response.request
+
+
+def httpx_response(response: http1.Response) -> Any:
+    """An error reply as the httpx response the `openai` error classes carry (`error.response`): status,
+    headers (Retry-After read from them) and the body, already decoded."""
+    framing = {"content-encoding", "transfer-encoding", "content-length", ":http10"}
+    headers = [(name, value) for name, value in response.raw_headers if name not in framing]
+    return http_module().Response(
+        response.status_code,
+        headers=headers,
+        content=response.content,
+        request=httpx_request(response.method, response.url),
+    )
 
 
 async def send(client: Any, request: Any, *, stream: bool) -> Any:
@@ -216,9 +330,9 @@ async def send(client: Any, request: Any, *, stream: bool) -> Any:
 
 
 def is_transport_error(error: BaseException) -> bool:
-    """The connection failed: the HTTP library's own errors (whose package differs between versions),
-    socket and TLS errors, anyio's end of stream."""
-    return isinstance(error, OSError) or type(error).__module__.split(".")[0] in (
+    """The connection failed: `http1`'s errors, the HTTP library's own (whose package differs between
+    versions), socket and TLS errors, anyio's end of stream."""
+    return isinstance(error, OSError | http1.TransportError) or type(error).__module__.split(".")[0] in (
         "httpx",
         "httpx2",
         "httpcore",
@@ -233,6 +347,12 @@ def status_error(response: Any) -> Exception:
     import openai
 
     message = f"Error code: {response.status_code}"
+    if 300 <= response.status_code < 400:
+        where = response.headers.get("location") or "nowhere"
+        message += (
+            f" - the endpoint redirected to {where}; agentlab follows only 307/308 redirects of a POST "
+            "(a 301-303 would turn it into a GET): set base_url to the new address"
+        )
     text = response.text.strip()
     body: Any = text
     try:
@@ -263,17 +383,23 @@ _STATUS_ERRORS = {
 }
 
 
-def _snapshot(value: dict[str, Any] | list[Any]) -> tuple[Any, ...]:
-    return tuple(value.items()) if isinstance(value, dict) else tuple(value)
+def _entry(value: dict[str, Any] | list[Any], text: str) -> tuple[Any, ...]:
+    """A cache entry: `value`, its JSON, its keys (None for a list), then the objects it holds."""
+    if isinstance(value, dict):
+        return (value, text, tuple(value), *value.values())
+    return (value, text, None, *value)
 
 
-def _unchanged(value: dict[str, Any] | list[Any], snapshot: tuple[Any, ...]) -> bool:
-    if len(value) != len(snapshot):
+def _unchanged(value: dict[str, Any] | list[Any], entry: tuple[Any, ...]) -> bool:
+    """Whether `value` holds the very objects it held when `entry` was made (identity, not equality: True
+    and 1 are equal but encode differently). Compared in C (`map(is_, ...)`): this runs for every message of
+    every request."""
+    if len(value) != len(entry) - 3:
         return False
+    held = itertools.islice(entry, 3, None)
     if isinstance(value, list):
-        return all(now is then for now, then in zip(value, snapshot, strict=True))
-    missing = object()
-    return all(value.get(key, missing) is then for key, then in snapshot)
+        return all(map(operator.is_, value, held))
+    return all(map(operator.is_, value.values(), held)) and tuple(value) == entry[2]
 
 
 def read_completion(content: bytes, content_type: str) -> Any:

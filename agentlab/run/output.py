@@ -9,8 +9,10 @@ whose message tells the model what to fix, so the loop repairs a bad answer like
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
+import functools
 import inspect
 import json
 import typing
@@ -80,6 +82,15 @@ class OutputSpec(Generic[T]):
     def for_type(cls, output_type: Any = str) -> OutputSpec[Any]:
         """The spec for `output_type` (default `str`, the plain-text answer). Raises TypeError for a type
         pydantic cannot validate or a recursive one (a grammar needs a finite schema)."""
+        if output_type is str and cls is OutputSpec:
+            # Every agent without an output type asks for this one: its validator and schema are built once
+            # (0.5 ms and a few hundred objects per agent otherwise); the schema is copied, callers own it.
+            text = _text_spec()
+            return cls(str, copy.deepcopy(text.parameters), text.wrapped, typing.cast(Any, text.adapter))
+        return cls._built(output_type)
+
+    @classmethod
+    def _built(cls, output_type: Any) -> OutputSpec[Any]:
         try:
             adapter: TypeAdapter[Any] = TypeAdapter(output_type)
             schema = adapter.json_schema()
@@ -236,3 +247,8 @@ def _close_objects(node: Any) -> Any:
     if closed.get("type") == "object" and "properties" in closed:
         closed.setdefault("additionalProperties", False)
     return closed
+
+
+@functools.cache
+def _text_spec() -> OutputSpec[str]:
+    return OutputSpec._built(str)

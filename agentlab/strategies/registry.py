@@ -95,6 +95,8 @@ def strategy_factory(spec: StrategySpec, options: Mapping[str, Any] | None = Non
 def check_options(factory: StrategyFactory, options: Mapping[str, Any], label: str) -> None:
     """ValueError for an option `factory` does not take, TypeError for one of the wrong type, each naming
     the option and the accepted ones. A factory without a readable signature is not checked."""
+    if not options:
+        return  # nothing to check (and reading a signature costs ~0.5 ms, paid by every Agent otherwise)
     target = factory.load() if isinstance(factory, BuiltinStrategy) else factory
     try:
         signature = inspect.signature(target)
