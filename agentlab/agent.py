@@ -124,24 +124,26 @@ class BudgetExceeded(Exception):
 
 class RepeatGuard:
     """Stall detection: the same tool calls with the same arguments again (within one episode of the
-    strategy) are refused with a nudge the first time and end the run the second time. Calls to tools
+    strategy) are refused with a nudge the first time and end the run the second time, both counted per
+    episode (a verifier that checks a draft with the call that produced it is not stalling). Calls to tools
     marked `repeatable` (a cursor, a status poll) are not counted."""
 
     def __init__(self) -> None:
         self.seen: set[str] = set()
-        self.nudged = False
+        self.nudged: set[str] = set()  # the episodes whose model was nudged already
 
     def check(self, episode: object, calls: list[ToolCall]) -> str:
         """ "new", "nudge" or "stop"."""
         if not calls:
             return "new"
-        signature = json.dumps([episode, [[c.name, c.arguments] for c in calls]], sort_keys=True, default=str)
+        where = json.dumps(episode, sort_keys=True, default=str)
+        signature = json.dumps([where, [[c.name, c.arguments] for c in calls]], sort_keys=True, default=str)
         if signature not in self.seen:
             self.seen.add(signature)
             return "new"
-        if self.nudged:
+        if where in self.nudged:
             return "stop"
-        self.nudged = True
+        self.nudged.add(where)
         return "nudge"
 
 

@@ -70,6 +70,32 @@ def test_revises_a_wrong_answer_after_a_failed_check():
     assert "Answer: 12" in all_text(requests[4])
 
 
+def test_the_verifier_may_repeat_the_call_that_produced_the_draft():
+    # The draft's model repeats its call (nudged once); the verifier then checks with that same call. The
+    # stall guard counts repeats per sub-task: the verification is not a stall.
+    script = [
+        decide("calculator", expression="3*5"),
+        decide("calculator", expression="3*5"),  # a repeat: refused with a nudge
+        decide("final_answer", answer="15"),
+        decide("calculator", expression="3*5"),  # the verifier's check, the same call
+        decide("final_answer", answer="15 is right."),
+        critique("Confirmed by the calculator.", True, "15"),
+    ]
+    with ScriptedServer(script, native_tools=False) as srv:
+        result = Agent(model=model_for(srv), tools=[calculator], strategy="critic").run(TASK)
+    assert (result.status, result.answer) == ("done", "15"), result.error
+    notes = [e.text for e in result.events if isinstance(e, ev.Note)]
+    assert sum("stall" in text for text in notes) == 1
+    assert [r.output for r in result.events if isinstance(r, ev.ToolResult)] == ["15", "15"]  # draft, check
+
+
+def test_a_second_repeat_in_one_sub_task_still_stops_the_run():
+    script = [decide("calculator", expression="3*5")] * 3
+    with ScriptedServer(script, native_tools=False) as srv:
+        result = Agent(model=model_for(srv), tools=[calculator], strategy="critic").run(TASK)
+    assert result.status == "stalled" and "repeated the same action" in (result.error or "")
+
+
 def test_stops_after_the_first_critique_when_the_check_passes():
     script = [
         decide("final_answer", answer="15"),

@@ -334,6 +334,13 @@ class CompositeStrategy(StrategyBase):
             if self._reply.child is not None:
                 self._notes += self._reply.child.notes()
 
+    @property
+    def episode(self) -> object:
+        """The child whose tool calls the loop is running, with that child's own episode: a draft and its
+        verification are different sub-tasks even when they make the same call."""
+        observer = self._observer
+        return None if observer is None else (id(observer), observer.episode)
+
     def observe(self, observations: list[Observation]) -> None:
         """Observations belong to the child whose decision the loop acted on; after a decision of the
         composite's own (which calls no tools) there is nothing to fold in."""
