@@ -44,8 +44,9 @@ PROGRAM_SCHEMA = {
 # return, each line without quotes, braces, backslashes or control characters (a math program needs none).
 # SmolLM2 left to a free code string wrote prose, half a function or a program that ran past the token
 # limit; with free lines it closed its "JSON" inside the code (`return x}`) or returned again and again. Now
-# it can only write the shape PAL asks for, and the whole object fits the token limit. Literal punctuation
-# goes in classes for llama.cpp's schema converter; the newlines are real ones (read with `strict=False`).
+# it can only write the shape PAL asks for, and the grammar budget (`agentlab.models.grammar`) raises the
+# token limit to what the largest such program needs, so the object always closes. Literal punctuation goes
+# in classes for llama.cpp's schema converter; the newlines are real ones (read with `strict=False`).
 _NAME = "[a-z_][a-z0-9_]{0,24}"
 _EXPRESSION = r'[^"\\{}=\x00-\x1f\x7f]{1,48}'
 SMALL_PROGRAM_SCHEMA = {
@@ -58,7 +59,6 @@ SMALL_PROGRAM_SCHEMA = {
     },
     "required": ["program"],
 }
-SMALL_PROGRAM_TOKENS = 1100  # the largest program of that shape (12 assignments and a return) fits
 RUNNER = "run_solution"
 
 
@@ -140,7 +140,6 @@ class PAL(StrategyBase):
             messages=list(self.messages),
             response_schema=schema,
             temperature=self.temperature if self.samples > 1 else None,
-            max_tokens=SMALL_PROGRAM_TOKENS if schema is SMALL_PROGRAM_SCHEMA else None,
         )
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
