@@ -496,7 +496,8 @@ class Client:
         connection = await self.pool.connect(target, timeout)
         try:
             return await self._send(method, url, target, payload, connection, timeout)
-        except _Stale as error:  # not reused, so never raised; kept total for the type checker
+        except _Stale as error:  # a new connection is not `reused`, so `_send` does not raise this; mapped
+            # anyway so that the private exception can never escape to callers
             self.pool.discard(connection)
             raise ConnectionBroken("the server closed the connection without replying") from error
         except BaseException:
