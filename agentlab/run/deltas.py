@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_core import from_json
-
 from agentlab import events as ev
 from agentlab.decisions import FINAL
 from agentlab.models.base import ModelRequest, ReplyDelta
@@ -141,6 +138,8 @@ class DeltaReader:
         """`value` validated as far as the output type allows a partial value (pydantic's partial
         validation completes the last item of lists and TypedDicts), in JSON form; as parsed otherwise
         (an object still missing required fields)."""
+        from pydantic import ValidationError  # loaded already: the output spec's adapter is pydantic's
+
         adapter = self.output.adapter
         try:
             return adapter.dump_python(
@@ -161,6 +160,8 @@ class DeltaReader:
 
 def _partial_json(text: str) -> Any:
     """The JSON value `text` begins, as far as it goes (trailing strings included); None when unreadable."""
+    from pydantic_core import from_json  # loaded on first use: `import agentlab` stays light
+
     try:
         return from_json(text, allow_partial="trailing-strings")
     except ValueError:

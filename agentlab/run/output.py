@@ -18,10 +18,7 @@ import json
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeAlias, TypeVar, get_args, get_origin, overload
-
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from typing_extensions import is_typeddict  # knows both typing's and typing_extensions' TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeAlias, TypeVar, get_args, get_origin, overload
 
 from agentlab.decisions import DecisionError
 from agentlab.tools.schema import clean_json_schema, describe_parameters, validation_problems
@@ -31,9 +28,14 @@ T = TypeVar("T")
 OutputValidator: TypeAlias = Callable[[Any], Any | Awaitable[Any]]
 """Checks (and may replace) a validated output: `value -> value`, sync or async; raises `ModelRetry` to refuse it."""
 
-ShortAnswer: TypeAlias = Annotated[str, Field(max_length=200)]
-"""A plain-text answer of at most 200 characters (`output_type=ShortAnswer`), for QA benchmarks that score short
-answers (the evaluation harness uses it): a longer final answer goes back to the model to be shortened."""
+if TYPE_CHECKING:
+    # pydantic loads with the first output spec, not with `import agentlab` (import time), so at run time
+    # `ShortAnswer` is built by the module's __getattr__ below, once.
+    from pydantic import Field, TypeAdapter, ValidationError
+
+    ShortAnswer: TypeAlias = Annotated[str, Field(max_length=200)]
+    """A plain-text answer of at most 200 characters (`output_type=ShortAnswer`), for QA benchmarks that score
+    short answers (the evaluation harness uses it): a longer final answer goes back to the model to be shortened."""
 
 SHORT_ANSWER_INSTRUCTIONS = "Give the final answer as a short phrase (at most 200 characters), not a full sentence."
 """The instruction that goes with `ShortAnswer`: the schema's limit alone does not tell a model to be brief."""
@@ -91,6 +93,8 @@ class OutputSpec(Generic[T]):
 
     @classmethod
     def _built(cls, output_type: Any) -> OutputSpec[Any]:
+        from pydantic import TypeAdapter
+
         try:
             adapter: TypeAdapter[Any] = TypeAdapter(output_type)
             schema = adapter.json_schema()
@@ -159,6 +163,8 @@ class OutputSpec(Generic[T]):
         return self.adapter.dump_json(value).decode()
 
     def _validate_value(self, data: Any, *, prefix: str) -> T:
+        from pydantic import ValidationError  # loaded already: the adapter is pydantic's
+
         try:
             return self.adapter.validate_python(data)
         except ValidationError as exc:
@@ -191,6 +197,9 @@ async def run_validators(validators: Iterable[OutputValidator], value: T) -> T:
 
 def _is_object_type(output_type: Any) -> bool:
     """Types whose values are JSON objects with named fields: they are the final action's parameters as is."""
+    from pydantic import BaseModel
+    from typing_extensions import is_typeddict  # knows both typing's and typing_extensions' TypedDict
+
     if isinstance(output_type, type) and issubclass(output_type, BaseModel):
         return True
     return (isinstance(output_type, type) and dataclasses.is_dataclass(output_type)) or is_typeddict(output_type)
@@ -252,3 +261,13 @@ def _close_objects(node: Any) -> Any:
 @functools.cache
 def _text_spec() -> OutputSpec[str]:
     return OutputSpec._built(str)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ShortAnswer":
+        from pydantic import Field
+
+        short_answer = Annotated[str, Field(max_length=200)]
+        globals()[name] = short_answer  # one object, so `output_type is ShortAnswer` holds
+        return short_answer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

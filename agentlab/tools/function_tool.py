@@ -8,9 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, ParamSpec, TypeAlias, TypeVar, overload
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeAlias, TypeVar, overload
 
 from agentlab.tools.guard import Guard, Verdict, check_guard, judge
 from agentlab.tools.output import (
@@ -30,6 +28,9 @@ from agentlab.tools.schema import (
     parse_docstring,
     validation_problems,
 )
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -288,6 +289,8 @@ class Tool(BaseTool[P, R]):
     def _prepare(self, parsed: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]] | str:
         """Validated call arguments `(args, kwargs, shown)` (`shown` is what an approver sees), or an
         error message for the model."""
+        from pydantic import ValidationError  # loaded already: this tool's argument model is pydantic's
+
         try:
             validated = self.args_model.model_validate(parsed)
         except ValidationError as exc:

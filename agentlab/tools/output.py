@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import pydantic_core
-from pydantic import BaseModel
 
 from agentlab._redact import redact
 from agentlab._text import COUNTED, clip, scrub
@@ -57,14 +55,24 @@ def render_result(value: Any) -> str:
         return value
     if value is None:
         return "(no output)"
-    if isinstance(value, BaseModel | dict | list | tuple | set | frozenset) or (
-        dataclasses.is_dataclass(value) and not isinstance(value, type)
+    if (
+        isinstance(value, dict | list | tuple | set | frozenset)
+        or (dataclasses.is_dataclass(value) and not isinstance(value, type))
+        or _is_pydantic_model(value)
     ):
+        import pydantic_core  # loaded on first use: `import agentlab` stays light
+
         try:
             return pydantic_core.to_json(value, fallback=str).decode()
         except (ValueError, TypeError):  # e.g. circular references
             return str(value)
     return str(value)
+
+
+def _is_pydantic_model(value: Any) -> bool:
+    # A pydantic model instance exists only once pydantic is loaded: no need to load it to ask.
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(value, pydantic.BaseModel)
 
 
 def truncate(text: str, max_chars: int) -> str:

@@ -12,9 +12,10 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+if TYPE_CHECKING:  # pydantic loads with the first tool, not with `import agentlab` (import time)
+    from pydantic import BaseModel, ValidationError
 
 _SECTION_HEADER = re.compile(
     r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Returns?|Yields?|Raises|"
@@ -86,6 +87,8 @@ def _unwrap(text: str) -> str:
 
 def _field_name(param_name: str, position: int) -> str:
     """A pydantic-safe field name; awkward parameter names keep their real name as the alias."""
+    from pydantic import BaseModel
+
     if param_name.startswith("_") or hasattr(BaseModel, param_name):
         return f"arg{position}_{param_name.lstrip('_')}"
     return param_name
@@ -174,6 +177,8 @@ def build_args_model(
     local_names: Mapping[str, Any] | None = None,
 ) -> type[BaseModel]:
     """A pydantic model whose fields are `func`'s parameters (aliases are the real parameter names)."""
+    from pydantic import ConfigDict, Field, create_model
+
     signature = inspect_signature(func, local_names)
     # Positions count every parameter, the context one included, so field names stay stable.
     positions = {name: index for index, name in enumerate(inspect.signature(func).parameters)}
