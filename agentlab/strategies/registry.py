@@ -41,6 +41,7 @@ STRATEGIES: dict[str, StrategyFactory] = {
     "critic": BuiltinStrategy("agentlab.strategies.critic", "Critic"),
     "camel": BuiltinStrategy("agentlab.strategies.camel", "Camel"),
     "babyagi": BuiltinStrategy("agentlab.strategies.babyagi", "BabyAGI"),
+    "vote": BuiltinStrategy("agentlab.strategies.vote", "Vote"),
 }
 
 
