@@ -80,6 +80,21 @@ def test_a_failed_sample_casts_no_vote_and_the_run_goes_on():
     assert any("sample 1 failed" in text for text in notes)
 
 
+def test_each_sample_answers_within_its_share_of_the_step_budget():
+    # max_steps=4 over 2 samples: each sample's second step may only give the final answer.
+    script = [
+        decide("calculator", expression="3*5"),
+        decide("final_answer", answer="15"),
+        decide("calculator", expression="5*3"),
+        decide("final_answer", answer="15"),
+    ]
+    with ScriptedServer(script, native_tools=False) as srv:
+        result = Agent(model=model_for(srv), tools=[calculator], strategy="vote", samples=2, max_steps=4).run(TASK)
+        schemas = [json.dumps(r["response_format"]["json_schema"]["schema"]) for r in srv.requests]
+    assert (result.status, result.answer, result.steps) == ("done", "15", 4)
+    assert ["calculator" in schema for schema in schemas] == [True, False, True, False]
+
+
 def test_samples_must_be_positive():
     with pytest.raises(ValueError, match="samples"):
         Vote(samples=0)

@@ -6,7 +6,8 @@ class), driven as a child: its steps and tool calls pass through, and its final 
 instead of ending the run. Answers are compared by what they say, not how they are spelt: a typed answer by
 its arguments (`{"answer": 312}` and `{"answer": 312.0}` are one vote), a text answer with case and spacing
 folded. Sampling stops early once no other answer can catch up with the leader. A sample that fails (its
-strategy gives up) casts no vote; the run fails only when none voted.
+strategy gives up) casts no vote; the run fails only when none voted. Each sample is told an equal share of the
+run's step budget as its own, so a strategy that plans its last step (ReAct) answers within it.
 
 On a deterministic model (greedy decoding) every sample would be the same run, so the samples ask for
 `temperature` (0.7 by default); a request that already sets one keeps it.
@@ -65,7 +66,11 @@ class Vote(CompositeStrategy):
 
     def start(self, context: StrategyContext) -> None:
         self.context = context
-        self.current.start(context)
+        # Each sample gets an equal share of the run's step budget, so a sample that plans its last step
+        # (ReAct asks for the final answer then) answers within its share and leaves room for the others.
+        share = None if context.max_steps is None else max(1, context.max_steps // self.samples)
+        self.sample_context = dataclasses.replace(context, max_steps=share)
+        self.current.start(self.sample_context)
 
     def next_step(self) -> ModelRequest | Conclusion:
         while not self._decided():
@@ -124,7 +129,7 @@ class Vote(CompositeStrategy):
         if not self._decided():
             self.current = self.make_inner()
             self.runs.append(self.current)
-            self.current.start(self.context)
+            self.current.start(self.sample_context)
 
     def _decided(self) -> bool:
         """All samples are in, or the leader cannot be caught by the samples still to come."""
