@@ -69,9 +69,9 @@ def test_a_typed_answer_is_voted_by_value_and_checked_as_the_output_type():
 
 def test_a_failed_sample_casts_no_vote_and_the_run_goes_on():
     # PAL gives up on a program that keeps failing; the next sample's program works.
-    failing = {"content": json.dumps({"program": "def solution():\n    return 1 / 0\n"})}
+    failing = [{"content": json.dumps({"program": f"def solution():\n    return {n} / 0\n"})} for n in (1, 2)]
     working = {"content": json.dumps({"program": "def solution():\n    return 3 * 5\n"})}
-    script = [failing, failing, working]
+    script = [*failing, working]
     with ScriptedServer(script, native_tools=False) as srv:
         strategy = partial(Vote, "pal", samples=2, inner_options={"max_repairs": 1})
         result = Agent(model=model_for(srv), strategy=strategy).run(TASK)
@@ -93,6 +93,22 @@ def test_each_sample_answers_within_its_share_of_the_step_budget():
         schemas = [json.dumps(r["response_format"]["json_schema"]["schema"]) for r in srv.requests]
     assert (result.status, result.answer, result.steps) == ("done", "15", 4)
     assert ["calculator" in schema for schema in schemas] == [True, False, True, False]
+
+
+def test_a_sample_that_repeats_itself_is_abandoned_for_the_next():
+    # The loop refuses the repeat with its one nudge; left alone, a second repeat would end the run `stalled`.
+    script = [
+        decide("calculator", expression="3*5"),
+        decide("calculator", expression="3*5"),
+        decide("final_answer", answer="15"),
+    ]
+    with ScriptedServer(script, native_tools=False) as srv:
+        result = Agent(model=model_for(srv), tools=[calculator], strategy="vote", samples=2).run(TASK)
+        sent = len(srv.requests)
+    assert (result.status, result.answer, sent) == ("done", "15", 3)
+    notes = [e.text for e in result.events if isinstance(e, ev.Note)]
+    assert any("sample 1 repeated itself" in text for text in notes)
+    assert votes(result) == {'{"answer": 15.0}': 1}
 
 
 def test_samples_must_be_positive():

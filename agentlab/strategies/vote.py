@@ -6,8 +6,9 @@ class), driven as a child: its steps and tool calls pass through, and its final 
 instead of ending the run. Answers are compared by what they say, not how they are spelt: a typed answer by
 its arguments (`{"answer": 312}` and `{"answer": 312.0}` are one vote), a text answer with case and spacing
 folded. Sampling stops early once no other answer can catch up with the leader. A sample that fails (its
-strategy gives up) casts no vote; the run fails only when none voted. Each sample is told an equal share of the
-run's step budget as its own, so a strategy that plans its last step (ReAct) answers within it.
+strategy gives up, or the loop catches it repeating a call) casts no vote; the run fails only when none
+voted. Each sample is told an equal share of the run's step budget as its own, so a strategy that plans its
+last step (ReAct) answers within it.
 
 On a deterministic model (greedy decoding) every sample would be the same run, so the samples ask for
 `temperature` (0.7 by default); a request that already sets one keeps it.
@@ -25,6 +26,7 @@ from agentlab.strategies.base import (
     CompositeStrategy,
     Conclusion,
     ModelDecision,
+    Observation,
     StrategyBase,
     StrategyContext,
     StrategyFailed,
@@ -93,6 +95,14 @@ class Vote(CompositeStrategy):
         if not self.votes:
             raise StrategyFailed(f"none of the {self.finished} samples gave an answer")
         return Conclusion(self._verdict().final_answer)
+
+    def observe(self, observations: list[Observation]) -> None:
+        """A sample the loop caught repeating itself (its one nudge) is abandoned for the next sample: left to
+        repeat again it would end the whole run as `stalled`, and the other samples may still answer."""
+        super().observe(observations)
+        if any(o.output.error == "repeated" for o in observations) and not self._decided():
+            self.note(f"sample {self.finished + 1} repeated itself; moving on", sample=self.finished + 1)
+            self._next_sample()
 
     def best_answer(self) -> str | None:
         if self.votes:
