@@ -111,6 +111,8 @@ def test_a_sample_that_repeats_itself_is_abandoned_for_the_next():
     assert votes(result) == {'{"answer": 15.0}': 1}
 
 
-def test_samples_must_be_positive():
+def test_samples_must_be_positive_and_the_inner_strategy_a_name_or_a_factory():
     with pytest.raises(ValueError, match="samples"):
         Vote(samples=0)
+    with pytest.raises(TypeError, match="fresh"):
+        Vote(Vote())

@@ -1,8 +1,8 @@
 """Self-consistency: run a strategy several times at a sampling temperature and answer with the most common
 final answer (Wang et al., 2022).
 
-Each sample is a fresh run of the inner strategy (ReAct by default; a name, a factory or an instance's
-class), driven as a child: its steps and tool calls pass through, and its final answer becomes a vote
+Each sample is a fresh run of the inner strategy (ReAct by default; a name or a factory, never an instance),
+driven as a child: its steps and tool calls pass through, and its final answer becomes a vote
 instead of ending the run. Answers are compared by what they say, not how they are spelt: a typed answer by
 its arguments (`{"answer": 312}` and `{"answer": 312.0}` are one vote), a text answer with case and spacing
 folded. Sampling stops early once no other answer can catch up with the leader. A sample that fails (its
@@ -35,7 +35,7 @@ from agentlab.strategies.registry import StrategySpec, strategy_factory
 
 
 class Vote(CompositeStrategy):
-    """Options: `inner` (the sampled strategy: a name in STRATEGIES, a factory or an instance's class) with
+    """Options: `inner` (the sampled strategy: a name in STRATEGIES or a factory, such as a class) with
     `inner_options`; `samples` (runs that vote, >= 1); `temperature` (for the samples' requests)."""
 
     name = "vote"
@@ -51,6 +51,8 @@ class Vote(CompositeStrategy):
         super().__init__()
         if samples < 1:
             raise ValueError("samples must be >= 1")
+        if not isinstance(inner, str | type) and callable(getattr(inner, "next_step", None)):
+            raise TypeError("inner must be a name or a factory, not an instance: every sample needs a fresh one")
         self.make_inner = strategy_factory(inner, inner_options)
         self.samples = samples
         self.temperature = temperature
