@@ -125,3 +125,26 @@ def test_phrases_are_names_dates_and_titles_of_the_observations():
         "Paris",
         "1889",
     ]
+
+
+def test_phrases_the_question_names_are_left_out_unless_it_offers_them_as_choices():
+    observed = "[1] Wolf and Sheep\nWolf and Sheep is a 2016 film. It was screened at the 69th Cannes Film Festival."
+    asked = "Wolf and Sheep was screened at which 2016 film festival?"
+    phrases = candidate_phrases([observed], question=asked)
+    assert "Wolf and Sheep" not in phrases and "2016" not in phrases
+    assert "Cannes Film Festival" in phrases
+    # A choice question's options are its possible answers; with nothing else found, the echoes stay.
+    choice = candidate_phrases([observed], question="Was Wolf and Sheep or Cannes first?")
+    assert "Wolf and Sheep" in choice
+    assert candidate_phrases(["[1] Wolf and Sheep"], question=asked) == ["Wolf and Sheep"]
+
+
+def test_a_yes_no_question_may_be_answered_yes_or_no_once_something_was_found():
+    observed = "Coldplay are a British band. Pierre Bouvier is a Canadian singer."
+    asked = "Are both Coldplay and Pierre Bouvier from the same country?"
+    phrases = candidate_phrases([observed], question=asked)
+    assert phrases[:2] == ["yes", "no"] and "British" in phrases
+    assert candidate_phrases([], question=asked) == []  # nothing observed: no grounded answer yet
+    assert "yes" not in candidate_phrases([observed], question="Is Coldplay or Pierre Bouvier older?")
+    assert "yes" not in candidate_phrases([observed], question="Which band is British?")
+    assert len(candidate_phrases([f"Name{n} Person met Other{n} Body." for n in range(100)], limit=5)) == 5

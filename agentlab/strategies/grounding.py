@@ -64,21 +64,50 @@ _PHRASE = re.compile(
 _STOP_PHRASES = {"The", "A", "An", "It", "He", "She", "They", "This", "In", "On", "At", "His", "Her", "Its", "As"}
 
 
-def candidate_phrases(observations: Iterable[str], limit: int = MAX_SPANS, written: Iterable[str] = ()) -> list[str]:
+def candidate_phrases(
+    observations: Iterable[str], limit: int = MAX_SPANS, written: Iterable[str] = (), question: str = ""
+) -> list[str]:
     """Short answers found in the observations: title lines, names (runs of capitalised words), dates and
     numbers, cleaned and unique, latest observation first (for QA whose answers are names and dates, where a
-    whole sentence scores badly). Sentence-initial words on their own ("The", "It") are not answers."""
+    whole sentence scores badly). Sentence-initial words on their own ("The", "It") are not answers.
+
+    With the `question`: a phrase the question already names is left out (a small model picks the question's
+    own names first, and they are rarely its answer) unless the question offers a choice ("X or Y") or nothing
+    else was found; a yes/no question ("Are both ...?") gets "yes" and "no" first."""
+    asked = question.casefold() if question and not _offers_choice(question) else ""
     phrases: list[str] = []
+    echoes: list[str] = []  # phrases the question names: offered only when nothing else was found
     for sentence in candidate_spans(observations, limit=10 * limit, written=written):
+        if len(phrases) >= limit:
+            break
         found = [sentence] if _is_title(sentence) else [m.strip(" ,.") for m in _PHRASE.findall(sentence)]
         for phrase in found:
             first, _, rest = phrase.partition(" ")
             phrase = rest if first in _STOP_PHRASES and rest else phrase
-            if len(phrase) >= MIN_SPAN_CHARS and phrase not in _STOP_PHRASES and phrase not in phrases:
-                phrases.append(phrase)
+            if len(phrase) < MIN_SPAN_CHARS or phrase in _STOP_PHRASES or phrase in phrases or phrase in echoes:
+                continue
+            (echoes if asked and phrase.casefold() in asked else phrases).append(phrase)
             if len(phrases) >= limit:
-                return phrases
+                break
+    phrases = phrases or echoes[:limit]
+    if phrases and _is_yes_no(question):  # only once something was found: the answer is still grounded
+        phrases = ["yes", "no", *phrases][:limit]
     return phrases
+
+
+# A question that begins with an auxiliary verb and offers no alternatives is answered yes or no.
+_YES_NO = re.compile(
+    r"^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may|might)\b", re.IGNORECASE
+)
+_CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
+
+
+def _offers_choice(question: str) -> bool:
+    return bool(_CHOICE.search(question))
+
+
+def _is_yes_no(question: str) -> bool:
+    return bool(question) and bool(_YES_NO.match(question)) and not _offers_choice(question)
 
 
 def candidate_sentences(observations: Iterable[str], limit: int = MAX_SPANS, written: Iterable[str] = ()) -> list[str]:

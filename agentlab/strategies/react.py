@@ -182,8 +182,10 @@ class ReAct(StrategyBase):
             return grounded_number_parameters(final, numbers) if numbers else None
         if not decisions.is_string_answer(final):
             return None
-        pick = candidate_phrases if self._grounded == "phrases" else candidate_sentences
-        spans = pick(self._observations, written=self._written)
+        if self._grounded == "phrases":
+            spans = candidate_phrases(self._observations, written=self._written, question=self.context.task)
+        else:
+            spans = candidate_sentences(self._observations, written=self._written)
         return grounded_parameters(spans) if spans else None
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
