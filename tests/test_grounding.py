@@ -148,3 +148,36 @@ def test_a_yes_no_question_may_be_answered_yes_or_no_once_something_was_found():
     assert "yes" not in candidate_phrases([observed], question="Is Coldplay or Pierre Bouvier older?")
     assert "yes" not in candidate_phrases([observed], question="Which band is British?")
     assert len(candidate_phrases([f"Name{n} Person met Other{n} Body." for n in range(100)], limit=5)) == 5
+
+
+@tool
+def search_pages(query: str) -> str:
+    """Search the pages.
+
+    Args:
+        query: What to look for.
+    """
+    return PAGE if "tower" in query.lower() else "No passages match that query."
+
+
+def test_with_nothing_to_copy_yet_the_model_looks_further_instead_of_answering():
+    script = [
+        decide("search_pages", query="paris landmark"),  # finds nothing: no answer may be copied yet
+        decide("search_pages", query="eiffel tower"),
+        decide("final_answer", answer="It was completed in 1889."),
+    ]
+    with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+        agent = Agent(model=model_for(srv), tools=[search_pages], answer_from_observations=True, max_steps=5)
+        result = agent.run("When was the Eiffel Tower completed?")
+        schemas = [r["response_format"]["json_schema"]["schema"] for r in srv.requests]
+    assert (result.status, result.answer) == ("done", "It was completed in 1889.")
+    assert "final_answer" in str(schemas[0]) and "final_answer" not in str(schemas[1])
+    assert "1889" in str(_final_variant(schemas[2]))
+
+
+def test_the_last_step_still_answers_when_nothing_was_found():
+    script = [decide("search_pages", query="paris"), decide("final_answer", answer="I could not find it.")]
+    with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+        agent = Agent(model=model_for(srv), tools=[search_pages], answer_from_observations=True, max_steps=2)
+        result = agent.run("When was the Eiffel Tower completed?")
+    assert (result.status, result.answer) == ("done", "I could not find it.")

@@ -143,7 +143,7 @@ class ReAct(StrategyBase):
             instructions = decisions.json_instructions(self.context.tools, thought=self._thought)
             self.messages.append({"role": "user", "content": instructions})
             self._json_instructions_due = False
-        must_call = self._tool_calls < self._min_calls and len(self.context.tools) > 0
+        must_call = (self._tool_calls < self._min_calls or self._awaiting_evidence()) and len(self.context.tools) > 0
         if self.format == "tools":
             choice = "required" if must_call else None
             grounded = self._grounded_final()
@@ -168,6 +168,17 @@ class ReAct(StrategyBase):
             self.context.tools, final_only=True, final_parameters=final, thought=self._thought
         )
         return ModelRequest(messages=messages, response_schema=final_only if self.format == "json_schema" else None)
+
+    def _awaiting_evidence(self) -> bool:
+        """Grounded answers are on for this answer type and nothing observed can be copied yet (the search
+        found nothing, a tool failed): the model is to look further, not to answer from nothing. The last
+        step the budget allows still asks for an answer."""
+        if not self._grounded or not self._observed:
+            return False
+        final = self.context.output_schema
+        if numeric_answer_type(final) is None and not decisions.is_string_answer(final):
+            return False
+        return self._grounded_final() is None
 
     def _grounded_final(self) -> dict[str, Any] | None:
         """The final answer's parameters restricted to what the tools returned, when that option is on and
