@@ -107,7 +107,7 @@ def _offers_choice(question: str) -> bool:
 
 
 def _is_yes_no(question: str) -> bool:
-    return bool(question) and bool(_YES_NO.match(question)) and not _offers_choice(question)
+    return bool(_YES_NO.match(question)) and not _offers_choice(question)
 
 
 def candidate_sentences(observations: Iterable[str], limit: int = MAX_SPANS, written: Iterable[str] = ()) -> list[str]:

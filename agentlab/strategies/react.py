@@ -143,16 +143,17 @@ class ReAct(StrategyBase):
             instructions = decisions.json_instructions(self.context.tools, thought=self._thought)
             self.messages.append({"role": "user", "content": instructions})
             self._json_instructions_due = False
-        must_call = (self._tool_calls < self._min_calls or self._awaiting_evidence()) and len(self.context.tools) > 0
+        grounded = self._grounded_final()  # read the observations once per step
+        awaiting = self._awaiting_evidence(grounded)
+        must_call = (self._tool_calls < self._min_calls or awaiting) and len(self.context.tools) > 0
         if self.format == "tools":
             choice = "required" if must_call else None
-            grounded = self._grounded_final()
             tools = self._tools if grounded is None else [*self._tool_schemas, decisions.final_answer_tool(grounded)]
             return ModelRequest(messages=list(self.messages), tools=tools, tool_choice=choice)
         schema = self._schema if self.format == "json_schema" else None
         if schema is not None and must_call:  # no final answer offered: nothing to ground
             schema = decisions.decision_schema(self.context.tools, allow_final=False, thought=self._thought)
-        elif schema is not None and (grounded := self._grounded_final()) is not None:
+        elif schema is not None and grounded is not None:
             schema = decisions.decision_schema(self.context.tools, final_parameters=grounded, thought=self._thought)
         return ModelRequest(messages=list(self.messages), response_schema=schema)
 
@@ -169,16 +170,14 @@ class ReAct(StrategyBase):
         )
         return ModelRequest(messages=messages, response_schema=final_only if self.format == "json_schema" else None)
 
-    def _awaiting_evidence(self) -> bool:
-        """Grounded answers are on for this answer type and nothing observed can be copied yet (the search
-        found nothing, a tool failed): the model is to look further, not to answer from nothing. The last
-        step the budget allows still asks for an answer."""
-        if not self._grounded or not self._observed:
+    def _awaiting_evidence(self, grounded: dict[str, Any] | None) -> bool:
+        """Grounded answers are on for this answer type and nothing observed can be copied yet (`grounded`,
+        this step's `_grounded_final()`, is None: the search found nothing, a tool failed): the model is to
+        look further, not to answer from nothing. The last step the budget allows still asks for an answer."""
+        if grounded is not None or not self._grounded or not self._observed:
             return False
         final = self.context.output_schema
-        if numeric_answer_type(final) is None and not decisions.is_string_answer(final):
-            return False
-        return self._grounded_final() is None
+        return numeric_answer_type(final) is not None or decisions.is_string_answer(final)
 
     def _grounded_final(self) -> dict[str, Any] | None:
         """The final answer's parameters restricted to what the tools returned, when that option is on and
