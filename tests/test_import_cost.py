@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+from toolbox import loaded_by
+
 # Each of these is loaded by the first use of what needs it, never by `from agentlab import ...`.
 DEFERRED = ("pydantic", "pydantic_core", "openai", "httpx", "tenacity", "sqlite3", "llama_cpp", "ddgs")
 
@@ -16,12 +18,7 @@ def fresh_interpreter(code: str) -> object:
 
 
 def test_the_public_import_loads_none_of_the_heavy_dependencies() -> None:
-    loaded = fresh_interpreter(
-        "import json, sys\n"
-        "from agentlab import Agent, tool, OpenAIModel\n"
-        f"print(json.dumps(sorted(m for m in {DEFERRED!r} if m in sys.modules)))"
-    )
-    assert loaded == []
+    assert loaded_by("from agentlab import Agent, tool, OpenAIModel", DEFERRED) == []
 
 
 def test_the_first_tool_loads_pydantic_and_still_validates_its_arguments() -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import subprocess
-import sys
 import time
 
 import pytest
 from test_codeact import sandbox_children
+from toolbox import loaded_by
 
 from agentlab.sandbox import Isolation, Sandbox, SandboxResult, SandboxUnavailable
 from agentlab.sandbox._seccomp import build_filter
@@ -238,10 +237,7 @@ def test_run_from_threads() -> None:
 
 
 def test_import_is_cheap() -> None:
-    heavy = "('asyncio', 'subprocess', 'ctypes')"
-    code = f"import sys, agentlab.sandbox; print(sorted(m for m in {heavy} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert loaded_by("import agentlab.sandbox", ("asyncio", "subprocess", "ctypes")) == []
 
 
 def test_seccomp_program_is_well_formed() -> None:

@@ -9,6 +9,9 @@ changing them.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterable
 from typing import Any
 
 from agentlab import OpenAIModel, tool
@@ -86,3 +89,13 @@ def chromium_browser(profile: Any) -> Any:
     ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
+
+
+def loaded_by(statement: str, modules: Iterable[str]) -> list[str]:
+    """Which of `modules` a fresh interpreter has loaded after running `statement` (sorted)."""
+    code = (
+        f"import json, sys\n{statement}\nprint(json.dumps(sorted(m for m in {tuple(modules)!r} if m in sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded
