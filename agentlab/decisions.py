@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -81,12 +81,15 @@ def decision_schema(
     final_only: bool = False,
     final_parameters: dict[str, Any] | None = None,
     thought: bool = True,
+    tool_parameters: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One JSON object per step: a thought and one action whose arguments match the chosen tool (or the
     run's output schema for the final answer), so a grammar-constrained model can only produce calls and
     answers that validate. `thought=False` leaves the thought out: a small model writes a made-up answer
-    there ("The answer is 125.") and then copies that instead of the task."""
-    variants = [] if final_only else [_action(t.name, t.parameters) for t in tools]
+    there ("The answer is 125.") and then copies that instead of the task. `tool_parameters` replaces some
+    tools' parameters (by name) in this schema, as grounded arguments do."""
+    replaced = tool_parameters or {}
+    variants = [] if final_only else [_action(t.name, replaced.get(t.name, t.parameters)) for t in tools]
     if allow_final or final_only:
         variants.append(_action(FINAL, final_parameters or TEXT_ANSWER))
     action = variants[0] if len(variants) == 1 else {"anyOf": variants}

@@ -8,8 +8,18 @@ from typing import Any
 from toolbox import call, decide, model_for
 
 from agentlab import Agent, tool
-from agentlab.strategies.grounding import candidate_numbers, candidate_phrases, candidate_sentences, candidate_spans
+from agentlab.strategies.grounding import (
+    answer_phrases,
+    candidate_numbers,
+    candidate_phrases,
+    candidate_sentences,
+    candidate_spans,
+    grounded_queries,
+    grounded_tool_parameters,
+)
 from agentlab.testing import ScriptedServer
+from agentlab.tools import search_tools
+from agentlab.tools.builtin.corpus import LocalCorpus, Passage
 
 PAGE = "# Eiffel Tower\nThe Eiffel Tower is a lattice tower in Paris. It was completed in 1889.\n\nNo more."
 
@@ -118,7 +128,7 @@ def test_phrases_are_names_dates_and_titles_of_the_observations():
     assert {"Bath, Maine", "Jonny Craig", "Tower", "1,300"} <= set(phrases) and "It" not in phrases
     script = [decide("lookup", "I read the page.", title="x"), decide("final_answer", answer="1889")]
     with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
-        Agent(model=model_for(srv), tools=[lookup], answer_from_observations="phrases").run("When?")
+        Agent(model=model_for(srv), tools=[lookup], answer_from_observations="phrases").run("What is it?")
         second = srv.requests[1]["response_format"]["json_schema"]["schema"]
     assert _final_variant(second)["properties"]["arguments"]["properties"]["answer"]["enum"][:3] == [
         "Eiffel Tower",
@@ -181,3 +191,108 @@ def test_the_last_step_still_answers_when_nothing_was_found():
         agent = Agent(model=model_for(srv), tools=[search_pages], answer_from_observations=True, max_steps=2)
         result = agent.run("When was the Eiffel Tower completed?")
     assert (result.status, result.answer) == ("done", "I could not find it.")
+
+
+FESTIVAL = (
+    "[1] Wolf and Sheep\nWolf and Sheep is a drama by Shahrbanoo Sadat. It was screened at the Cannes Film Festival"
+    " in May 2016.\n\n[2] Cannes\nCannes is a city in France."
+)
+
+
+def test_answer_phrases_come_from_the_sentence_that_matches_the_question():
+    asked = "At which film festival was Wolf and Sheep screened?"
+    # The second sentence shares "film festival screened" with the question; the first only the echoed title.
+    assert answer_phrases([FESTIVAL], asked) == ["Cannes Film Festival", "May 2016"]
+    # Asked for a year, only phrases with one; the title of a matching passage counts as its best sentence.
+    assert answer_phrases([FESTIVAL], "In what year was Wolf and Sheep screened at a film festival?") == ["May 2016"]
+    creatures = "[1] Dewey Lake Monster\nA creature of folklore seen in 1964.\n\n[2] Bigfoot\nAn ape of legend."
+    assert answer_phrases([creatures], "What creature of folklore?") == ["Dewey Lake Monster", "1964"]
+    # A question sharing no word with the observations gets every phrase; a choice question keeps its options.
+    assert len(answer_phrases([FESTIVAL], "Who?")) == len(candidate_phrases([FESTIVAL], question="Who?"))
+    assert "Wolf and Sheep" in answer_phrases([FESTIVAL], "Which of Wolf and Sheep and Cannes is a drama?")
+    assert answer_phrases([FESTIVAL], "Was Wolf and Sheep screened at Cannes?")[:2] == ["yes", "no"]
+    assert answer_phrases([], "Who?") == []
+
+
+def test_grounded_queries_are_the_task_its_names_and_what_the_tools_returned():
+    task = "Where was the director of Wolf and Sheep born?"
+    assert grounded_queries(task, []) == ["Where was the director of Wolf and Sheep born", "Wolf and Sheep"]
+    queries = grounded_queries(task, [FESTIVAL])
+    assert queries[:2] == ["Where was the director of Wolf and Sheep born", "Wolf and Sheep"]
+    assert {"Shahrbanoo Sadat", "Cannes Film Festival", "Cannes"} <= set(queries)
+    assert all("{" not in q and '"' not in q for q in grounded_queries('Is "x {y}" a thing?', []))
+    # A number alone finds any page that has it: not a query.
+    assert grounded_queries("Which creature became known in 1964?", ["[1] 1964\nIn 12 towns."]) == [
+        "Which creature became known in 1964"
+    ]
+    parameters = {"type": "object", "properties": {"query": {"type": "string", "x-grounded": True}, "k": {}}}
+    grounded = grounded_tool_parameters(parameters, queries)
+    assert grounded["properties"]["query"]["enum"] == queries and grounded["properties"]["k"] == {}
+    # A title is a name, not the whole task.
+    title = {"type": "object", "properties": {"title": {"type": "string", "x-grounded": "phrase"}}}
+    assert grounded_tool_parameters(title, queries, task=task)["properties"]["title"]["enum"] == queries[1:]
+    # What a tool that found nothing suggests is worth trying next.
+    missed = "No page titled 'Where was the director born'. Similar titles: Shahrbanoo Sadat, Kabul (city)."
+    assert grounded_queries(task, [missed])[2:] == ["Shahrbanoo Sadat", "Kabul city"]
+    assert grounded_tool_parameters({"properties": {"query": {"type": "string"}}}, queries)["properties"] == {
+        "query": {"type": "string"}
+    }
+
+
+def _arguments_of(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    variants = schema["properties"]["action"]["anyOf"]
+    return next(v for v in variants if v["properties"]["name"]["const"] == name)["properties"]["arguments"]
+
+
+def test_react_grounds_search_queries_and_titles_in_the_task_and_the_observations():
+    corpus = LocalCorpus(passages=[Passage("Wolf and Sheep", FESTIVAL.split("\n")[1]), Passage("Cannes", "A city.")])
+    task = "Where was Wolf and Sheep screened?"
+    script = [
+        decide("local_search", query="Wolf and Sheep"),
+        decide("lookup", title="Cannes"),
+        decide("final_answer", answer="Cannes Film Festival"),
+    ]
+    with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+        agent = Agent(model=model_for(srv), tools=search_tools(corpus), ground_arguments=True, max_steps=5)
+        result = agent.run(task)
+        schemas = [r["response_format"]["json_schema"]["schema"] for r in srv.requests]
+    assert result.status == "done"
+    first, second = (_arguments_of(s, "local_search")["properties"]["query"]["enum"] for s in schemas[:2])
+    assert first == ["Where was Wolf and Sheep screened", "Wolf and Sheep"]  # nothing observed yet
+    assert "Shahrbanoo Sadat" in second and "Shahrbanoo Sadat" in str(_arguments_of(schemas[1], "lookup"))
+    # Off (the default for a model that is not a small local one), the parameters are the tools' own.
+    with ScriptedServer(script[:1] + script[2:], native_tools=False, json_schema=True) as srv:
+        Agent(model=model_for(srv), tools=search_tools(corpus), max_steps=5).run(task)
+        assert "enum" not in str(_arguments_of(srv.requests[0]["response_format"]["json_schema"]["schema"], "lookup"))
+
+
+def test_native_tool_schemas_carry_the_grounded_queries_too():
+    corpus = LocalCorpus(passages=[Passage("Wolf and Sheep", "A drama by Shahrbanoo Sadat.")])
+    script = [call("local_search", query="Wolf and Sheep"), {"content": "Shahrbanoo Sadat"}]
+    with ScriptedServer(script) as srv:
+        agent = Agent(model=model_for(srv), tools=search_tools(corpus), ground_arguments=True, max_steps=4)
+        result = agent.run("Who directed Wolf and Sheep?")
+        tools = [{t["function"]["name"]: t["function"]["parameters"] for t in r["tools"]} for r in srv.requests]
+    assert result.answer == "Shahrbanoo Sadat"
+    assert tools[0]["local_search"]["properties"]["query"]["enum"] == ["Who directed Wolf and Sheep", "Wolf and Sheep"]
+    assert "Shahrbanoo Sadat" in tools[1]["lookup"]["properties"]["title"]["enum"]
+
+
+def test_a_grounded_argument_is_not_the_models_own_text_so_what_it_names_can_be_the_answer():
+    corpus = LocalCorpus(passages=[Passage("Cannes", "A city on the French Riviera.")])
+    script = [decide("lookup", title="Cannes"), decide("final_answer", answer="Cannes")]
+    enums = []
+    for grounded in (True, False):
+        with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+            agent = Agent(
+                model=model_for(srv),
+                tools=search_tools(corpus),
+                answer_from_observations="phrases",
+                ground_arguments=grounded,
+                max_steps=3,
+            )
+            assert agent.run("Which city is on the French Riviera?").answer == "Cannes"
+            second = srv.requests[1]["response_format"]["json_schema"]["schema"]
+            enums.append(_final_variant(second)["properties"]["arguments"]["properties"]["answer"]["enum"])
+    # Written by the model, "Cannes" would be an echo of its own title ("No page titled Cannes" is no answer).
+    assert "Cannes" in enums[0] and "Cannes" not in enums[1]

@@ -120,3 +120,34 @@ def test_pal_on_the_embedded_model_writes_programs_of_the_shaped_grammar(local_m
     # Every reply parsed and is a function of assignments and a return (the model's arithmetic may be wrong).
     assert programs and not [e for e in result.events if isinstance(e, ev.ParseError)], result.error
     assert all(re.fullmatch(pattern, program) for program in programs), programs
+
+
+def test_search_queries_and_answers_on_the_embedded_model_are_grounded_in_the_run(local_model):
+    from agentlab import Agent
+    from agentlab import events as ev
+    from agentlab.strategies.grounding import answer_phrases, grounded_queries
+    from agentlab.tools import LocalCorpus, search_tools
+    from agentlab.tools.builtin.corpus import Passage
+
+    corpus = LocalCorpus(
+        passages=[
+            Passage("Wolf and Sheep", "Wolf and Sheep is a drama film by Shahrbanoo Sadat."),
+            Passage("Shahrbanoo Sadat", "Shahrbanoo Sadat is a film director born in Tehran in 1990."),
+            Passage("Tehran", "Tehran is the capital of Iran."),
+        ]
+    )
+    agent = Agent(model=local_model, tools=search_tools(corpus), answer_from_observations="phrases", max_steps=4)
+    for task in ["Who directed Wolf and Sheep?", "In what city was the director of Wolf and Sheep born?"]:
+        result = agent.run(task)
+        assert result.status == "done", (task, result.error)
+        observed: list[str] = []
+        written: list[str] = []  # the model's own (ungrounded) arguments, which are not answers
+        for event in result.events:
+            if isinstance(event, ev.ToolStarted):  # every query or title is one the run held at that step
+                arguments = dict(event.call.arguments)
+                value = arguments.pop("query", None) or arguments.pop("title")
+                assert value in grounded_queries(task, observed), (task, value, observed)
+                written += [str(other) for other in arguments.values()]
+            elif isinstance(event, ev.ToolResult) and event.ok:
+                observed.append(event.output)
+        assert observed and result.answer in answer_phrases(observed, task, written=written), (task, result.answer)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
+
+from agentlab.tools.schema import GROUNDED_KEY
 
 MAX_SPANS = 40  # an enum of this many sentences keeps the grammar small
 MAX_SPAN_CHARS = 200
@@ -80,13 +83,10 @@ def candidate_phrases(
     for sentence in candidate_spans(observations, limit=10 * limit, written=written):
         if len(phrases) >= limit:
             break
-        found = [sentence] if _is_title(sentence) else [m.strip(" ,.") for m in _PHRASE.findall(sentence)]
-        for phrase in found:
-            first, _, rest = phrase.partition(" ")
-            phrase = rest if first in _STOP_PHRASES and rest else phrase
-            if len(phrase) < MIN_SPAN_CHARS or phrase in _STOP_PHRASES or phrase in phrases or phrase in echoes:
+        for phrase in _span_phrases(sentence):
+            if phrase in phrases or phrase in echoes:
                 continue
-            (echoes if asked and phrase.casefold() in asked else phrases).append(phrase)
+            (echoes if _echoes(phrase, asked) else phrases).append(phrase)
             if len(phrases) >= limit:
                 break
     phrases = phrases or echoes[:limit]
@@ -95,11 +95,89 @@ def candidate_phrases(
     return phrases
 
 
+def _span_phrases(span: str) -> list[str]:
+    """The short answers in one span: a title line whole, else its names, dates and numbers."""
+    found = [span] if _is_title(span) else [m.strip(" ,.") for m in _PHRASE.findall(span)]
+    phrases = []
+    for phrase in found:
+        first, _, rest = phrase.partition(" ")
+        phrase = rest if first in _STOP_PHRASES and rest else phrase
+        if len(phrase) >= MIN_SPAN_CHARS and phrase not in _STOP_PHRASES:
+            phrases.append(phrase)
+    return phrases
+
+
+def _echoes(phrase: str, asked: str) -> bool:
+    """Whether the question (`asked`, casefolded; empty when it offers a choice) names `phrase` already."""
+    return bool(asked) and phrase.casefold() in asked
+
+
+def answer_phrases(
+    observations: Iterable[str], question: str, limit: int = MAX_SPANS, written: Iterable[str] = ()
+) -> list[str]:
+    """`candidate_phrases` from where the answer most likely is: the observed sentences that share the most
+    with the `question` (its words, each weighted by how few sentences have it; a passage's title counts as
+    its best sentence), as the sliding-window baselines of extractive QA do. A question for a year ("What
+    year ...", "When ...") keeps the phrases with a year in them, one for a count ("How many ...") those with
+    a number, when there are any. A small model picking among twenty phrases of three passages picks at
+    random; among the few of the sentence that matches the question, it has a chance."""
+    asked = _content_words(question)
+    spans = candidate_spans(observations, limit=10 * limit, written=written)
+    words = [_content_words(span) & asked for span in spans]
+    # A word of the question that many sentences share (the topic's name) says less about where the answer
+    # is than one only a sentence has ("screened", "festival"): words count by their rarity among the spans.
+    spread = Counter(word for found in words for word in found)
+    weight = {word: math.log(1 + len(spans) / count) for word, count in spread.items()}
+    scored: list[tuple[float, str]] = []  # (weighted overlap with the question, sentence or title), in order
+    title_at: int | None = None  # where the current passage's title sits in `scored`
+    for span, shared in zip(spans, words, strict=True):
+        overlap = round(sum(weight[word] for word in shared), 6)
+        if _is_title(span) and len(span.split()) <= MAX_TITLE_WORDS:
+            title_at = len(scored)
+            scored.append((0.0, span))
+            continue
+        scored.append((overlap, span))
+        if title_at is not None and overlap > scored[title_at][0]:
+            scored[title_at] = (overlap, scored[title_at][1])
+    asks_year, asks_count = bool(_ASKS_YEAR.search(question)), bool(_ASKS_COUNT.search(question))
+    echo_of = question.casefold() if not _offers_choice(question) else ""
+    found: list[tuple[float, str]] = []
+    for overlap, span in scored:
+        for phrase in _span_phrases(span):
+            if _echoes(phrase, echo_of) or (asks_year and not _YEAR.search(phrase)):
+                continue
+            if not asks_count or any(c.isdigit() for c in phrase):
+                found.append((overlap, phrase))
+    if not found:  # nothing of the asked kind that the question does not name already: any phrase
+        return candidate_phrases(observations, limit=limit, written=written, question=question)
+    best = max(overlap for overlap, _ in found)
+    phrases = list(dict.fromkeys(phrase for overlap, phrase in found if overlap == best))
+    if _is_yes_no(question):
+        phrases = ["yes", "no", *phrases]
+    return phrases[:limit]
+
+
+MAX_TITLE_WORDS = 8
+# Words that say nothing about where an answer is: a question's function words.
+_QUESTION_WORDS = (
+    "a an the of in on at to for from by with and or is are was were be been being who what which "
+    "when where how did does do that this these those as its it his her their whose whom than more most both same first"
+)
+_FUNCTION_WORDS = frozenset(_QUESTION_WORDS.split())
+_ASKS_YEAR = re.compile(r"\b(?:what|which) year\b|\bwhen\b", re.IGNORECASE)
+_ASKS_COUNT = re.compile(r"\bhow (?:many|much|old|long)\b", re.IGNORECASE)
+_YEAR = re.compile(r"\b\d{3,4}\b")
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.casefold()) if len(w) > 1 and w not in _FUNCTION_WORDS}
+
+
 # A question that begins with an auxiliary verb and offers no alternatives is answered yes or no.
 _YES_NO = re.compile(
     r"^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may|might)\b", re.IGNORECASE
 )
-_CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
+_CHOICE = re.compile(r"\bor\b|^\s*which of\b(?! the\b)", re.IGNORECASE)
 
 
 def _offers_choice(question: str) -> bool:
@@ -165,3 +243,78 @@ def numeric_answer_type(parameters: dict[str, Any] | None) -> str | None:
         return None
     kind = properties["answer"].get("type")
     return kind if kind in ("number", "integer") else None
+
+
+# Grounded tool arguments: a small model searches for the tool's own name ("loca_search") or for words it made
+# up; an argument marked `GROUNDED_KEY` is one of the queries the run holds: the task, the names it mentions,
+# and the names, titles, dates and numbers the tools returned.
+_WORDS = re.compile(r"[^\W_](?:[^\W_]|['’])*")
+
+
+def grounded_queries(task: str, observations: Iterable[str], limit: int = MAX_SPANS) -> list[str]:
+    """What a grounded argument may be: the task's words (the whole task as one query, `task_query`), the
+    names and dates in the task, then the phrases the tools returned (latest first), and the names a failed
+    call suggested ("No page titled 'x'. Similar titles: A, B."); unique, at most `limit`. A number alone
+    is not a query."""
+    observations = list(observations)
+    queries: list[str] = []
+    phrases = [task, *_PHRASE.findall(task), *candidate_phrases(observations, limit=limit), *_suggested(observations)]
+    for phrase in phrases:
+        words = " ".join(_WORDS.findall(phrase))
+        if not _is_query(words) or words in queries:
+            continue
+        queries.append(words)
+        if len(queries) >= limit:
+            break
+    return queries
+
+
+def task_query(task: str) -> str:
+    """The whole task as one grounded query (its words)."""
+    return " ".join(_WORDS.findall(task))
+
+
+def _suggested(observations: list[str]) -> list[str]:
+    """The items listed after a colon in the tools' failure messages (latest first): what a tool that found
+    nothing suggests trying instead."""
+    suggested: list[str] = []
+    for text in reversed(observations):
+        if text.lstrip().startswith(_FAILURES):
+            for sentence in _SENTENCE_END.split(text)[1:]:
+                _, colon, listed = sentence.partition(": ")
+                suggested += [item.strip(" .") for item in listed.split(", ")] if colon else []
+    return suggested
+
+
+def _is_query(words: str) -> bool:
+    """Whether `words` can find something: not empty, not a function word ("Where") and not only a number
+    ("1964", "12" match any page with that number in it)."""
+    return (
+        bool(words)
+        and words not in _STOP_PHRASES
+        and words.casefold() not in _FUNCTION_WORDS
+        and not (words.replace(" ", "").isdigit())
+    )
+
+
+def has_grounded_parameters(parameters: dict[str, Any]) -> bool:
+    """Whether a tool's `parameters` mark any property `GROUNDED_KEY`."""
+    return any(isinstance(node, dict) and node.get(GROUNDED_KEY) for node in parameters.get("properties", {}).values())
+
+
+def grounded_tool_parameters(parameters: dict[str, Any], queries: list[str], *, task: str = "") -> dict[str, Any]:
+    """A tool's `parameters` with each property marked `GROUNDED_KEY` restricted to one of `queries` (for a
+    property marked `"phrase"`, a title or a name, not the whole `task`). A property left with no value keeps
+    its schema.
+
+    A value already sent stays on offer: a small model that repeats its search is refused by the loop's
+    stall guard and then answers from what it found; without the repeat it searched on for pages it
+    did not need until the budget ran out."""
+    properties = parameters.get("properties", {})
+    grounded = {}
+    for name, node in properties.items():
+        marker = node.get(GROUNDED_KEY) if isinstance(node, dict) else None
+        values = [q for q in queries if not (marker == "phrase" and q == task_query(task))]
+        if marker and values:
+            grounded[name] = {**node, "enum": values}
+    return {**parameters, "properties": {**properties, **grounded}} if grounded else parameters

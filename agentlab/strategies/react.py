@@ -21,13 +21,17 @@ from agentlab.strategies.base import (
     StrategyContext,
 )
 from agentlab.strategies.grounding import (
+    answer_phrases,
     candidate_numbers,
-    candidate_phrases,
     candidate_sentences,
     grounded_number_parameters,
     grounded_parameters,
+    grounded_queries,
+    grounded_tool_parameters,
+    has_grounded_parameters,
     numeric_answer_type,
 )
+from agentlab.tools.schema import GROUNDED_KEY
 
 # Only what every run needs; how to answer is said by the decision format (a plain-text reply with native
 # tools, the final_answer action otherwise), so this prompt holds for both.
@@ -53,11 +57,14 @@ class ReAct(StrategyBase):
     a numeric final answer (`output_type=float`/`int`) becomes one of the observed numbers. `restate_task`
     follows each observation (JSON decisions) with the task and a reminder to answer when it is answered.
     `thoughts` keeps the `thought` field of JSON decisions (a small model writes a made-up answer there and
-    then copies it instead of the task).
+    then copies it instead of the task). `ground_arguments` restricts tool parameters marked grounded
+    (`agentlab.tools.schema.GROUNDED_KEY`: the search tools' query, `lookup`'s title) to the task, its names
+    and the phrases the tools returned (a small model searches for words it made up).
 
-    For these four, None (the default) means the setting for the run's model: when it is a small local one
-    (`StrategyContext.small_model`) `min_tool_calls` is 1 if the run has tools, grounded answers and the
-    restated task are on and thoughts are off; for any other model, 0, off, off and on."""
+    For these five, None (the default) means the setting for the run's model: when it is a small local one
+    (`StrategyContext.small_model`) `min_tool_calls` is 1 if the run has tools, grounded answers, the
+    restated task and grounded arguments are on and thoughts are off; for any other model, 0, off, off, off
+    and on."""
 
     name = "react"
 
@@ -69,6 +76,7 @@ class ReAct(StrategyBase):
         answer_from_observations: bool | Literal["sentences", "phrases"] | None = None,
         restate_task: bool | None = None,
         thoughts: bool | None = None,
+        ground_arguments: bool | None = None,
     ) -> None:
         super().__init__()
         if min_tool_calls is not None and min_tool_calls < 0:
@@ -81,6 +89,7 @@ class ReAct(StrategyBase):
         self.answer_from_observations = answer_from_observations
         self.restate_task = restate_task
         self.thoughts = thoughts
+        self.ground_arguments = ground_arguments
         self.system_prompt = system_prompt
         self.answer_on_last_step = answer_on_last_step
         self.min_tool_calls = min_tool_calls  # like tool_choice="required" until this many calls were made
@@ -97,6 +106,8 @@ class ReAct(StrategyBase):
         self._grounded = small if self.answer_from_observations is None else self.answer_from_observations
         self._restate = small if self.restate_task is None else self.restate_task
         self._thought = not small if self.thoughts is None else self.thoughts
+        ground_arguments = small if self.ground_arguments is None else self.ground_arguments
+        self._grounded_tools = [t for t in context.tools if ground_arguments and has_grounded_parameters(t.parameters)]
         self._tool_calls = 0
         self._observed = False
         self._answer_now = False
@@ -146,16 +157,39 @@ class ReAct(StrategyBase):
         grounded = self._grounded_final()  # read the observations once per step
         awaiting = self._awaiting_evidence(grounded)
         must_call = (self._tool_calls < self._min_calls or awaiting) and len(self.context.tools) > 0
+        arguments = self._grounded_arguments()
         if self.format == "tools":
             choice = "required" if must_call else None
             tools = self._tools if grounded is None else [*self._tool_schemas, decisions.final_answer_tool(grounded)]
+            if arguments:
+                tools = [_with_parameters(schema, arguments) for schema in tools]
             return ModelRequest(messages=list(self.messages), tools=tools, tool_choice=choice)
         schema = self._schema if self.format == "json_schema" else None
-        if schema is not None and must_call:  # no final answer offered: nothing to ground
-            schema = decisions.decision_schema(self.context.tools, allow_final=False, thought=self._thought)
-        elif schema is not None and grounded is not None:
-            schema = decisions.decision_schema(self.context.tools, final_parameters=grounded, thought=self._thought)
+        if schema is not None and (must_call or grounded is not None or arguments):
+            schema = decisions.decision_schema(
+                self.context.tools,
+                allow_final=not must_call,  # no final answer offered: nothing to ground
+                final_parameters=grounded or self.context.output_schema,
+                thought=self._thought,
+                tool_parameters=arguments,
+            )
         return ModelRequest(messages=list(self.messages), response_schema=schema)
+
+    def _is_grounded_argument(self, tool: str, parameter: str) -> bool:
+        return any(
+            t.name == tool and t.parameters.get("properties", {}).get(parameter, {}).get(GROUNDED_KEY)
+            for t in self._grounded_tools
+        )
+
+    def _grounded_arguments(self) -> dict[str, dict[str, Any]]:
+        """The parameters of tools with grounded arguments (`GROUNDED_KEY`), their values restricted to the
+        task, its names and what the tools returned so far (`grounded_queries`), by tool name; empty when the
+        option is off."""
+        if not self._grounded_tools:
+            return {}
+        task = self.context.task
+        queries = grounded_queries(task, self._observations)
+        return {t.name: grounded_tool_parameters(t.parameters, queries, task=task) for t in self._grounded_tools}
 
     def _final_request(self) -> ModelRequest:
         messages = [*self.messages, {"role": "user", "content": ANSWER_NOW.format(task=self.context.task)}]
@@ -193,7 +227,7 @@ class ReAct(StrategyBase):
         if not decisions.is_string_answer(final):
             return None
         if self._grounded == "phrases":
-            spans = candidate_phrases(self._observations, written=self._written, question=self.context.task)
+            spans = answer_phrases(self._observations, self.context.task, written=self._written)
         else:
             spans = candidate_sentences(self._observations, written=self._written)
         return grounded_parameters(spans) if spans else None
@@ -207,7 +241,12 @@ class ReAct(StrategyBase):
         self._tool_calls += sum(o.output.error != "repeated" for o in observations)
         self._answer_now = any(o.output.error == "repeated" for o in observations)
         self._observations += [o.output.content for o in observations if o.output.ok]
-        self._written += [str(value) for o in observations for value in o.call.arguments.values()]
+        self._written += [
+            str(value)
+            for o in observations
+            for name, value in o.call.arguments.items()
+            if not self._is_grounded_argument(o.call.name, name)  # a copy of the run's text, not the model's own
+        ]
         # Tool calls are answered by tool messages, whatever format was asked (a reply is read leniently).
         answered_by_tool_messages = any("tool_calls" in turn for turn in self._pending)
         self.messages += self._pending
@@ -225,6 +264,14 @@ class ReAct(StrategyBase):
     def reject(self, response: ModelResponse, error: DecisionError) -> None:
         self.messages += rejection_turns(response, error)
         self._pending = []
+
+
+def _with_parameters(schema: dict[str, Any], parameters: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A native tool schema with its parameters replaced when `parameters` has them for its name."""
+    function = schema["function"]
+    if function["name"] not in parameters:
+        return schema
+    return {**schema, "function": {**function, "parameters": parameters[function["name"]]}}
 
 
 def _assistant_turn(response: ModelResponse) -> dict[str, Any]:

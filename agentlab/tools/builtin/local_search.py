@@ -10,7 +10,12 @@ from pydantic import Field
 from agentlab._text import clip
 from agentlab.tools.builtin.corpus import LocalCorpus
 from agentlab.tools.function_tool import Tool, tool
+from agentlab.tools.schema import GROUNDED_KEY
 
+# Queries and titles are words the run holds: a small model otherwise searches for words it made up. A title
+# is a name, not the whole task.
+_QUERY_OF_THE_RUN = Field(json_schema_extra={GROUNDED_KEY: True})
+_NAME_OF_THE_RUN = Field(json_schema_extra={GROUNDED_KEY: "phrase"})
 # Search results are a menu for the model to pick from; `lookup` gives the full page.
 PASSAGE_PREVIEW_CHARS = 400
 
@@ -32,7 +37,7 @@ def search_tools(corpus: LocalCorpus) -> list[Tool[..., Any]]:
         "matching passages (title and text). Use lookup to read a whole page.",
         timeout=30.0,
     )
-    def local_search(query: str, k: Annotated[int, Field(ge=1, le=10)] = 3) -> str:
+    def local_search(query: Annotated[str, _QUERY_OF_THE_RUN], k: Annotated[int, Field(ge=1, le=10)] = 3) -> str:
         """Search the local corpus.
 
         Args:
@@ -54,7 +59,7 @@ def search_tools(corpus: LocalCorpus) -> list[Tool[..., Any]]:
         "(exact title works best; close spellings are matched).",
         timeout=10.0,
     )
-    def lookup(title: str) -> str:
+    def lookup(title: Annotated[str, _NAME_OF_THE_RUN]) -> str:
         """Look up a page by title.
 
         Args:
