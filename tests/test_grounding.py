@@ -228,7 +228,15 @@ def test_grounded_queries_are_the_task_its_names_and_what_the_tools_returned():
     parameters = {"type": "object", "properties": {"query": {"type": "string", "x-grounded": True}, "k": {}}}
     grounded = grounded_tool_parameters(parameters, queries)
     assert grounded["properties"]["query"]["enum"] == queries and grounded["properties"]["k"] == {}
-    # A title is a name, not the whole task.
+    # The first search is the task; a title is a name, not the whole task.
+    first = grounded_tool_parameters(parameters, queries, task=task, first=True)
+    assert first["properties"]["query"]["enum"] == ["Where was the director of Wolf and Sheep born"]
+    # Names joined in a phrase are offered whole and one by one; a title with "and" in it stays whole.
+    assert grounded_queries("Which of Jonny Craig and Pete Doherty sang?", [])[1:] == [
+        "Jonny Craig and Pete Doherty",
+        "Jonny Craig",
+        "Pete Doherty",
+    ]
     title = {"type": "object", "properties": {"title": {"type": "string", "x-grounded": "phrase"}}}
     assert grounded_tool_parameters(title, queries, task=task)["properties"]["title"]["enum"] == queries[1:]
     # What a tool that found nothing suggests is worth trying next.
@@ -258,7 +266,11 @@ def test_react_grounds_search_queries_and_titles_in_the_task_and_the_observation
         schemas = [r["response_format"]["json_schema"]["schema"] for r in srv.requests]
     assert result.status == "done"
     first, second = (_arguments_of(s, "local_search")["properties"]["query"]["enum"] for s in schemas[:2])
-    assert first == ["Where was Wolf and Sheep screened", "Wolf and Sheep"]  # nothing observed yet
+    # Nothing observed yet: the first search is for the task itself (retrieval with the question, as RAG
+    # does); a title is one of the names the task gives.
+    assert first == ["Where was Wolf and Sheep screened"]
+    assert _arguments_of(schemas[0], "lookup")["properties"]["title"]["enum"] == ["Wolf and Sheep"]
+    assert second[:2] == ["Where was Wolf and Sheep screened", "Wolf and Sheep"]
     assert "Shahrbanoo Sadat" in second and "Shahrbanoo Sadat" in str(_arguments_of(schemas[1], "lookup"))
     # Off (the default for a model that is not a small local one), the parameters are the tools' own.
     with ScriptedServer(script[:1] + script[2:], native_tools=False, json_schema=True) as srv:
@@ -274,7 +286,7 @@ def test_native_tool_schemas_carry_the_grounded_queries_too():
         result = agent.run("Who directed Wolf and Sheep?")
         tools = [{t["function"]["name"]: t["function"]["parameters"] for t in r["tools"]} for r in srv.requests]
     assert result.answer == "Shahrbanoo Sadat"
-    assert tools[0]["local_search"]["properties"]["query"]["enum"] == ["Who directed Wolf and Sheep", "Wolf and Sheep"]
+    assert tools[0]["local_search"]["properties"]["query"]["enum"] == ["Who directed Wolf and Sheep"]
     assert "Shahrbanoo Sadat" in tools[1]["lookup"]["properties"]["title"]["enum"]
 
 

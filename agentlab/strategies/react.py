@@ -189,7 +189,11 @@ class ReAct(StrategyBase):
             return {}
         task = self.context.task
         queries = grounded_queries(task, self._observations)
-        return {t.name: grounded_tool_parameters(t.parameters, queries, task=task) for t in self._grounded_tools}
+        first = not self._observations
+        return {
+            t.name: grounded_tool_parameters(t.parameters, queries, task=task, first=first)
+            for t in self._grounded_tools
+        }
 
     def _final_request(self) -> ModelRequest:
         messages = [*self.messages, {"role": "user", "content": ANSWER_NOW.format(task=self.context.task)}]
