@@ -111,6 +111,30 @@ def test_llama_cpp_turns_the_budgeted_schema_into_a_grammar_with_bounded_strings
     assert "*" not in rules and "+" not in rules  # no unbounded rule
 
 
+@tool
+def pick(
+    k: Annotated[int, Field(ge=1, le=10)] = 3,
+    day: Annotated[int, Field(gt=0, lt=8)] = 1,
+    count: Annotated[int, Field(ge=0)] = 0,
+) -> str:
+    """Pick something.
+
+    Args:
+        k: How many (1-10).
+        day: A weekday number.
+        count: Any count.
+    """
+    return ""
+
+
+def test_a_short_integer_range_becomes_its_values_because_llama_cpp_ignores_integer_bounds():
+    schema, _ = budget_schema(decision_schema(ToolRegistry([pick])), 384)
+    params = _arguments(schema, "pick")
+    assert params["k"]["enum"] == list(range(1, 11))
+    assert params["day"]["enum"] == list(range(1, 8))
+    assert "enum" not in params["count"]  # unbounded above: left to validation
+
+
 def test_grounded_arguments_compile_into_the_grammar():
     grammar_module = pytest.importorskip("llama_cpp.llama_grammar")
     from agentlab.strategies.grounding import grounded_queries, grounded_tool_parameters

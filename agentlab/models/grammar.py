@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,7 @@ def budget_schema(schema: dict[str, Any], max_tokens: int, *, free_text: bool = 
     definitions: dict[str, Any] = {}
     _collect_defs(schema, definitions)
     root = _resolve_refs(copy.deepcopy(schema), definitions)
+    _enumerate_integer_ranges(root)
     if free_text:
         _mark_free_strings(root)
     fitted = _fit(root, max(0, max_tokens - RESERVED_TOKENS))
@@ -115,6 +117,42 @@ def _mark_free_strings(node: Any) -> None:
     for key, value in node.items():
         if key not in ("enum", "const", "default", "examples"):
             _mark_free_strings(value)
+
+
+# llama.cpp's converter ignores an integer's bounds: a small model wrote `"k": 43` for `Field(ge=1, le=10)`
+# (copying a number from the task), which then failed validation. A short range becomes its values.
+MAX_ENUMERATED_INTEGERS = 100
+
+
+def _enumerate_integer_ranges(node: Any) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _enumerate_integer_ranges(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "integer" and "enum" not in node and "const" not in node:
+        low, high = _integer_bounds(node)
+        if low is not None and high is not None and 0 <= high - low < MAX_ENUMERATED_INTEGERS:
+            node["enum"] = list(range(low, high + 1))
+        return
+    for key, value in node.items():
+        if key not in ("enum", "const", "default", "examples"):
+            _enumerate_integer_ranges(value)
+
+
+def _integer_bounds(node: dict[str, Any]) -> tuple[int | None, int | None]:
+    """The smallest and largest integer `node` allows (None: unbounded on that side)."""
+    low = high = None
+    if isinstance(node.get("minimum"), int | float):
+        low = math.ceil(node["minimum"])
+    if isinstance(node.get("exclusiveMinimum"), int | float):
+        low = max(low if low is not None else -math.inf, math.floor(node["exclusiveMinimum"]) + 1)
+    if isinstance(node.get("maximum"), int | float):
+        high = math.floor(node["maximum"])
+    if isinstance(node.get("exclusiveMaximum"), int | float):
+        high = min(high if high is not None else math.inf, math.ceil(node["exclusiveMaximum"]) - 1)
+    return (None if low is None else int(low)), (None if high is None else int(high))
 
 
 def _pattern(char_class: str, low: int, high: int) -> str:

@@ -37,12 +37,12 @@ def search_tools(corpus: LocalCorpus) -> list[Tool[..., Any]]:
         "matching passages (title and text). Use lookup to read a whole page.",
         timeout=30.0,
     )
-    def local_search(query: Annotated[str, _QUERY_OF_THE_RUN], k: Annotated[int, Field(ge=1, le=10)] = 3) -> str:
+    def local_search(query: Annotated[str, _QUERY_OF_THE_RUN], k: Annotated[int, Field(ge=1, le=5)] = 3) -> str:
         """Search the local corpus.
 
         Args:
             query: Keywords or a question describing what to find.
-            k: How many passages to return (1-10).
+            k: How many passages to return (1-5).
         """
         if not len(corpus):
             return _empty_corpus_message(corpus)
