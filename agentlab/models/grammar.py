@@ -20,6 +20,7 @@ import copy
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agentlab.models.regex_width import max_width, shrink_tail_repeat
@@ -39,6 +40,8 @@ _INTEGER_CHARS = 1 + 16
 _SPACE = 1  # the grammar's optional space after each value and separator
 # Room left for the end-of-sequence token and the leading space some templates add.
 RESERVED_TOKENS = 4
+# Keys whose values are data, not sub-schemas: never rewritten.
+_DATA_KEYS = ("enum", "const", "default", "examples")
 _SIMPLE_PATTERN = re.compile(r"^\^(\[(?:\\.|[^\]\\])+\])\{(\d+),(\d+)\}\$$")
 
 
@@ -56,9 +59,9 @@ def budget_schema(schema: dict[str, Any], max_tokens: int, *, free_text: bool = 
     definitions: dict[str, Any] = {}
     _collect_defs(schema, definitions)
     root = _resolve_refs(copy.deepcopy(schema), definitions)
-    _enumerate_integer_ranges(root)
+    _rewrite_schemas(root, _enumerate_integer_range)
     if free_text:
-        _mark_free_strings(root)
+        _rewrite_schemas(root, _mark_free_string)
     fitted = _fit(root, max(0, max_tokens - RESERVED_TOKENS))
     largest = max_size(fitted)
     needed = max_tokens if largest is None else max(max_tokens, largest + RESERVED_TOKENS)
@@ -73,7 +76,7 @@ def _collect_defs(node: Any, found: dict[str, Any]) -> None:
         for key, value in node.items():
             if key == "$defs" and isinstance(value, dict):
                 found.update(value)
-            if key not in ("enum", "const", "default", "examples"):
+            if key not in _DATA_KEYS:
                 _collect_defs(value, found)
 
 
@@ -101,22 +104,26 @@ def _is_free_string(node: dict[str, Any]) -> bool:
     return node.get("type") == "string" and not any(k in node for k in _NOT_FREE)
 
 
-def _mark_free_strings(node: Any) -> None:
+def _rewrite_schemas(node: Any, rewrite: Callable[[dict[str, Any]], bool]) -> None:
+    """Call `rewrite` on every sub-schema of `node`, outermost first, in place; below one it rewrote (it
+    returned True) and inside data (`enum`, `const`, `default`, `examples`), nothing is visited."""
     if isinstance(node, list):
         for item in node:
-            _mark_free_strings(item)
-        return
-    if not isinstance(node, dict):
-        return
-    if _is_free_string(node):
-        low = int(node.get("minLength", 0))
-        high = node.get("maxLength")
-        high = MAX_GRAMMAR_STRING_BOUND if not isinstance(high, int) else min(high, MAX_GRAMMAR_STRING_BOUND)
-        node["pattern"] = _pattern(FREE_TEXT_CHAR, low, max(low, high))
-        return
-    for key, value in node.items():
-        if key not in ("enum", "const", "default", "examples"):
-            _mark_free_strings(value)
+            _rewrite_schemas(item, rewrite)
+    elif isinstance(node, dict) and not rewrite(node):
+        for key, value in node.items():
+            if key not in _DATA_KEYS:
+                _rewrite_schemas(value, rewrite)
+
+
+def _mark_free_string(node: dict[str, Any]) -> bool:
+    if not _is_free_string(node):
+        return False
+    low = int(node.get("minLength", 0))
+    high = node.get("maxLength")
+    high = MAX_GRAMMAR_STRING_BOUND if not isinstance(high, int) else min(high, MAX_GRAMMAR_STRING_BOUND)
+    node["pattern"] = _pattern(FREE_TEXT_CHAR, low, max(low, high))
+    return True
 
 
 # llama.cpp's converter ignores an integer's bounds: a small model wrote `"k": 43` for `Field(ge=1, le=10)`
@@ -124,21 +131,14 @@ def _mark_free_strings(node: Any) -> None:
 MAX_ENUMERATED_INTEGERS = 100
 
 
-def _enumerate_integer_ranges(node: Any) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _enumerate_integer_ranges(item)
-        return
-    if not isinstance(node, dict):
-        return
-    if node.get("type") == "integer" and "enum" not in node and "const" not in node:
-        low, high = _integer_bounds(node)
-        if low is not None and high is not None and 0 <= high - low < MAX_ENUMERATED_INTEGERS:
-            node["enum"] = list(range(low, high + 1))
-        return
-    for key, value in node.items():
-        if key not in ("enum", "const", "default", "examples"):
-            _enumerate_integer_ranges(value)
+def _enumerate_integer_range(node: dict[str, Any]) -> bool:
+    if node.get("type") != "integer":
+        return False
+    low, high = _integer_bounds(node)
+    has_values = "enum" in node or "const" in node
+    if not has_values and low is not None and high is not None and 0 <= high - low < MAX_ENUMERATED_INTEGERS:
+        node["enum"] = list(range(low, high + 1))
+    return True
 
 
 def _integer_bounds(node: dict[str, Any]) -> tuple[int | None, int | None]:

@@ -77,7 +77,7 @@ def candidate_phrases(
     With the `question`: a phrase the question already names is left out (a small model picks the question's
     own names first, and they are rarely its answer) unless the question offers a choice ("X or Y") or nothing
     else was found; a yes/no question ("Are both ...?") gets "yes" and "no" first."""
-    asked = question.casefold() if question and not _offers_choice(question) else ""
+    asked = _echo_text(question)
     phrases: list[str] = []
     echoes: list[str] = []  # phrases the question names: offered only when nothing else was found
     for sentence in candidate_spans(observations, limit=10 * limit, written=written):
@@ -107,8 +107,13 @@ def _span_phrases(span: str) -> list[str]:
     return phrases
 
 
+def _echo_text(question: str) -> str:
+    """The question, casefolded, for `_echoes`; empty when it offers a choice, whose options are its answers."""
+    return question.casefold() if question and not _offers_choice(question) else ""
+
+
 def _echoes(phrase: str, asked: str) -> bool:
-    """Whether the question (`asked`, casefolded; empty when it offers a choice) names `phrase` already."""
+    """Whether the question (`asked`, from `_echo_text`) names `phrase` already."""
     return bool(asked) and phrase.casefold() in asked
 
 
@@ -140,7 +145,7 @@ def answer_phrases(
         if title_at is not None and overlap > scored[title_at][0]:
             scored[title_at] = (overlap, scored[title_at][1])
     asks_year, asks_count = bool(_ASKS_YEAR.search(question)), bool(_ASKS_COUNT.search(question))
-    echo_of = question.casefold() if not _offers_choice(question) else ""
+    echo_of = _echo_text(question)
     found: list[tuple[float, str]] = []
     for overlap, span in scored:
         for phrase in _span_phrases(span):
@@ -312,9 +317,14 @@ def _is_query(words: str) -> bool:
     )
 
 
-def has_grounded_parameters(parameters: dict[str, Any]) -> bool:
-    """Whether a tool's `parameters` mark any property `GROUNDED_KEY`."""
-    return any(isinstance(node, dict) and node.get(GROUNDED_KEY) for node in parameters.get("properties", {}).values())
+def grounded_markers(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The properties of a tool's `parameters` marked `GROUNDED_KEY`, with their marks (`True`, `"phrase"`)."""
+    properties = parameters.get("properties", {})
+    return {
+        name: node[GROUNDED_KEY]
+        for name, node in properties.items()
+        if isinstance(node, dict) and node.get(GROUNDED_KEY)
+    }
 
 
 def grounded_tool_parameters(
@@ -330,12 +340,12 @@ def grounded_tool_parameters(
     stall guard and then answers from what it found; without the repeat it searched on for pages it
     did not need until the budget ran out."""
     properties = parameters.get("properties", {})
+    whole_task = task_query(task)
     grounded = {}
-    for name, node in properties.items():
-        marker = node.get(GROUNDED_KEY) if isinstance(node, dict) else None
-        values = [q for q in queries if not (marker == "phrase" and q == task_query(task))]
+    for name, marker in grounded_markers(parameters).items():
+        values = [q for q in queries if not (marker == "phrase" and q == whole_task)]
         if marker is True and first and task:
-            values = [task_query(task)]
-        if marker and values:
-            grounded[name] = {**node, "enum": values}
+            values = [whole_task]
+        if values:
+            grounded[name] = {**properties[name], "enum": values}
     return {**parameters, "properties": {**properties, **grounded}} if grounded else parameters

@@ -24,14 +24,13 @@ from agentlab.strategies.grounding import (
     answer_phrases,
     candidate_numbers,
     candidate_sentences,
+    grounded_markers,
     grounded_number_parameters,
     grounded_parameters,
     grounded_queries,
     grounded_tool_parameters,
-    has_grounded_parameters,
     numeric_answer_type,
 )
-from agentlab.tools.schema import GROUNDED_KEY
 
 # Only what every run needs; how to answer is said by the decision format (a plain-text reply with native
 # tools, the final_answer action otherwise), so this prompt holds for both.
@@ -107,7 +106,10 @@ class ReAct(StrategyBase):
         self._restate = small if self.restate_task is None else self.restate_task
         self._thought = not small if self.thoughts is None else self.thoughts
         ground_arguments = small if self.ground_arguments is None else self.ground_arguments
-        self._grounded_tools = [t for t in context.tools if ground_arguments and has_grounded_parameters(t.parameters)]
+        # Tools with grounded arguments, by name, each with its grounded parameters' marks.
+        self._grounded_tools = {
+            t.name: (t, marks) for t in context.tools if ground_arguments and (marks := grounded_markers(t.parameters))
+        }
         self._tool_calls = 0
         self._observed = False
         self._answer_now = False
@@ -175,12 +177,6 @@ class ReAct(StrategyBase):
             )
         return ModelRequest(messages=list(self.messages), response_schema=schema)
 
-    def _is_grounded_argument(self, tool: str, parameter: str) -> bool:
-        return any(
-            t.name == tool and t.parameters.get("properties", {}).get(parameter, {}).get(GROUNDED_KEY)
-            for t in self._grounded_tools
-        )
-
     def _grounded_arguments(self) -> dict[str, dict[str, Any]]:
         """The parameters of tools with grounded arguments (`GROUNDED_KEY`), their values restricted to the
         task, its names and what the tools returned so far (`grounded_queries`), by tool name; empty when the
@@ -191,8 +187,8 @@ class ReAct(StrategyBase):
         queries = grounded_queries(task, self._observations)
         first = not self._observations
         return {
-            t.name: grounded_tool_parameters(t.parameters, queries, task=task, first=first)
-            for t in self._grounded_tools
+            name: grounded_tool_parameters(t.parameters, queries, task=task, first=first)
+            for name, (t, _) in self._grounded_tools.items()
         }
 
     def _final_request(self) -> ModelRequest:
@@ -245,12 +241,10 @@ class ReAct(StrategyBase):
         self._tool_calls += sum(o.output.error != "repeated" for o in observations)
         self._answer_now = any(o.output.error == "repeated" for o in observations)
         self._observations += [o.output.content for o in observations if o.output.ok]
-        self._written += [
-            str(value)
-            for o in observations
-            for name, value in o.call.arguments.items()
-            if not self._is_grounded_argument(o.call.name, name)  # a copy of the run's text, not the model's own
-        ]
+        for o in observations:
+            _, grounded = self._grounded_tools.get(o.call.name, (None, {}))
+            # A grounded argument is a copy of the run's text, not the model's own (which tools may echo back).
+            self._written += [str(value) for name, value in o.call.arguments.items() if name not in grounded]
         # Tool calls are answered by tool messages, whatever format was asked (a reply is read leniently).
         answered_by_tool_messages = any("tool_calls" in turn for turn in self._pending)
         self.messages += self._pending
