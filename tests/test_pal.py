@@ -125,3 +125,16 @@ def test_pal_math_example_runs_against_an_endpoint(tmp_path):
         )
     assert proc.returncode == 0, proc.stderr
     assert "1/1 correct" in proc.stdout
+
+
+def test_a_small_models_program_is_assignments_of_arithmetic_and_a_return():
+    import re
+
+    from agentlab.strategies.pal import SMALL_PROGRAM_SCHEMA
+
+    shape = re.compile(SMALL_PROGRAM_SCHEMA["properties"]["program"]["pattern"])
+    assert shape.fullmatch(PROGRAM.rstrip("\n"))
+    assert shape.fullmatch("def solution():\n    cost = (price + 2) * 3\n    return cost // 2 - 0.5")
+    # What SmolLM2 wrote under free lines: an expression cut off at the line's bound, a tuple, a comment.
+    for debris in ("return 2*2*", "return a, b, c,", "return total / 2  # 2 left", "x = 'five'\n    return x"):
+        assert not shape.fullmatch(f"def solution():\n    {debris}"), debris

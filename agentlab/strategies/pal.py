@@ -41,20 +41,23 @@ PROGRAM_SCHEMA = {
     "required": ["program"],
 }
 # A small model's program, as a grammar: `def solution():`, named variables assigned one per line, and a
-# return, each line without quotes, braces, backslashes or control characters (a math program needs none).
-# SmolLM2 left to a free code string wrote prose, half a function or a program that ran past the token
-# limit; with free lines it closed its "JSON" inside the code (`return x}`) or returned again and again. Now
-# it can only write the shape PAL asks for, and the grammar budget (`agentlab.models.grammar`) raises the
-# token limit to what the largest such program needs, so the object always closes. Literal punctuation goes
-# in classes for llama.cpp's schema converter; the newlines are real ones (read with `strict=False`).
+# return, each value an arithmetic expression over names and numbers. SmolLM2 left to a free code string
+# wrote prose, half a function or a program that ran past the token limit; with free lines it closed its
+# "JSON" inside the code (`return x}`), returned again and again, cut an expression off at the line's
+# length bound (`return 2*2*`), returned tuples (`return a, b, c,`) and wrote comments. Now it can only
+# write the shape PAL asks for, and the grammar budget (`agentlab.models.grammar`) raises the token limit to
+# what the largest such program needs, so the object always closes. Literal punctuation goes in classes for
+# llama.cpp's schema converter; the newlines are real ones (read with `strict=False`).
 _NAME = "[a-z_][a-z0-9_]{0,24}"
-_EXPRESSION = r'[^"\\{}=\x00-\x1f\x7f]{1,48}'
+_NUMBER = "[0-9]{1,9}([.][0-9]{1,6})?"
+_TERM = f"[-(]{{0,2}}({_NAME}|{_NUMBER})[)]{{0,2}}"
+_EXPRESSION = f"{_TERM}( ?([*][*]|//|[-+*/%]) ?{_TERM}){{0,3}}"
 SMALL_PROGRAM_SCHEMA = {
     "type": "object",
     "properties": {
         "program": {
             "type": "string",
-            "pattern": f"^def solution[(][)]:(\\n    {_NAME} = {_EXPRESSION}){{0,12}}\\n    return {_EXPRESSION}$",
+            "pattern": f"^def solution[(][)]:(\\n    {_NAME} = {_EXPRESSION}){{0,8}}\\n    return {_EXPRESSION}$",
         }
     },
     "required": ["program"],
