@@ -7,7 +7,14 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "agentlab"
 # Private modules whose public functions are meant to be shared across the package.
-SHARED_PRIVATE_MODULES = {"agentlab._text", "agentlab._jsonl", "agentlab._lazy", "agentlab._sync", "agentlab._redact"}
+SHARED_PRIVATE_MODULES = {
+    "agentlab._text",
+    "agentlab._jsonl",
+    "agentlab._lazy",
+    "agentlab._sync",
+    "agentlab._redact",
+    "agentlab._arithmetic_shape",
+}
 
 
 def private_imports(source: str, package: str) -> list[str]:

@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from agentlab._arithmetic_shape import NUMBER, OPERATOR, term_of
 from agentlab.events import ToolCall
 from agentlab.models.base import ModelRequest, ModelResponse
 from agentlab.run.conversation import with_history
@@ -46,12 +47,11 @@ PROGRAM_SCHEMA = {
 # "JSON" inside the code (`return x}`), returned again and again, cut an expression off at the line's
 # length bound (`return 2*2*`), returned tuples (`return a, b, c,`) and wrote comments. Now it can only
 # write the shape PAL asks for, and the grammar budget (`agentlab.models.grammar`) raises the token limit to
-# what the largest such program needs, so the object always closes. Literal punctuation goes in classes for
-# llama.cpp's schema converter; the newlines are real ones (read with `strict=False`).
+# what the largest such program needs, so the object always closes. The newlines are real ones (read with
+# `strict=False`).
 _NAME = "[a-z_][a-z0-9_]{0,24}"
-_NUMBER = "[0-9]{1,9}([.][0-9]{1,6})?"
-_TERM = f"[-(]{{0,2}}({_NAME}|{_NUMBER})[)]{{0,2}}"
-_EXPRESSION = f"{_TERM}( ?([*][*]|//|[-+*/%]) ?{_TERM}){{0,3}}"
+_TERM = term_of(f"{_NAME}|{NUMBER}")
+_EXPRESSION = f"{_TERM}({OPERATOR}{_TERM}){{0,3}}"
 SMALL_PROGRAM_SCHEMA = {
     "type": "object",
     "properties": {

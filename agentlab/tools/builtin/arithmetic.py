@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from agentlab._arithmetic_shape import NUMBER, OPERATOR, term_of
 from agentlab.tools.function_tool import tool
 
 Number = int | float
@@ -32,15 +33,11 @@ def _expression_pattern() -> str:
     expression. The shape is a hint in the schema, not a check: an expression that gets past it (from a
     model without a grammar) gets the evaluator's own, more helpful, reasons. It ends in a bounded repetition
     so that a grammar budget can lower that bound to fit the reply (`agentlab.models.regex_width`)."""
-    # Literal punctuation goes in classes: llama.cpp's schema converter writes `\\.` into grammar text
-    # its own parser rejects.
-    number = "[0-9]{1,9}([.][0-9]{1,6})?"
-    value = f"({number}|{'|'.join(_CONSTANTS)})"
+    value = f"({NUMBER}|{'|'.join(_CONSTANTS)})"
     # Longer names first: an alternation tries its branches in order.
     call = f"({'|'.join(sorted(_FUNCTIONS, key=len, reverse=True))})[(]-?{value}(, ?-?{value})?[)]"
-    term = f"[-(]{{0,2}}({value}|{call})[)]{{0,2}}"
-    operator = " ?([*][*]|//|[-+*/%]) ?"
-    return f"^{term}({operator}{term}){{0,{MAX_OPERATIONS}}}$"
+    term = term_of(f"{value}|{call}")
+    return f"^{term}({OPERATOR}{term}){{0,{MAX_OPERATIONS}}}$"
 
 
 class CalculatorError(ValueError):
