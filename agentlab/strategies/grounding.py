@@ -343,9 +343,10 @@ def grounded_tool_parameters(
     whole_task = task_query(task)
     grounded = {}
     for name, marker in grounded_markers(parameters).items():
-        values = [q for q in queries if not (marker == "phrase" and q == whole_task)]
         if marker is True and first and task:
             values = [whole_task]
+        else:
+            values = [q for q in queries if not (marker == "phrase" and q == whole_task)]
         if values:
             grounded[name] = {**properties[name], "enum": values}
     return {**parameters, "properties": {**properties, **grounded}} if grounded else parameters
