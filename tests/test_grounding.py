@@ -8,6 +8,7 @@ from typing import Any
 from toolbox import call, decide, model_for
 
 from agentlab import Agent, tool
+from agentlab.events import ToolResult
 from agentlab.strategies.grounding import (
     answer_phrases,
     candidate_numbers,
@@ -16,9 +17,11 @@ from agentlab.strategies.grounding import (
     candidate_spans,
     grounded_queries,
     grounded_tool_parameters,
+    task_expressions,
 )
 from agentlab.testing import ScriptedServer
-from agentlab.tools import search_tools
+from agentlab.tools import calculator, search_tools
+from agentlab.tools.builtin.arithmetic import EXPRESSION_PATTERN
 from agentlab.tools.builtin.corpus import LocalCorpus, Passage
 
 PAGE = "# Eiffel Tower\nThe Eiffel Tower is a lattice tower in Paris. It was completed in 1889.\n\nNo more."
@@ -308,3 +311,52 @@ def test_a_grounded_argument_is_not_the_models_own_text_so_what_it_names_can_be_
             enums.append(_final_variant(second)["properties"]["arguments"]["properties"]["answer"]["enum"])
     # Written by the model, "Cannes" would be an echo of its own title ("No page titled Cannes" is no answer).
     assert "Cannes" in enums[0] and "Cannes" not in enums[1]
+
+
+def test_task_expressions_are_the_calculations_the_task_writes_out():
+    assert task_expressions("What is (37 - 112) * 6 + 15?", EXPRESSION_PATTERN) == ["(37 - 112) * 6 + 15"]
+    assert task_expressions('Compute "2*(3+4)-1".') == ["2*(3+4)-1"]
+    # With one calculation of two operators, the others the task writes are offered too, in order.
+    assert task_expressions("What is 12 * 4 and 7 + 8 * 2, then 3 + 4 + 5?") == ["12 * 4", "7 + 8 * 2", "3 + 4 + 5"]
+    # One operator alone is as often a fraction or a range as a calculation; names and numbers are no expression.
+    assert task_expressions("Half (1/2) of 30 apples cost 5 - 10 dollars.") == []
+    assert task_expressions("What is 2 + 3?") == []
+    assert task_expressions("Natalia sold clips to 48 of her 3 friends, 2 of them twice.") == []
+    assert task_expressions("x = 3 + 4 * y") == []
+    # The parameter's own pattern has the last word (the calculator's has no room for 50 operations), and a
+    # calculation is taken whole: a part of it would be another one.
+    assert task_expressions(" + ".join(["1"] * 50), EXPRESSION_PATTERN) == []
+    assert task_expressions("What is 2 * 3 + 4 - 1?", r"[0-9 +-]+") == []
+
+
+def test_a_calculators_first_call_copies_the_tasks_expression_and_later_calls_are_free():
+    expression = calculator.parameters["properties"]["expression"]
+    task = "What is (110 + 161) * 4 - 2?"
+    first = grounded_tool_parameters(calculator.parameters, [], task=task, first=True)
+    assert first["properties"]["expression"] == {
+        "type": "string",
+        "description": expression["description"],
+        "x-grounded": "expression",
+        "enum": ["(110 + 161) * 4 - 2"],  # the pattern goes: the one value is the whole shape
+    }
+    assert grounded_tool_parameters(calculator.parameters, [], task=task)["properties"]["expression"] == expression
+    no_calculation = grounded_tool_parameters(calculator.parameters, [], task="What is 4 - 2?", first=True)
+    assert no_calculation["properties"]["expression"] == expression
+
+
+def test_react_offers_a_small_model_only_the_tasks_expression_for_its_first_calculation():
+    task = "What is (110 + 161) * 4 - 2?"
+    script = [
+        decide("calculator", expression="(110 + 161) * 4 - 2"),
+        decide("calculator", expression="1082 / 2"),
+        decide("final_answer", answer="541"),
+    ]
+    for grounded in (True, False):
+        with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+            agent = Agent(model=model_for(srv), tools=[calculator], ground_arguments=grounded, max_steps=4)
+            result = agent.run(task)
+            schemas = [r["response_format"]["json_schema"]["schema"] for r in srv.requests]
+        outputs = [e.output for e in result.events if isinstance(e, ToolResult)]
+        assert result.status == "done" and outputs == ["1082", "541"]
+        enums = [_arguments_of(s, "calculator")["properties"]["expression"].get("enum") for s in schemas]
+        assert enums == ([["(110 + 161) * 4 - 2"], None, None] if grounded else [None, None, None])

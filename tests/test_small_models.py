@@ -90,7 +90,7 @@ def test_built_in_demos_reach_the_first_request_on_the_embedded_model(local_mode
 def test_react_on_the_embedded_model_calls_the_calculator_first_and_answers_with_what_it_returned(local_model):
     from agentlab import Agent
     from agentlab import events as ev
-    from agentlab.strategies.grounding import candidate_numbers
+    from agentlab.strategies.grounding import candidate_numbers, task_expressions
     from agentlab.tools.builtin.arithmetic import EXPRESSION_PATTERN
 
     agent = Agent(model=local_model, tools=[calculator], output_type=float, max_steps=4)
@@ -103,6 +103,9 @@ def test_react_on_the_embedded_model_calls_the_calculator_first_and_answers_with
         # Every expression has the calculator's shape (the grammar compiled and held): no list, no debris.
         expressions = [e.call.arguments["expression"] for e in result.events if isinstance(e, ev.ToolStarted)]
         assert all(re.fullmatch(EXPRESSION_PATTERN, text) for text in expressions), expressions
+        # A calculation the task writes out is copied into the first call, not retyped (grounded arguments).
+        written = task_expressions(question, EXPRESSION_PATTERN)
+        assert expressions[0] in written if written else question.startswith("How many"), (question, expressions)
         numbers = candidate_numbers([e.output for e in result.events if isinstance(e, ev.ToolResult) and e.ok])
         if numbers:  # (a call the calculator refused returns no number to copy; then the answer is free)
             assert result.output in numbers, (question, result.output, numbers)

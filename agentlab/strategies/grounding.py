@@ -9,6 +9,7 @@ calculator cannot answer with a number it made up.
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from collections import Counter
@@ -317,6 +318,45 @@ def _is_query(words: str) -> bool:
     )
 
 
+# Arithmetic written in a task: words of digits, operators and parentheses. A small model retypes "(110 + 161) *
+# 4 - 2" as "110 + 161 * 4 - 2" (arith: 6 of 50 wrong, all of them miscopies); a copy cannot drop a term.
+_EXPRESSION_WORD = re.compile(r"[-+*/%().\d]+")
+_WORD_END = ".,;:!?\"'”’"
+_WORD_START = "\"'“‘"
+
+
+def task_expressions(task: str, pattern: str | None = None, limit: int = MAX_SPANS) -> list[str]:
+    """The calculations written in `task`, in order: the runs of its words that parse as arithmetic on numbers
+    ("(37 - 112) * 6 + 15" in "What is (37 - 112) * 6 + 15?") and that the parameter's `pattern`, if any,
+    accepts; none unless one of them has two operators or more. With one operator a run is as often no
+    calculation at all ("1/2 of" is a fraction, "5 - 10 apples" a range), and a model copies it right anyway."""
+    runs: list[list[str]] = [[]]
+    for word in task.split():
+        bare = word.lstrip(_WORD_START).rstrip(_WORD_END)
+        if not _EXPRESSION_WORD.fullmatch(bare):
+            runs.append([])
+            continue
+        runs[-1].append(bare)
+        if bare != word.lstrip(_WORD_START):  # "15?" ends the sentence, and the run
+            runs.append([])
+    # A run is taken whole or not at all: a part of it would be another calculation than the one written.
+    found = list(dict.fromkeys(text for run in runs if _operators(text := " ".join(run), pattern)))
+    return found[:limit] if any(_operators(text, pattern) >= 2 for text in found) else []
+
+
+def _operators(text: str, pattern: str | None) -> int:
+    """How many binary operators `text` has if it is arithmetic on numbers that fits `pattern`, else 0."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return 0
+    nodes = list(ast.walk(tree.body))
+    arithmetic = all(isinstance(n, ast.BinOp | ast.UnaryOp | ast.Constant | ast.operator | ast.unaryop) for n in nodes)
+    numbers = all(isinstance(n.value, int | float) for n in nodes if isinstance(n, ast.Constant))
+    fits = pattern is None or re.fullmatch(pattern, text) is not None
+    return sum(isinstance(n, ast.BinOp) for n in nodes) if arithmetic and numbers and fits else 0
+
+
 def grounded_markers(parameters: dict[str, Any]) -> dict[str, Any]:
     """The properties of a tool's `parameters` marked `GROUNDED_KEY`, with their marks (`True`, `"phrase"`)."""
     properties = parameters.get("properties", {})
@@ -343,10 +383,14 @@ def grounded_tool_parameters(
     whole_task = task_query(task)
     grounded = {}
     for name, marker in grounded_markers(parameters).items():
-        if marker is True and first and task:
+        if marker == "expression":  # copied from the task on the first call; later ones combine results
+            values = task_expressions(task, properties[name].get("pattern")) if first else []
+        elif marker is True and first and task:
             values = [whole_task]
         else:
             values = [q for q in queries if not (marker == "phrase" and q == whole_task)]
         if values:
-            grounded[name] = {**properties[name], "enum": values}
+            # The values are the whole shape: a pattern or length bound beside them only burdens the grammar.
+            shape = {k: v for k, v in properties[name].items() if k not in ("pattern", "maxLength", "minLength")}
+            grounded[name] = {**shape, "enum": values}
     return {**parameters, "properties": {**properties, **grounded}} if grounded else parameters

@@ -58,7 +58,8 @@ class ReAct(StrategyBase):
     `thoughts` keeps the `thought` field of JSON decisions (a small model writes a made-up answer there and
     then copies it instead of the task). `ground_arguments` restricts tool parameters marked grounded
     (`agentlab.tools.schema.GROUNDED_KEY`: the search tools' query, `lookup`'s title) to the task, its names
-    and the phrases the tools returned (a small model searches for words it made up).
+    and the phrases the tools returned (a small model searches for words it made up), and a first calculation
+    (the calculator's expression) to one the task writes out (a small model retypes it without a term).
 
     For these five, None (the default) means the setting for the run's model: when it is a small local one
     (`StrategyContext.small_model`) `min_tool_calls` is 1 if the run has tools, grounded answers, the

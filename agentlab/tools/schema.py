@@ -198,8 +198,9 @@ def build_args_model(
 GROUNDED_KEY = "x-grounded"
 """A tool parameter's JSON Schema keyword, set with `Annotated[str, Field(json_schema_extra={GROUNDED_KEY: True})]`:
 its value is words the run holds (a search query), not free text; `"phrase"` instead of `True` for a name or a
-title (not the whole task). Strategies that ground arguments (ReAct on a small model) restrict it to the task,
-its names and what the tools returned."""
+title (not the whole task); `"expression"` for a calculation, which a first call copies from the task when the
+task writes one out. Strategies that ground arguments (ReAct on a small model) restrict it to the task, its
+names and what the tools returned."""
 
 # Keys whose values are data, not sub-schemas: never rewrite them.
 _DATA_KEYS = {"default", "const", "enum", "examples"}
