@@ -138,3 +138,42 @@ def test_a_small_models_program_is_assignments_of_arithmetic_and_a_return():
     # What SmolLM2 wrote under free lines: an expression cut off at the line's bound, a tuple, a comment.
     for debris in ("return 2*2*", "return a, b, c,", "return total / 2  # 2 left", "x = 'five'\n    return x"):
         assert not shape.fullmatch(f"def solution():\n    {debris}"), debris
+
+
+def test_a_small_models_repair_keeps_its_names_and_uses_only_those_assigned_above():
+    import re
+
+    from agentlab.models.base import ModelResponse
+    from agentlab.strategies.base import Observation, StrategyContext
+    from agentlab.strategies.pal import PAL, PROGRAM_SCHEMA, SMALL_PROGRAM_SCHEMA
+    from agentlab.tools import ToolRegistry
+    from agentlab.tools.output import ToolOutput
+
+    def run(pal: PAL, program: str, ok: bool, output: str) -> None:
+        decision = pal.interpret(ModelResponse(content=json.dumps({"program": program})))
+        pal.observe([Observation(decision.tool_calls[0], ToolOutput(ok=ok, content=output))])
+
+    task = "Tom has 7 apples and eats 3. How many are left?"
+    # What SmolLM2 wrote: a name used before it is assigned.
+    failed = "def solution():\n    eaten = apples - 3\n    apples = 7\n    return apples - eaten"
+    error = "Error: CodeError: UnboundLocalError: cannot access local variable 'apples'"
+    other = PAL()  # another model repairs with the free program string
+    other.start(StrategyContext(task, ToolRegistry([]), "json_schema"))
+    run(other, failed, False, error)
+    assert other.next_step().response_schema is PROGRAM_SCHEMA
+    pal = PAL(samples=2)
+    pal.start(StrategyContext(task, ToolRegistry([]), "json_schema", small_model=True))
+    assert pal.next_step().response_schema is SMALL_PROGRAM_SCHEMA
+    run(pal, failed, False, error)
+    repair = re.compile(pal.next_step().response_schema["properties"]["program"]["pattern"])
+    assert repair.fullmatch("def solution():\n    eaten = 3\n    apples = 7 + eaten\n    return (apples - eaten) * 2")
+    for wrong in (
+        failed,  # "apples" is not assigned above its use
+        "def solution():\n    eaten = 3\n    apples = 7\n    return total",  # never assigned
+        "def solution():\n    eaten = (3\n    apples = 7\n    return apples",  # a parenthesis left open
+        "def solution():\n    apples = 7\n    eaten = 3\n    return apples - eaten",  # other names, other order
+    ):
+        assert not repair.fullmatch(wrong), wrong
+    # Once a program runs, the next sample is free to name its variables again.
+    run(pal, "def solution():\n    eaten = 3\n    apples = 7\n    return apples - eaten", True, "4")
+    assert pal.next_step().response_schema is SMALL_PROGRAM_SCHEMA

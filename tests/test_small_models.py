@@ -125,6 +125,29 @@ def test_pal_on_the_embedded_model_writes_programs_of_the_shaped_grammar(local_m
     assert all(re.fullmatch(pattern, program) for program in programs), programs
 
 
+def test_a_pal_repair_on_the_embedded_model_keeps_the_programs_names_in_scope(local_model):
+    from agentlab.models.base import ModelResponse
+    from agentlab.strategies.base import Observation, StrategyContext
+    from agentlab.strategies.pal import PAL
+    from agentlab.tools.output import ToolOutput
+
+    pal = PAL()
+    task = "Tom has 7 apples and eats 3. How many are left?"
+    pal.start(StrategyContext(task, ToolRegistry([]), "json_schema", small_model=True))
+    # A program SmolLM2 could have written: a name used before it is assigned.
+    failed = "def solution():\n    eaten = apples - 3\n    apples = 7\n    return apples - eaten"
+    decision = pal.interpret(ModelResponse(content=json.dumps({"program": failed})))
+    error = "Error: CodeError: UnboundLocalError: cannot access local variable 'apples'"
+    pal.observe([Observation(decision.tool_calls[0], ToolOutput(ok=False, content=error))])
+    request = pal.next_step()
+    reply = asyncio.run(local_model.complete(request))
+    program = json.loads(reply.content, strict=False)["program"]
+    # The repair's grammar compiled and held: the same names in order, each used only once assigned.
+    assert re.fullmatch(request.response_schema["properties"]["program"]["pattern"], program), program
+    assert [line.split(" = ")[0].strip() for line in program.splitlines()[1:-1]] == ["eaten", "apples"]
+    compile(program, "<repair>", "exec")
+
+
 def test_search_queries_and_answers_on_the_embedded_model_are_grounded_in_the_run(local_model):
     from agentlab import Agent
     from agentlab import events as ev

@@ -52,16 +52,41 @@ PROGRAM_SCHEMA = {
 _NAME = "[a-z_][a-z0-9_]{0,24}"
 _TERM = term_of(f"{_NAME}|{NUMBER}")
 _EXPRESSION = f"{_TERM}({OPERATOR}{_TERM}){{0,3}}"
-SMALL_PROGRAM_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "program": {
-            "type": "string",
-            "pattern": f"^def solution[(][)]:(\\n    {_NAME} = {_EXPRESSION}){{0,8}}\\n    return {_EXPRESSION}$",
-        }
-    },
-    "required": ["program"],
-}
+
+
+def _program_schema(pattern: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"program": {"type": "string", "pattern": pattern}},
+        "required": ["program"],
+    }
+
+
+SMALL_PROGRAM_SCHEMA = _program_schema(
+    f"^def solution[(][)]:(\\n    {_NAME} = {_EXPRESSION}){{0,8}}\\n    return {_EXPRESSION}$"
+)
+# A repair on a small model keeps the failed program's variables, in their order, and lets each line use only
+# the names assigned above it, in parenthesised groups that close: SmolLM2's programs that failed used a name
+# never assigned (or assigned later), or left a parenthesis open, and its repairs wrote them again.
+_ASSIGNED = re.compile(rf"^    ({_NAME}) = ", re.MULTILINE)
+
+
+def repair_schema(program: str) -> dict[str, Any]:
+    """The program schema for repairing `program` on a small model: its assignments' names, in order, each
+    line's value arithmetic over numbers and the names above it, and a return over all of them."""
+    names = _ASSIGNED.findall(program)
+    lines = "".join(f"\\n    {name} = {_expression_over(names[:i])}" for i, name in enumerate(names))
+    return _program_schema(f"^def solution[(][)]:{lines}\\n    return {_expression_over(names)}$")
+
+
+def _expression_over(names: list[str]) -> str:
+    """Up to four terms, each a number, one of `names` or a parenthesised group of up to four of them."""
+    operand = f"({'|'.join([*dict.fromkeys(names), NUMBER])})"
+    group = f"[(]{operand}({OPERATOR}{operand}){{1,3}}[)]"
+    term = f"-?({operand}|{group})"
+    return f"{term}({OPERATOR}{term}){{0,3}}"
+
+
 RUNNER = "run_solution"
 
 
@@ -113,6 +138,7 @@ class PAL(StrategyBase):
         self.votes = []
         self._results: dict[str, str] = {}  # program text -> value, so a repeated program is not re-run
         self._program = ""
+        self._repair_schema: dict[str, Any] | None = None  # a small model's repair: its program's names, in scope
         self._repairs = 0
         self._step = 0
         as_json = self.format == "json_schema"
@@ -138,7 +164,7 @@ class PAL(StrategyBase):
         self._step += 1
         schema = None
         if self.format == "json_schema":
-            schema = SMALL_PROGRAM_SCHEMA if self.small_model else PROGRAM_SCHEMA
+            schema = (self._repair_schema or SMALL_PROGRAM_SCHEMA) if self.small_model else PROGRAM_SCHEMA
         return ModelRequest(
             messages=list(self.messages),
             response_schema=schema,
@@ -171,9 +197,11 @@ class PAL(StrategyBase):
             if observation.output.ok:
                 self._results[self._program] = observation.output.content
                 self.votes.append(observation.output.content)
+                self._repair_schema = None
                 continue
             # Repairs continue the conversation; a fresh sample starts from the original prompt.
             self._repairs += 1
+            self._repair_schema = repair_schema(self._program) if self.small_model else None
             self.note("program failed", error=observation.output.content[:500])
             self.messages += [
                 {"role": "assistant", "content": self._as_reply(self._program)},
