@@ -358,7 +358,8 @@ def _operators(text: str, pattern: str | None) -> int:
 
 
 def grounded_markers(parameters: dict[str, Any]) -> dict[str, Any]:
-    """The properties of a tool's `parameters` marked `GROUNDED_KEY`, with their marks (`True`, `"phrase"`)."""
+    """The properties of a tool's `parameters` marked `GROUNDED_KEY`, with their marks (`True`, `"phrase"`,
+    `"expression"`)."""
     properties = parameters.get("properties", {})
     return {
         name: node[GROUNDED_KEY]
@@ -374,7 +375,8 @@ def grounded_tool_parameters(
     property marked `"phrase"`, a title or a name, not the whole `task`). A property left with no value keeps
     its schema. The `first` call, with nothing observed yet, may only search for the whole `task` (a
     property marked `True`): retrieval with the question, as RAG does; SmolLM2's own first queries found the
-    page with the answer on 22 of 50 HotpotQA questions, the question itself on 34.
+    page with the answer on 22 of 50 HotpotQA questions, the question itself on 34. A property marked
+    `"expression"` is one of the `task_expressions` on the `first` call and free after it.
 
     A value already sent stays on offer: a small model that repeats its search is refused by the loop's
     stall guard and then answers from what it found; without the repeat it searched on for pages it
