@@ -14,6 +14,7 @@ SHARED_PRIVATE_MODULES = {
     "agentlab._sync",
     "agentlab._redact",
     "agentlab._arithmetic_shape",
+    "agentlab._json_schema",
 }
 
 

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from agentlab._json_schema import DATA_KEYS
 from agentlab.models.regex_width import max_width, shrink_tail_repeat
 
 if TYPE_CHECKING:
@@ -40,8 +41,6 @@ _INTEGER_CHARS = 1 + 16
 _SPACE = 1  # the grammar's optional space after each value and separator
 # Room left for the end-of-sequence token and the leading space some templates add.
 RESERVED_TOKENS = 4
-# Keys whose values are data, not sub-schemas: never rewritten.
-_DATA_KEYS = ("enum", "const", "default", "examples")
 _SIMPLE_PATTERN = re.compile(r"^\^(\[(?:\\.|[^\]\\])+\])\{(\d+),(\d+)\}\$$")
 
 
@@ -76,7 +75,7 @@ def _collect_defs(node: Any, found: dict[str, Any]) -> None:
         for key, value in node.items():
             if key == "$defs" and isinstance(value, dict):
                 found.update(value)
-            if key not in _DATA_KEYS:
+            if key not in DATA_KEYS:
                 _collect_defs(value, found)
 
 
@@ -112,7 +111,7 @@ def _rewrite_schemas(node: Any, rewrite: Callable[[dict[str, Any]], bool]) -> No
             _rewrite_schemas(item, rewrite)
     elif isinstance(node, dict) and not rewrite(node):
         for key, value in node.items():
-            if key not in _DATA_KEYS:
+            if key not in DATA_KEYS:
                 _rewrite_schemas(value, rewrite)
 
 

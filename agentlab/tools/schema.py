@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agentlab._json_schema import DATA_KEYS
+
 if TYPE_CHECKING:  # pydantic loads with the first tool, not with `import agentlab` (import time)
     from pydantic import BaseModel, ValidationError
 
@@ -202,8 +204,6 @@ title (not the whole task); `"expression"` for a calculation, which a first call
 task writes one out. Strategies that ground arguments (ReAct on a small model) restrict it to the task, its
 names and what the tools returned."""
 
-# Keys whose values are data, not sub-schemas: never rewrite them.
-_DATA_KEYS = {"default", "const", "enum", "examples"}
 # Keys whose values map *names* to sub-schemas: a property may legitimately be called "title".
 _NAMED_SCHEMA_KEYS = {"properties", "$defs", "definitions", "patternProperties"}
 
@@ -218,7 +218,7 @@ def clean_json_schema(node: Any) -> Any:
     for key, value in node.items():
         if key == "title" and isinstance(value, str):
             continue
-        if key in _DATA_KEYS:
+        if key in DATA_KEYS:
             cleaned[key] = value
         elif key in _NAMED_SCHEMA_KEYS and isinstance(value, dict):
             cleaned[key] = {name: clean_json_schema(sub) for name, sub in value.items()}
