@@ -340,8 +340,9 @@ def task_expressions(task: str, pattern: str | None = None, limit: int = MAX_SPA
         if bare != word.lstrip(_WORD_START):  # "15?" ends the sentence, and the run
             runs.append([])
     # A run is taken whole or not at all: a part of it would be another calculation than the one written.
-    found = list(dict.fromkeys(text for run in runs if _operators(text := " ".join(run), pattern)))
-    return found[:limit] if any(_operators(text, pattern) >= 2 for text in found) else []
+    operators = {text: _operators(text, pattern) for text in dict.fromkeys(" ".join(run) for run in runs if run)}
+    found = [text for text, count in operators.items() if count]
+    return found[:limit] if max(operators.values(), default=0) >= 2 else []
 
 
 def _operators(text: str, pattern: str | None) -> int:
