@@ -3,8 +3,10 @@ is constrained to one of the observed sentences, in the decision grammar and in 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import pytest
+from pydantic import Field
 from toolbox import call, decide, model_for
 
 from agentlab import Agent, tool
@@ -20,7 +22,7 @@ from agentlab.strategies.grounding import (
     task_expressions,
 )
 from agentlab.testing import ScriptedServer
-from agentlab.tools import calculator, search_tools
+from agentlab.tools import calculator, grounded, search_tools
 from agentlab.tools.builtin.arithmetic import EXPRESSION_PATTERN
 from agentlab.tools.builtin.corpus import LocalCorpus, Passage
 
@@ -250,6 +252,46 @@ def test_grounded_queries_are_the_task_its_names_and_what_the_tools_returned():
     }
 
 
+def test_grounded_marks_a_tool_parameter_and_a_mark_that_cannot_hold_fails_when_the_tool_is_made():
+    @tool
+    def find_order(
+        customer: Annotated[str, grounded("phrase")], code: Annotated[str, grounded(pattern="^[A-Z]+$")]
+    ) -> str:
+        """Find an order.
+
+        Args:
+            customer: The customer's name.
+            code: The order code.
+        """
+        return customer + code
+
+    properties = find_order.parameters["properties"]
+    assert properties["customer"]["x-grounded"] == "phrase"
+    assert properties["code"]["x-grounded"] is True and properties["code"]["pattern"] == "^[A-Z]+$"
+    grounded_now = grounded_tool_parameters(find_order.parameters, ["Ada Lovelace", "ORD"])["properties"]
+    assert grounded_now["customer"]["enum"] == ["Ada Lovelace", "ORD"] and "pattern" not in grounded_now["code"]
+    with pytest.raises(ValueError, match="must be True, 'phrase' or 'expression', not 'phrse'"):
+        grounded("phrse")  # type: ignore[arg-type]
+    # A misspelt mark written by hand would be ignored silently, and a number cannot take a query: both refused.
+    with pytest.raises(ValueError, match=r"tool 'misspelt', parameter 'name': .* not 'phrse'"):
+
+        @tool
+        def misspelt(name: Annotated[str, Field(json_schema_extra={"x-grounded": "phrse"})]) -> str:
+            return name
+
+    with pytest.raises(ValueError, match="parameter 'count': only a string parameter can be grounded, not 'integer'"):
+
+        @tool
+        def counted(count: Annotated[int, grounded()]) -> str:
+            return str(count)
+
+    @tool
+    def off(name: Annotated[str, Field(json_schema_extra={"x-grounded": False})]) -> str:
+        return name
+
+    assert grounded_tool_parameters(off.parameters, ["Ada"]) == off.parameters  # False: not grounded
+
+
 def _arguments_of(schema: dict[str, Any], name: str) -> dict[str, Any]:
     variants = schema["properties"]["action"]["anyOf"]
     return next(v for v in variants if v["properties"]["name"]["const"] == name)["properties"]["arguments"]
@@ -297,13 +339,13 @@ def test_a_grounded_argument_is_not_the_models_own_text_so_what_it_names_can_be_
     corpus = LocalCorpus(passages=[Passage("Cannes", "A city on the French Riviera.")])
     script = [decide("lookup", title="Cannes"), decide("final_answer", answer="Cannes")]
     enums = []
-    for grounded in (True, False):
+    for on in (True, False):
         with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
             agent = Agent(
                 model=model_for(srv),
                 tools=search_tools(corpus),
                 answer_from_observations="phrases",
-                ground_arguments=grounded,
+                ground_arguments=on,
                 max_steps=3,
             )
             assert agent.run("Which city is on the French Riviera?").answer == "Cannes"
@@ -351,12 +393,12 @@ def test_react_offers_a_small_model_only_the_tasks_expression_for_its_first_calc
         decide("calculator", expression="1082 / 2"),
         decide("final_answer", answer="541"),
     ]
-    for grounded in (True, False):
+    for on in (True, False):
         with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
-            agent = Agent(model=model_for(srv), tools=[calculator], ground_arguments=grounded, max_steps=4)
+            agent = Agent(model=model_for(srv), tools=[calculator], ground_arguments=on, max_steps=4)
             result = agent.run(task)
             schemas = [r["response_format"]["json_schema"]["schema"] for r in srv.requests]
         outputs = [e.output for e in result.events if isinstance(e, ToolResult)]
         assert result.status == "done" and outputs == ["1082", "541"]
         enums = [_arguments_of(s, "calculator")["properties"]["expression"].get("enum") for s in schemas]
-        assert enums == ([["(110 + 161) * 4 - 2"], None, None] if grounded else [None, None, None])
+        assert enums == ([["(110 + 161) * 4 - 2"], None, None] if on else [None, None, None])

@@ -13,6 +13,7 @@ from agentlab._lazy import lazy_exports
 from agentlab.tools.function_tool import DEFAULT_TIMEOUT, ApprovalCallback, Tool, tool
 from agentlab.tools.output import DEFAULT_MAX_OUTPUT_CHARS, ToolErrorKind, ToolOutput
 from agentlab.tools.registry import ToolRegistry
+from agentlab.tools.schema import GroundedMark, grounded
 
 if TYPE_CHECKING:
     from agentlab.tools.builtin import (
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_OUTPUT_CHARS",
     "DEFAULT_TIMEOUT",
     "ApprovalCallback",
+    "GroundedMark",
     "LocalCorpus",
     "Passage",
     "SearchUnavailable",
@@ -42,6 +44,7 @@ __all__ = [
     "builtin_tools",
     "calculator",
     "default_corpus",
+    "grounded",
     "search_tools",
     "tool",
     "web_search",

@@ -267,7 +267,7 @@ class Tool(BaseTool[P, R]):
             func,
             name=tool_name,
             description=description if description is not None else docs.description,
-            parameters=parameters_schema(self.args_model),
+            parameters=parameters_schema(self.args_model, tool_name),
             timeout=timeout,
             requires_approval=requires_approval,
             max_output_chars=max_output_chars,

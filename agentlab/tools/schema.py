@@ -12,12 +12,13 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentlab._json_schema import DATA_KEYS
 
 if TYPE_CHECKING:  # pydantic loads with the first tool, not with `import agentlab` (import time)
     from pydantic import BaseModel, ValidationError
+    from pydantic.fields import FieldInfo
 
 _SECTION_HEADER = re.compile(
     r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Returns?|Yields?|Raises|"
@@ -198,11 +199,46 @@ def build_args_model(
 
 
 GROUNDED_KEY = "x-grounded"
-"""A tool parameter's JSON Schema keyword, set with `Annotated[str, Field(json_schema_extra={GROUNDED_KEY: True})]`:
-its value is words the run holds (a search query), not free text; `"phrase"` instead of `True` for a name or a
-title (not the whole task); `"expression"` for a calculation, which a first call copies from the task when the
-task writes one out. Strategies that ground arguments (ReAct on a small model) restrict it to the task, its
-names and what the tools returned."""
+"""A tool parameter's JSON Schema keyword, set with `Annotated[str, grounded()]` (or by hand with
+`Field(json_schema_extra={GROUNDED_KEY: True})`): its value is words the run holds (a search query), not free
+text; `"phrase"` instead of `True` for a name or a title (not the whole task); `"expression"` for a
+calculation, which a first call copies from the task when the task writes one out. Strategies that ground
+arguments (ReAct on a small model) restrict it to the task, its names and what the tools returned."""
+
+GroundedMark = Literal[True, "phrase", "expression"]
+"""What a grounded parameter holds: a query (`True`), a name or title (`"phrase"`), a calculation
+(`"expression"`)."""
+_GROUNDED_MARKS: tuple[GroundedMark, ...] = typing.get_args(GroundedMark)
+
+
+def grounded(mark: GroundedMark = True, **json_schema: Any) -> FieldInfo:
+    """A tool parameter's pydantic `Field` marking it grounded (`GROUNDED_KEY`), as in
+    `query: Annotated[str, grounded()]` or `title: Annotated[str, grounded("phrase")]`; `json_schema` adds
+    other keywords to the parameter's schema (`pattern=...`). A mark other than `GroundedMark`'s raises
+    `ValueError` here, not in a run."""
+    from pydantic import Field
+
+    _check_grounded_mark(mark, "grounded()")
+    return typing.cast("FieldInfo", Field(json_schema_extra={**json_schema, GROUNDED_KEY: mark}))
+
+
+def _check_grounded_mark(mark: object, where: str) -> None:
+    # `1 == True`: the marks compare by identity for True, so `x-grounded: 1` is refused too.
+    if not (mark is True or (isinstance(mark, str) and mark in _GROUNDED_MARKS)):
+        raise ValueError(f"{where}: {GROUNDED_KEY} must be True, 'phrase' or 'expression', not {mark!r}")
+
+
+def _check_grounded(schema: dict[str, Any], tool: str) -> None:
+    """Refuse a misspelt mark (`"phrse"`) or one on a parameter that is not a string when the tool is made:
+    otherwise it would be silently ignored, or offered as strings to a number."""
+    for name, node in schema.get("properties", {}).items():
+        if isinstance(node, dict) and node.get(GROUNDED_KEY, False) is not False:  # False: not grounded
+            where = f"tool {tool!r}, parameter {name!r}"
+            _check_grounded_mark(node[GROUNDED_KEY], where)
+            if node.get("type") != "string":
+                kind = node.get("type", "untyped")
+                raise ValueError(f"{where}: only a string parameter can be grounded, not {kind!r}")
+
 
 # Keys whose values map *names* to sub-schemas: a property may legitimately be called "title".
 _NAMED_SCHEMA_KEYS = {"properties", "$defs", "definitions", "patternProperties"}
@@ -227,11 +263,13 @@ def clean_json_schema(node: Any) -> Any:
     return cleaned
 
 
-def parameters_schema(args_model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON Schema of a tool's arguments model, cleaned for models' tool-call APIs."""
+def parameters_schema(args_model: type[BaseModel], tool: str = "") -> dict[str, Any]:
+    """The JSON Schema of a tool's arguments model, cleaned for models' tool-call APIs; `ValueError` for a
+    grounded mark that cannot hold (`grounded`)."""
     schema = clean_json_schema(args_model.model_json_schema(by_alias=True))
     schema.setdefault("properties", {})
     schema["type"] = "object"
+    _check_grounded(schema, tool)
     return typing.cast(dict[str, Any], schema)
 
 

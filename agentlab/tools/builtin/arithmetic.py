@@ -9,11 +9,9 @@ import operator
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import Field
-
 from agentlab._arithmetic_shape import NUMBER, OPERATOR, term_of
 from agentlab.tools.function_tool import tool
-from agentlab.tools.schema import GROUNDED_KEY
+from agentlab.tools.schema import grounded
 
 Number = int | float
 
@@ -119,8 +117,8 @@ _FUNCTIONS: dict[str, Callable[..., Number]] = {
 }
 _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau}
 EXPRESSION_PATTERN = _expression_pattern()
-# Grounded (`GROUNDED_KEY`): when grounding arguments, a first call copies a calculation the task writes out.
-Expression = Annotated[str, Field(json_schema_extra={"pattern": EXPRESSION_PATTERN, GROUNDED_KEY: "expression"})]
+# Grounded: when grounding arguments, a first call copies a calculation the task writes out.
+Expression = Annotated[str, grounded("expression", pattern=EXPRESSION_PATTERN)]
 
 
 def _evaluate_node(node: ast.AST) -> Number:

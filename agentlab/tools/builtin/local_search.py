@@ -10,12 +10,12 @@ from pydantic import Field
 from agentlab._text import clip
 from agentlab.tools.builtin.corpus import LocalCorpus
 from agentlab.tools.function_tool import Tool, tool
-from agentlab.tools.schema import GROUNDED_KEY
+from agentlab.tools.schema import grounded
 
 # Queries and titles are words the run holds: a small model otherwise searches for words it made up. A title
 # is a name, not the whole task.
-_QUERY_OF_THE_RUN = Field(json_schema_extra={GROUNDED_KEY: True})
-_NAME_OF_THE_RUN = Field(json_schema_extra={GROUNDED_KEY: "phrase"})
+_QUERY_OF_THE_RUN = grounded()
+_NAME_OF_THE_RUN = grounded("phrase")
 # Search results are a menu for the model to pick from; `lookup` gives the full page.
 PASSAGE_PREVIEW_CHARS = 400
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from agentlab.tools.function_tool import tool
-from agentlab.tools.schema import GROUNDED_KEY
+from agentlab.tools.schema import grounded
 
 # Where to knock to learn whether the internet is reachable. A module attribute so tests (and
 # people behind unusual networks) can point it elsewhere.
@@ -84,7 +84,7 @@ def _format_results(query: str, results: list[dict[str, Any]]) -> str:
 
 @tool(timeout=20.0)
 def web_search(
-    query: Annotated[str, Field(json_schema_extra={GROUNDED_KEY: True})],
+    query: Annotated[str, grounded()],
     max_results: Annotated[int, Field(ge=1, le=10)] = 5,
 ) -> str:
     """Search the web and return the top results (title, URL and snippet).
