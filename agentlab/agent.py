@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentlab import decisions
 from agentlab import events as ev
 from agentlab._redact import redact_data, secret_values
 from agentlab._sync import iterate_sync, run_sync
 from agentlab.decisions import FormatWatch, ModelDecision, offer_tool
-from agentlab.events import PendingCall, Status, ToolCall, Usage
+from agentlab.events import PendingCall, Status, Usage
 from agentlab.models.base import (
-    DecisionFormat,
     DeltaCallback,
     Model,
     ModelError,
@@ -35,15 +33,16 @@ from agentlab.run.compaction import Compactor, TokenCounter, context_window, sum
 from agentlab.run.context import RunContext
 from agentlab.run.conversation import messages_from_events, repair_history
 from agentlab.run.deltas import DeltaReader
-from agentlab.run.guardrails import Blocked, Guardrails, check_guards, screen_tool_output
+from agentlab.run.guardrails import Blocked, Guardrails, check_guards
 from agentlab.run.limits import Price, answering_model, check_prices, price_of
 from agentlab.run.output import OutputSpec, OutputValidationError, OutputValidator, run_validators
-from agentlab.run.replay import Recording, Replay, ResumeError, denied, read_recording, response_record
+from agentlab.run.replay import Recording, Replay, ResumeError, read_recording, response_record
+from agentlab.run.state import BudgetExceeded, RunState
+from agentlab.run.tool_calls import run_tool_calls
 from agentlab.strategies import (
     Conclusion,
     DecisionError,
     Observation,
-    StrategyBase,
     StrategyContext,
     StrategyFailed,
     StrategySpec,
@@ -51,7 +50,6 @@ from agentlab.strategies import (
 )
 from agentlab.strategies.registry import takes_option
 from agentlab.tools import ApprovalCallback, Tool, ToolOutput, ToolRegistry
-from agentlab.tools.function_tool import BaseTool
 from agentlab.tools.guard import Guard
 
 if TYPE_CHECKING:
@@ -112,111 +110,6 @@ class RunResult:
     def messages(self) -> list[dict[str, Any]]:
         """The conversation so far (see the class docstring), rebuilt from this run's events."""
         return messages_from_events(self.events, self.run_id)
-
-
-class BudgetExceeded(Exception):
-    """Ends a run cleanly when a budget runs out (control flow, not a failure)."""
-
-    def __init__(self, status: Status, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-
-
-class RepeatGuard:
-    """Stall detection: the same tool calls with the same arguments again (within one episode of the
-    strategy) are refused with a nudge the first time and end the run the second time, both counted per
-    episode (a verifier that checks a draft with the call that produced it is not stalling). Calls to tools
-    marked `repeatable` (a cursor, a status poll) are not counted."""
-
-    def __init__(self) -> None:
-        self.seen: set[str] = set()
-        self.nudged: set[str] = set()  # the episodes whose model was nudged already
-
-    def check(self, episode: object, calls: list[ToolCall]) -> str:
-        """ "new", "nudge" or "stop"."""
-        if not calls:
-            return "new"
-        where = json.dumps(episode, sort_keys=True, default=str)
-        signature = json.dumps([where, [[c.name, c.arguments] for c in calls]], sort_keys=True, default=str)
-        if signature not in self.seen:
-            self.seen.add(signature)
-            return "new"
-        if where in self.nudged:
-            return "stop"
-        self.nudged.add(where)
-        return "nudge"
-
-
-class RunState:
-    """What one run carries from step to step. Events that arise inside a step (retries of a model call,
-    a strategy's notes) are `emit`ted here and yielded by the loop at the step's next boundary, so a new
-    kind of event needs no new plumbing."""
-
-    def __init__(
-        self,
-        task: str,
-        strategy: StrategyBase,
-        tools: ToolRegistry,
-        deadline: float | None,
-        context: RunContext[Any],
-        history: list[dict[str, Any]],
-    ) -> None:
-        self.task, self.strategy, self.tools, self.deadline = task, strategy, tools, deadline
-        self.context, self.history = context, history
-        self.id = context.run_id
-        self.started = time.monotonic()
-        self.format: DecisionFormat = "json"
-        self.formats: FormatWatch | None = None  # notices replies that keep coming in another format
-        self.usage = Usage()
-        self.step = 0
-        self.parse_failures = 0
-        self.output_failures = 0
-        self.repeats = RepeatGuard()
-        self.answer: str | None = None
-        self.output: Any = None  # the typed output, JSON form
-        self.max_steps: int | None = None  # the agent's budgets, bounded by a parent run's
-        self.max_tokens: int | None = None
-        self.tool_calls = 0  # made so far, against max_tool_calls
-        self.cost: float | None = None  # so far, when the agent has a price table
-        self.status: Status | None = None  # set when the run ends
-        self.error: str | None = None
-        self.replay: Replay | None = None  # a resumed run's record, served before anything is asked anew
-        self.compactor: Compactor | None = None  # keeps requests within the context window
-        self.recall: BaseTool[..., Any] | None = None  # callable from the start, offered after a compaction
-        self._outbox: list[ev.Event] = []
-        self.events: list[ev.Event] = []  # the run's own events so far: its conversation is rebuilt from them
-        # While the run streams deltas (`context.deltas`): sends an event out at once, ahead of the step's end.
-        self.live: Callable[[ev.Event], None] | None = None
-
-    @property
-    def over(self) -> bool:
-        """Whether the run has ended (a status is set)."""
-        return self.status is not None
-
-    def emit(self, event: ev.Event) -> None:
-        """Queue an event; the loop yields it at the step's next boundary."""
-        self._outbox.append(event)
-
-    def drain(self) -> list[ev.Event]:
-        """The queued events, oldest first; the queue is left empty."""
-        events, self._outbox = self._outbox, []
-        return events
-
-    def take_notes(self) -> None:
-        """Queue the strategy's notes since the last call as `Note` events."""
-        for text, data in self.strategy.notes():
-            self.emit(ev.Note(self.step, text, data))
-
-    def end(self, status: Status, answer: str | None = None, error: str | None = None, output: Any = None) -> None:
-        """End the run; a `done` run reports its answer (and typed output, JSON form) as a `Final` event."""
-        self.status, self.answer, self.error, self.output = status, answer, error, output
-        if status == "done":
-            self.emit(ev.Final(self.step, answer or "", output))
-
-    def pause(self, pending: list[ToolCall]) -> None:
-        """End the run as `paused`: these calls wait for a person's approval (`Agent.resume`)."""
-        self.status = "paused"
-        self.emit(ev.Paused(self.step, [PendingCall(c.id, c.name, c.arguments) for c in pending]))
 
 
 class Agent:
@@ -473,6 +366,7 @@ class Agent:
         run = RunState(task, strategy, tools, deadline, context, history)
         run.max_steps = _smallest(self.max_steps, parent.steps_left if parent else None)
         run.max_tokens = _smallest(self.max_tokens, parent.tokens_left if parent else None)
+        run.max_seconds, run.max_cost, run.max_tool_calls = self.max_seconds, self.max_cost, self.max_tool_calls
         return run
 
     async def _start(self, run: RunState) -> None:
@@ -514,7 +408,7 @@ class Agent:
             yield event
         if isinstance(request, Conclusion):
             return
-        self._check_budgets(run)
+        run.check_budgets()
         response = await self._query(run, request)
         for event in run.drain():
             yield event
@@ -529,7 +423,7 @@ class Agent:
 
     async def _live(self, run: RunState, events: AsyncIterator[ev.Event]) -> AsyncIterator[ev.Event]:
         """The step's `events`; when the run streams deltas, also the events sent `run.live` while the step
-        waits (the pieces of a reply): the step then runs as a task feeding one queue, as `_run_tools` does."""
+        waits (the pieces of a reply): the step then runs as a task feeding one queue, as the tool calls do."""
         if not run.context.deltas:
             async for event in events:
                 yield event
@@ -566,7 +460,7 @@ class Agent:
         full text of what was shortened) callable when the run has tools."""
         if not self.compaction:
             return
-        window = self.context_window or await self._within(run.deadline, context_window(self.model))
+        window = self.context_window or await run.within(context_window(self.model))
         if not window:
             return
         run.compactor = Compactor(window, TokenCounter(tokenizer_of(self.model)))
@@ -596,15 +490,15 @@ class Agent:
         recorded = run.replay.summary() if run.replay else None
         if recorded is not None:
             return recorded or None
-        self._check_budgets(run, steps=False)
+        run.check_budgets(steps=False)
         request = summary_request(turns)
-        response: ModelResponse = await self._within(run.deadline, self.model.complete(request, _retry_recorder(run)))
+        response: ModelResponse = await run.within(self.model.complete(request, run.retry_recorder()))
         run.usage += response.usage
         return response.content
 
     async def _probe(self, run: RunState) -> None:
         """Learn (once per model) what the endpoint takes, and use its best decision format."""
-        capabilities = await self._within(run.deadline, probe_capabilities(self.model, _retry_recorder(run)))
+        capabilities = await run.within(probe_capabilities(self.model, run.retry_recorder()))
         run.format, run.formats = capabilities.best_format(), FormatWatch(capabilities)
 
     async def _fall_back(self, run: RunState, failure: ModelError) -> None:
@@ -627,9 +521,8 @@ class Agent:
         reader = DeltaReader(run.step, self.output, request) if run.live is not None else None
         try:
             replayed = run.replay.reply(request) if run.replay else None  # a resumed run's recorded reply
-            response: ModelResponse = replayed or await self._within(
-                run.deadline,
-                complete_with_deltas(self.model, request, _retry_recorder(run), _delta_sender(run, reader)),
+            response: ModelResponse = replayed or await run.within(
+                complete_with_deltas(self.model, request, run.retry_recorder(), _delta_sender(run, reader))
             )
         except ModelError as failure:  # a FallbackModel moves on; any other model ends the run
             for reset in reader.reset(str(failure)) if reader else ():
@@ -719,7 +612,7 @@ class Agent:
                 self._count_output_failure(run, bad, answer)
                 messages.append({"role": "user", "content": f"Error: {bad}"})
         while True:
-            self._check_budgets(run, steps=False)
+            run.check_budgets(steps=False)
             request = decisions.object_request(
                 messages, self.output.parameters, run.format, name=decisions.FINAL, description="Give the final answer."
             )
@@ -755,7 +648,7 @@ class Agent:
             run.strategy.observe([Observation(c, refused) for c in decision.tool_calls])
             return
         observations: list[Observation] = []
-        async for event in self._run_tools(run, decision.tool_calls, observations):
+        async for event in run_tool_calls(run, decision.tool_calls, observations, self.approve):
             yield event
         if not run.over:  # a paused run observes its step's results when it is resumed
             run.strategy.observe(observations)
@@ -780,124 +673,12 @@ class Agent:
         duration = time.monotonic() - run.started
         return ev.RunFinished(status, answer, run.step, run.usage, duration, error, output=run.output, cost=run.cost)
 
-    def _check_budgets(self, run: RunState, *, steps: bool = True) -> None:
-        if steps and run.max_steps is not None and run.step >= run.max_steps:
-            raise BudgetExceeded("max_steps", f"step budget of {run.max_steps} reached")
-        if run.max_tokens is not None and run.usage.total_tokens >= run.max_tokens:
-            raise BudgetExceeded("budget", f"token budget of {run.max_tokens} reached ({run.usage.total_tokens})")
-        if self.max_cost is not None and (run.cost or 0.0) >= self.max_cost:
-            raise BudgetExceeded("budget", f"cost limit of {self.max_cost:g} reached ({run.cost:.6g})")
-        if run.deadline is not None and time.monotonic() >= run.deadline:
-            raise self._out_of_time()
-
     def _charge(self, run: RunState, usage: Usage) -> None:
         """Add what a model call cost to the run's cost, at the price of the model that answered it."""
         if not self.prices and self.max_cost is None:
             return
         price = price_of(answering_model(self.model), self.prices)
         run.cost = (run.cost or 0.0) + (price.cost(usage) if price is not None else 0.0)
-
-    def _count_tool_calls(self, run: RunState, calls: list[ToolCall]) -> None:
-        """Count the step's tool calls; past `max_tool_calls` none of them runs and the run ends."""
-        if self.max_tool_calls is not None and run.tool_calls + len(calls) > self.max_tool_calls:
-            made = f"{run.tool_calls} made, {len(calls)} more asked for"
-            raise BudgetExceeded("budget", f"tool call limit of {self.max_tool_calls} reached ({made})")
-        run.tool_calls += len(calls)
-
-    def _out_of_time(self) -> BudgetExceeded:
-        return BudgetExceeded("budget", f"time budget of {self.max_seconds}s exhausted")
-
-    async def _within(self, deadline: float | None, awaitable: Any) -> Any:
-        """Await `awaitable`, interrupted by the run's deadline; a `TimeoutError` of its own stays an error."""
-        if deadline is None:
-            return await awaitable
-        scope = asyncio.timeout(max(0.0, deadline - time.monotonic()))
-        try:
-            async with scope:
-                return await awaitable
-        except TimeoutError:
-            if scope.expired():
-                raise self._out_of_time() from None
-            raise
-
-    async def _run_tools(
-        self, run: RunState, calls: list[ToolCall], observations: list[Observation]
-    ) -> AsyncIterator[ev.Event]:
-        """Run the step's tool calls concurrently, reporting each as it finishes; the events of sub-agents
-        the tools start (`as_tool`) pass through as they happen, and their usage counts as this run's."""
-        self._count_tool_calls(run, calls)
-        finished: asyncio.Queue[ev.Event | tuple[int, ToolOutput | BaseException]] = asyncio.Queue()
-        context = self._tool_context(run, finished.put_nowait)
-        plans = {i: self._plan_call(run, i, call) for i, call in enumerate(calls)}
-        pending = [call for i, call in enumerate(calls) if plans[i] is _WAIT]
-        ready = {i: plan for i, plan in plans.items() if plan is not _WAIT}
-
-        async def invoke(index: int, call: ToolCall) -> None:
-            plan = ready[index]
-            try:
-                if isinstance(plan, ToolOutput):  # recorded, refused or interrupted: not run (again)
-                    finished.put_nowait((index, plan))
-                    return
-                approver = cast("ApprovalCallback | None", plan)  # what is left after outputs and _WAIT
-                invocation = run.tools.invoke(call.name, call.arguments, approve=approver, context=context)
-                finished.put_nowait((index, await self._within(run.deadline, invocation)))
-            except BaseException as error:  # re-raised by the consumer: a budget stop ends the run
-                finished.put_nowait((index, error))
-
-        for index in ready:
-            yield ev.ToolStarted(run.step, calls[index])
-        tasks = [asyncio.create_task(invoke(i, calls[i])) for i in ready]
-        # By position, not by call id: a server may give two calls of one step the same id.
-        outputs: dict[int, ToolOutput] = {}
-        try:
-            while len(outputs) < len(ready):
-                item = await finished.get()
-                if isinstance(item, ev.Event):
-                    if isinstance(item, ev.RunFinished) and item.parent_run_id == run.id:
-                        run.usage += item.usage
-                        if run.cost is not None or item.cost is not None:
-                            run.cost = (run.cost or 0.0) + (item.cost or 0.0)
-                    yield item
-                    continue
-                index, output = item
-                if isinstance(output, BaseException):
-                    raise output
-                outputs[index] = output
-                yield ev.ToolResult(run.step, calls[index], output.ok, output.content, output.duration)
-                screen_tool_output(calls[index], output, run.step, run.emit)  # Blocked when its guard tripped
-        finally:
-            for task in tasks:
-                task.cancel()
-        if pending:
-            run.pause(pending)
-            return
-        observations += [Observation(c, outputs[i]) for i, c in enumerate(calls)]
-
-    def _plan_call(self, run: RunState, position: int, call: ToolCall) -> ToolOutput | ApprovalCallback | object | None:
-        """How a call of this step goes: its output when it is not to run (recorded by the run being resumed,
-        interrupted by a crash, or denied by a person), `_WAIT` when it waits for a person's approval (no
-        `approve` callback and no decision given to `resume`), else the approver to run it with."""
-        tool = run.tools.get(call.name) if call.name in run.tools else None
-        if run.replay is not None:
-            recorded = run.replay.outcome(run.step, position, call, bool(tool and getattr(tool, "idempotent", False)))
-            if recorded is not None:
-                return recorded
-        if not isinstance(tool, BaseTool) or not tool.requires_approval or self.approve is not None:
-            return self.approve
-        decision = run.replay.approvals.get(call.id) if run.replay is not None else None
-        if decision is None:
-            return _WAIT
-        return _approved if decision else denied(call)
-
-    def _tool_context(self, run: RunState, emit: Callable[[ev.Event], None]) -> RunContext[Any]:
-        """The run's context as the step's tools see it: where the run stands and what it has left."""
-        context = run.context
-        context.step, context.usage, context.emit, context.deadline = run.step, run.usage, emit, run.deadline
-        context.steps_left = None if run.max_steps is None else max(0, run.max_steps - run.step)
-        context.tokens_left = None if run.max_tokens is None else max(0, run.max_tokens - run.usage.total_tokens)
-        if any(tool.context_parameter for tool in run.tools):
-            context.messages = messages_from_events(run.events, run.id)
-        return context
 
     # --- the ways to run: all of them drain `astream` ------------------------------------------------
 
@@ -1061,15 +842,6 @@ def _delta_sender(run: RunState, reader: DeltaReader | None) -> DeltaCallback | 
     return on_delta
 
 
-_WAIT = object()
-"""A tool call's plan: it waits for a person's approval (the run pauses)."""
-
-
-def _approved(name: str, arguments: dict[str, Any]) -> bool:
-    """The approver of a call a person approved through `Agent.resume`."""
-    return True
-
-
 async def _prepended(first: ev.Event | None, events: AsyncIterator[ev.Event]) -> AsyncIterator[ev.Event]:
     if first is not None:
         yield first
@@ -1109,11 +881,6 @@ class _RunLog:
     def close(self) -> None:
         if self.owned:
             self.store.close()
-
-
-def _retry_recorder(run: RunState) -> Callable[[int, str, float], None]:
-    """The model's retry callback: each retry of a call becomes a `ModelRetry` event of the run."""
-    return lambda attempt, error, wait: run.emit(ev.ModelRetry(attempt, error, wait))
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

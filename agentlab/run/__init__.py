@@ -1,7 +1,8 @@
-"""What a run carries: its context (`RunContext`, deps), typed output, the conversation and its repair.
+"""What a run carries: its context (`RunContext`, deps), typed output, the conversation and its repair; its
+state from step to step with the budgets it runs under (`state`), and a step's tool calls (`tool_calls`).
 
-The loop (agentlab/agent.py) uses these helpers; they know nothing of strategies or models, so each can be
-tested on its own. Submodules load on first use so `import agentlab` stays cheap.
+The loop (agentlab/agent.py) uses these helpers; they know nothing of models, so each can be tested on its
+own. Submodules load on first use so `import agentlab` stays cheap.
 """
 
 from __future__ import annotations
