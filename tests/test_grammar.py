@@ -111,6 +111,23 @@ def test_llama_cpp_turns_the_budgeted_schema_into_a_grammar_with_bounded_strings
     assert "*" not in rules and "+" not in rules  # no unbounded rule
 
 
+def test_a_list_without_max_items_gets_as_many_items_as_fit_so_the_object_still_closes():
+    # BabyAGI's priorities (`order: list[int]`): SmolLM2 wrote 1, 2, 3, ... 97 until the token limit cut it off.
+    order = {"type": "object", "properties": {"order": {"type": "array", "items": {"type": "integer"}}}}
+    schema, needed = budget_schema(order, 384)
+    largest = max_size(schema)
+    assert largest is not None and largest + RESERVED_TOKENS <= 384 == needed
+    assert 10 <= schema["properties"]["order"]["maxItems"] < 384 // 18
+    names = {"type": "object", "properties": {"names": {"type": "array", "items": {"type": "string"}, "minItems": 2}}}
+    schema, needed = budget_schema(names, 200)
+    listed = schema["properties"]["names"]
+    assert listed["maxItems"] >= 2 and re.compile(listed["items"]["pattern"]).match("Ada Lovelace")
+    assert max_size(schema) is not None and needed == 200
+    # Items we cannot bound (loose strings) leave the array as the user wrote it.
+    loose, _ = budget_schema(names, 200, free_text=False)
+    assert loose == names
+
+
 @tool
 def pick(
     k: Annotated[int, Field(ge=1, le=10)] = 3,

@@ -29,6 +29,18 @@ def test_a_reply_cut_short_by_a_tiny_token_limit_still_closes_its_json(local_mod
     assert "{" not in decision["thought"] and "\n" not in decision["thought"]
 
 
+def test_a_list_with_no_bound_of_its_own_still_closes_on_the_embedded_model(local_model):
+    # BabyAGI's priorities: unbounded, SmolLM2 counted 1, 2, 3, ... until the token limit cut the reply off.
+    order = {"type": "object", "properties": {"order": {"type": "array", "items": {"type": "integer"}}}}
+    request = ModelRequest(
+        messages=[{"role": "user", "content": "List every number from 1 to 500 as the order."}],
+        response_schema={**order, "required": ["order"]},
+        max_tokens=120,
+    )
+    reply = asyncio.run(local_model.complete(request))
+    assert all(isinstance(n, int) for n in json.loads(reply.content)["order"])  # closed, whatever its length
+
+
 QUESTIONS = [f"What is {a} {op} {b}?" for a, op, b in [(12, "+", 30), (7, "*", 8), (100, "-", 37), (9, "*", 9)]] + [
     "How many legs do 3 spiders have?",
     "A box holds 6 eggs. How many eggs are in 4 boxes?",

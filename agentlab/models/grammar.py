@@ -5,8 +5,9 @@ Two rewrites, both on a copy of the schema:
 - A *free* string (no `pattern`, `enum`, `const`, `format` or `contentMediaType` (code) of its own) becomes
   single-line text without braces, quotes, backslashes or control characters (`FREE_TEXT_CHAR`): the debris
   small models write into free strings (`"} }}\\n..."`, half an object) cannot be produced any more.
-- Every string gets a length bound, shared out so that the largest object the grammar allows still fits in
-  `max_tokens`: a reply is then never cut off inside the structure (at worst a string is short).
+- Every string gets a length bound, and every array a number of items, shared out so that the largest object
+  the grammar allows still fits in `max_tokens`: a reply is then never cut off inside the structure (at
+  worst a string is short, or a list).
 
 The size of the largest object is counted in characters; a token holds at least one character of ASCII
 text, so for ASCII replies the count bounds the tokens too. A pattern of another shape is measured
@@ -41,6 +42,8 @@ _INTEGER_CHARS = 1 + 16
 _SPACE = 1  # the grammar's optional space after each value and separator
 # Room left for the end-of-sequence token and the leading space some templates add.
 RESERVED_TOKENS = 4
+# The room an item of an array without `maxItems` is counted at when the array is bounded to fit.
+ARRAY_ITEM_CHARS = 40
 _SIMPLE_PATTERN = re.compile(r"^\^(\[(?:\\.|[^\]\\])+\])\{(\d+),(\d+)\}\$$")
 
 
@@ -262,10 +265,29 @@ def _fit(node: Any, budget: int) -> Any:
         return _fit_string(node, budget)
     if kind == "object" or "properties" in node:
         return _fit_object(node, budget)
-    if kind == "array" and isinstance(node.get("maxItems"), int) and node["maxItems"] > 0:
-        per_item = (budget - 2 - 2 * _SPACE) // node["maxItems"] - 1 - _SPACE
-        return {**node, "items": _fit(node.get("items", {}), per_item)}
+    if kind == "array":
+        return _fit_array(node, budget)
     return node
+
+
+def _fit_array(node: dict[str, Any], budget: int) -> dict[str, Any]:
+    """An array's items fitted to their share of `budget`. An array with no `maxItems` gets one: as many
+    items as fit, each at its largest once fitted to `ARRAY_ITEM_CHARS` (a string at that length, a number
+    whole), never fewer than `minItems`. Without it a small model wrote `"order": [1, 2, 3, ..., 97,` until
+    the token limit cut the reply off (BabyAGI's priorities)."""
+    items = node.get("items", {})
+    count = node.get("maxItems")
+    if not isinstance(count, int):
+        each = max_size(_fit(items, ARRAY_ITEM_CHARS))
+        if each is None:  # items of a shape we cannot bound: the user's bounds, as for strings
+            return node
+        room = (budget - 2 - 2 * _SPACE) // (each + 1 + _SPACE)
+        count = max(node.get("minItems", 0), room)
+        node = {**node, "maxItems": count}
+    if count <= 0:
+        return node
+    per_item = (budget - 2 - 2 * _SPACE) // count - 1 - _SPACE
+    return {**node, "items": _fit(items, per_item)}
 
 
 def _fit_string(node: dict[str, Any], budget: int) -> dict[str, Any]:
