@@ -4,11 +4,13 @@ else keeps ReAct as it was, and each option set explicitly wins."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from agentlab.decisions import ToolCall
-from agentlab.models.base import ModelRequest
+from agentlab.models.base import ModelRequest, ModelResponse
 from agentlab.strategies.base import Observation, StrategyContext
+from agentlab.strategies.critic import Critic
 from agentlab.strategies.react import RESTATED, ReAct
 from agentlab.tools import ToolRegistry, calculator
 from agentlab.tools.output import ToolOutput
@@ -59,3 +61,47 @@ def test_other_models_keep_react_as_it_was_and_explicit_options_win():
     assert _actions(request) == ["calculator", "final_answer"] and "thought" in request.response_schema["properties"]
     _observe(explicit, "267")
     assert "enum" not in str(explicit.next_step().response_schema)
+
+
+def _reply(name: str, **arguments: Any) -> ModelResponse:
+    return ModelResponse(json.dumps({"action": {"name": name, "arguments": arguments}}))
+
+
+def test_a_small_models_verifier_gets_reacts_small_model_defaults_too():
+    # CRITIC's verifier is a ReAct role inside the run: on a small model it must check with a tool before it
+    # reports, and its first calculation is copied from the task it verifies (grounded arguments).
+    task = "What is (110 + 161) * 4 - 2?"
+    critic = Critic()
+    critic.start(StrategyContext(task, ToolRegistry([calculator]), "json_schema", small_model=True))
+    assert isinstance(critic.next_step(), ModelRequest)  # the draft, by the inner ReAct
+    decision = critic.interpret(_reply("calculator", expression="(110 + 161) * 4 - 2"))
+    critic.observe([Observation(decision.tool_calls[0], ToolOutput(ok=True, content="1082"))])
+    assert isinstance(critic.next_step(), ModelRequest)
+    critic.interpret(_reply("final_answer", answer=1082))
+    verify = critic.next_step()
+    assert isinstance(verify, ModelRequest) and "Verify this answer" in verify.messages[-1]["content"]
+    assert _actions(verify) == ["calculator"] and "thought" not in verify.response_schema["properties"]
+    calculator_call = verify.response_schema["properties"]["action"]
+    assert calculator_call["properties"]["arguments"]["properties"]["expression"]["enum"] == ["(110 + 161) * 4 - 2"]
+
+
+def test_a_role_inside_a_run_keeps_the_runs_tools_guidance_and_model_size_but_not_its_conversation():
+    context = StrategyContext(
+        TASK,
+        ToolRegistry([calculator]),
+        "tools",
+        instructions="Be brief.",
+        max_steps=9,
+        history=[{"role": "user", "content": "hi"}],
+        output_schema=NUMBER,
+        small_model=True,
+    )
+    role = context.for_role("Check 267.")
+    assert (role.task, role.tools, role.decision_format, role.instructions) == (
+        "Check 267.",
+        context.tools,
+        "tools",
+        "Be brief.",
+    )
+    assert role.small_model and (role.history, role.output_schema, role.max_steps) == ([], None, None)
+    assert context.task == TASK and context.history  # the run's own context is left as it was

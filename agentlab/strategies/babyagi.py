@@ -199,11 +199,7 @@ class BabyAGI(CompositeStrategy):
             return self._stop("queue_empty", "no task left in the queue")
         self._task, self._phase = task, "execute"
         self._inner = self._new_executor()
-        self._inner.start(
-            StrategyContext(
-                self._task_prompt(task), self.context.tools, self.context.decision_format, self.context.instructions
-            )
-        )
+        self._inner.start(self.context.for_role(self._task_prompt(task)))
         self.note(
             f"task {task.task_id} started: {task.text}", task_id=task.task_id, task=task.text, attempt=task.attempts
         )

@@ -11,7 +11,7 @@ when it drives other strategies as children (CRITIC's drafter, BabyAGI's executo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agentlab.decisions import DecisionError, ModelDecision
@@ -64,6 +64,13 @@ class StrategyContext:
     # The run's model is a small local one (`agentlab.models.resolve.is_small_model`): strategies may turn on
     # options that help such models (ReAct's defaults do).
     small_model: bool = False
+
+    def for_role(self, task: str) -> StrategyContext:
+        """The context of a tool-using role inside this run (CRITIC's verifier, BabyAGI's executor, CAMEL's
+        assistant): the same tools, format, guidance, approver and model size (so a small model's role gets
+        ReAct's small-model defaults too), with its own `task`, no earlier conversation, a plain-text answer
+        and no step budget of its own (the run's budget still bounds it)."""
+        return replace(self, task=task, history=[], output_schema=None, max_steps=None)
 
 
 @dataclass

@@ -116,7 +116,9 @@ class Camel(CompositeStrategy):
         self.context = context
         fmt = context.decision_format
         self.specifier = Dialogue(SPECIFIER_SYSTEM, fmt)
-        self.assistant = ToolDialogue()  # primed when the first instruction arrives
+        # Primed when the first instruction arrives. Its replies are turns of the role-play ("Solution: ..."),
+        # not answers copied from documents: a small model's grounded answers stay off for it.
+        self.assistant = ToolDialogue(answer_from_observations=False)
         self._assistant_started = False
         task = with_history(context.task, context.history)  # earlier turns are context for both roles
         if self.specify:
@@ -180,9 +182,7 @@ class Camel(CompositeStrategy):
         if self._assistant_started:
             self.assistant.say(text)
         else:
-            self.assistant.start(
-                StrategyContext(text, self.context.tools, self.context.decision_format, self.context.instructions)
-            )
+            self.assistant.start(self.context.for_role(text))
             self._assistant_started = True
         self.phase = "assistant"
         return ModelDecision(thought=thought)

@@ -164,9 +164,7 @@ class Critic(CompositeStrategy):
         if not len(self.context.tools):
             self.phase = "critique"  # nothing to verify with: the critique alone decides
         elif first:
-            self.verifier.start(
-                StrategyContext(prompt, self.context.tools, self.context.decision_format, self.context.instructions)
-            )
+            self.verifier.start(self.context.for_role(prompt))
             self.phase = "verify"
         else:
             self.verifier.say(prompt)
