@@ -51,6 +51,36 @@ WRONG_THEN_FIXED = [
 ]
 
 
+def test_a_numeric_runs_revision_is_a_number_and_the_same_value_counts_as_unchanged():
+    script = [
+        decide("final_answer", "easy", answer=12),
+        decide("calculator", "check it", expression="3*5"),
+        decide("final_answer", answer="The calculator says 15."),
+        {"content": json.dumps({"critique": "3*5 is 15.", "correct": False, "revised_answer": 15})},
+        decide("calculator", "check the revision", expression="5*3"),
+        decide("final_answer", answer="15 matches."),
+        # Not marked correct, but 15.0 is the answer under revision: no second revision.
+        {"content": json.dumps({"critique": "Fine.", "correct": False, "revised_answer": 15.0})},
+    ]
+    with ScriptedServer(script, native_tools=False, json_schema=True) as srv:
+        agent = Agent(model=model_for(srv), tools=[calculator], strategy="critic", output_type=float)
+        result = agent.run(TASK)
+        schemas = [r["response_format"]["json_schema"] for r in srv.requests]
+    critiques = [s["schema"] for s in schemas if s["name"] == "critique"]
+    assert len(critiques) == 2 and critiques[0]["properties"]["revised_answer"]["type"] == "number"
+    assert (result.status, result.output) == ("done", 15.0)
+    assert phases(result) == ["draft", "critique", "revision", "critique", "final"]
+    # A run with a text answer keeps a text revision.
+    with ScriptedServer(WRONG_THEN_FIXED, native_tools=False, json_schema=True) as srv:
+        Agent(model=model_for(srv), tools=[calculator], strategy="critic").run(TASK)
+        text = next(
+            r["response_format"]["json_schema"]
+            for r in srv.requests
+            if "critique" in json.dumps(r.get("response_format"))
+        )
+    assert text["schema"]["properties"]["revised_answer"]["type"] == "string"
+
+
 def test_revises_a_wrong_answer_after_a_failed_check():
     with ScriptedServer(WRONG_THEN_FIXED, native_tools=False) as srv:
         result = Agent(model=model_for(srv), tools=[calculator], strategy="critic").run(TASK)

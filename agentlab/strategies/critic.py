@@ -26,6 +26,7 @@ from agentlab.strategies.base import (
     StrategyContext,
 )
 from agentlab.strategies.dialogue import Dialogue, ToolDialogue
+from agentlab.strategies.grounding import numeric_answer_type
 from agentlab.strategies.registry import StrategySpec, strategy_factory
 
 VERIFY_SYSTEM = (
@@ -53,6 +54,14 @@ class Critique(BaseModel):
     revised_answer: str = Field(
         description="The corrected answer, or the same answer if correct.", json_schema_extra={"maxLength": 200}
     )
+
+
+class NumericCritique(Critique):
+    """Judge the answer."""
+
+    # A run whose answer is a number (`output_type=float`/`int`) gets its revision as one: a small model
+    # filled the free text with "16, 16, 16, ..." and "5.5, Revised Answer: 5.5, ..." (GSM8K).
+    revised_answer: float = Field(description="The corrected answer, or the same answer if correct.")  # type: ignore[assignment]
 
 
 class Verifier(ToolDialogue):
@@ -112,6 +121,7 @@ class Critic(CompositeStrategy):
         self.inner.start(context)
         self.verifier = Verifier()
         self.critic = Dialogue(CRITIQUE_SYSTEM, context.decision_format)
+        self._critique = NumericCritique if numeric_answer_type(context.output_schema) else Critique
 
     def next_step(self) -> ModelRequest | Conclusion:
         if self.phase == "draft":
@@ -134,7 +144,7 @@ class Critic(CompositeStrategy):
             if not self._critique_posed:
                 self.critic.say(self._critique_prompt())
                 self._critique_posed = True
-            return self.expect(self.critic.request(Critique, "critique"), self._judge, self.critic.reject)
+            return self.expect(self.critic.request(self._critique, "critique"), self._judge, self.critic.reject)
         return Conclusion(self.answer or "")
 
     def best_answer(self) -> str | None:
@@ -178,11 +188,11 @@ class Critic(CompositeStrategy):
         return CRITIQUE_PROMPT.format(task=self.context.task, answer=self.answer, evidence=evidence)
 
     def _judge(self, response: ModelResponse) -> ModelDecision:
-        critique = self.critic.read(response, Critique)
+        critique = self.critic.read(response, self._critique)
         answer = self.answer or ""
         checked = bool(self.verifier.evidence)
-        revised = critique.revised_answer.strip()
-        correct = critique.correct or not revised or revised == answer.strip()
+        revised = _as_text(critique.revised_answer)
+        correct = critique.correct or not revised or _same(revised, answer)
         self.critic.record(critique.model_dump_json())
         self.note(
             f"critique: {'correct' if correct else 'incorrect'} — {critique.critique}",
@@ -214,6 +224,22 @@ class Critic(CompositeStrategy):
         self.note(f"revision {self.revisions}: {revised}", phase="revision", answer=revised, verified=False)
         self._verify(REVERIFY_PROMPT.format(answer=revised))
         return ModelDecision(thought=_join(thought, f"Revised answer: {revised}"))
+
+
+def _as_text(value: str | float) -> str:
+    """A revised answer as text: a number without a needless ".0" (16.0 -> "16"), so that it equals a draft
+    of the same value."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return value.strip()
+
+
+def _same(revised: str, answer: str) -> bool:
+    """Whether a revision says what the answer said: the same number ("16" and "16.0"), or the same text."""
+    try:
+        return float(revised) == float(answer)
+    except ValueError:
+        return revised == answer.strip()
 
 
 def _join(*parts: str) -> str:
