@@ -599,15 +599,22 @@ class Agent:
         run.end("done", spec.as_text(value), output=jsonable)
 
     async def _structure(self, run: RunState, answer: str) -> Any:
-        """Ask the model to restate `answer` as the output type (one JSON object of its schema), with up to
-        `output_retries` repairs; each request counts against the token and time budgets."""
+        """`answer` as a value of the output type: as it is when it already is one (its JSON), else restated by
+        the model (one JSON object of the type's schema), with up to `output_retries` repairs; each request
+        counts against the token and time budgets."""
         messages = [
             {"role": "system", "content": STRUCTURE_SYSTEM},
             {"role": "user", "content": STRUCTURE_PROMPT.format(task=run.task, answer=answer)},
         ]
-        if self.output.is_text:  # only the validators asked for this: try the answer as it is first
+        # The answer as it is first: text, or a value of the output type already (PAL's program returned 42
+        # and the type is `float`). Asking a small model to copy a number it was given can change it.
+        try:
+            value = answer if self.output.is_text else self.output.read_text(answer)
+        except OutputValidationError:
+            pass  # not the type's JSON: the model restates it
+        else:
             try:
-                return await run_validators(self.output_validators, answer)
+                return await run_validators(self.output_validators, value)
             except OutputValidationError as bad:
                 self._count_output_failure(run, bad, answer)
                 messages.append({"role": "user", "content": f"Error: {bad}"})

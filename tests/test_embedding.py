@@ -346,18 +346,16 @@ PROGRAM = "def solution():\n    return 7 - 3\n"
 
 def test_pal_takes_history_as_context_and_ends_with_a_typed_output() -> None:
     history = [{"role": "user", "content": "I had 7 apples."}, {"role": "assistant", "content": "Noted."}]
-    script = [{"content": f"```python\n{PROGRAM}```"}, call("final_answer", answer=4)]
+    script = [{"content": f"```python\n{PROGRAM}```"}]
     with ScriptedServer(script) as srv:
         result = Agent(model=toolbox.model_for(srv), strategy="pal", output_type=int).run(
             "I ate 3. How many are left?", history=history
         )
-        first, structuring = srv.requests
+        (first,) = srv.requests  # the program's 4 is an int already: no request to restate it
     assert result.status == "done" and result.output == 4 and isinstance(result.output, int)
     assert first["messages"][-1]["content"] == (
         "Conversation so far:\nUser: I had 7 apples.\nAssistant: Noted.\n\nNow: I ate 3. How many are left?"
     )
-    final_tool = next(t for t in structuring["tools"] if t["function"]["name"] == "final_answer")
-    assert final_tool["function"]["parameters"]["properties"]["answer"]["type"] == "integer"
     assert result.messages[:2] == history and result.messages[-1] == {"role": "assistant", "content": "4"}
 
 

@@ -54,15 +54,15 @@ def test_end_to_end_run_writes_files_and_ends_with_the_summary(tmp_path, capsys,
     assert react["summary"]["parse_rate"] == 1.0 and react["summary"]["ci95"][0] > 0.4
     # The baseline answered 0 every time; only an item whose answer really is 0 could count.
     assert cot["summary"]["correct"] == sum(g == "0" for g in gold.values())
-    # One plain-text request, then the structuring request that turns its answer into a float.
-    assert cot["summary"]["mean_steps"] == 2.0 and all(float(r["prediction"]) == 0 for r in cot["items"])
+    # One plain-text request; its answer, "0", is a float already, so no structuring request follows.
+    assert cot["summary"]["mean_steps"] == 1.0 and all(float(r["prediction"]) == 0 for r in cot["items"])
     assert "parse_errors=0 errors=0 tool_use=1.00 debris=0" in lines[-2]
     assert "errors=0 tool_use=0.00" in lines[-1]  # the baseline calls no tool
     markdown = next(tmp_path.glob("arith-react-*.md")).read_text()
     assert "| arith | react [out=float,demos=auto] | scripted | 4 | 1.00" in markdown
     assert markdown.count("| yes | done |") == 4
-    # react: calculator + final answer per item; cot: its plain answer, then that answer as a number (float)
-    assert srv.consumed == 4 * 2 + 4 * 2
+    # react: calculator + final answer per item; cot: its plain answer, a number as it is
+    assert srv.consumed == 4 * 2 + 4 * 1
 
 
 def test_rerun_continues_from_the_cache(tmp_path, capsys, scripted_server):

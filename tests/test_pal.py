@@ -37,6 +37,21 @@ def test_program_computes_the_answer_in_the_sandbox():
     assert started.tool_schemas[0]["function"]["name"] == "run_solution"
 
 
+def test_a_typed_answer_that_the_program_returned_is_taken_as_it_is():
+    # The program's value already is a float: restating it would be one more call, and a small model asked
+    # to copy 4 can write another number.
+    with ScriptedServer([fenced(PROGRAM)]) as srv:
+        result = Agent(model=model_for(srv), strategy="pal", output_type=float).run("7 apples, 3 eaten: how many?")
+        asked = len(srv.requests)
+    assert (result.status, result.output, asked) == ("done", 4.0, 1)
+    # An answer that is not the type's JSON is still restated by the model.
+    words = "def solution():\n    return 'four apples'\n"
+    with ScriptedServer([fenced(words), {"content": json.dumps({"answer": 4})}]) as srv:
+        result = Agent(model=model_for(srv), strategy="pal", output_type=float).run("7 apples, 3 eaten: how many?")
+        asked = len(srv.requests)
+    assert (result.status, result.output, asked) == ("done", 4.0, 2)
+
+
 def test_failing_program_is_repaired():
     with ScriptedServer([fenced(BROKEN), fenced(PROGRAM)]) as srv:
         result = Agent(model=model_for(srv), strategy="pal").run("7 - 3?")

@@ -151,6 +151,16 @@ class OutputSpec(Generic[T]):
                 return self._validate_value(dict(inner), prefix="")
             raise
 
+    def read_text(self, text: str) -> T:
+        """A plain-text answer that already is a value of the output type, as its JSON (`15`, `true`,
+        `{"city": "Paris"}`) or, for a wrapped type, as the answer's JSON. Raises OutputValidationError when it
+        is not, and the answer has to be restated."""
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise OutputValidationError("the answer is not JSON of the output type") from error
+        return self.validate({ANSWER_KEY: data} if self.wrapped else data)
+
     def as_text(self, value: T) -> str:
         """The text form of an output, kept in `result.answer`: a string as is, numbers and booleans via
         `str`, an Enum member as its value, anything else (models, dataclasses, lists) as compact JSON."""
