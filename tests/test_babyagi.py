@@ -212,6 +212,27 @@ def test_stops_when_the_queue_is_empty(tmp_path: Path):
     assert TaskStore(tmp_path / "q.sqlite3").run(run_id).status == "queue_empty"
 
 
+def test_the_prompts_placeholders_copied_as_tasks_or_summary_are_not_taken(tmp_path: Path):
+    # SmolLM2 copied the prompts' examples, {"tasks": ["Find ...", "Compute ..."]}, then executed "Find ...",
+    # and answered the objective with the example's summary, "...".
+    script = [
+        answer("tools", "only result"),
+        progress("tools", summary="Only one thing to do."),
+        plan("tools", "new_tasks", tasks=["Find ...", "Compute…", "Summarise the results..."]),
+        answer("tools", "summarised"),
+        progress("tools", True, "..."),  # the example's summary, copied: the answer stays the last real one
+    ]
+    with ScriptedServer(script) as srv:
+        agent = Agent(model=model_for(srv), strategy="babyagi", store=tmp_path / "q.sqlite3")
+        result = agent.run("objective")
+        assert srv.remaining == 0
+    (created,) = notes(result, "created")
+    assert created.text == "created 1 tasks, 2 placeholders"
+    assert created.data["placeholders"] == ["Find ...", "Compute…"]
+    assert [t["task"] for t in created.data["created"]] == ["Summarise the results..."]
+    assert (result.status, result.answer) == ("done", "Only one thing to do.")
+
+
 def test_a_malformed_planning_reply_is_sent_back_and_repaired(tmp_path: Path):
     script = [answer("json", "r1"), {"content": '{"complete": "maybe"'}, progress("json", True, "done")]
     with ScriptedServer(script, **SERVER_FLAGS["json"]) as srv:

@@ -16,6 +16,7 @@ Each task's prompt carries the most relevant earlier results, retrieved from a t
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -52,6 +53,9 @@ RELATED_BY_RELEVANCE = RetrievalWeights(recency=0.0, importance=0.0, relevance=1
 
 Phase = Literal["pick", "execute", "check", "create", "prioritise", "finished"]
 
+# A placeholder, not a task or a summary: a word or two and an ellipsis, as in the prompts' examples ("Find ...",
+# "..."), which a small model copies.
+_PLACEHOLDER = re.compile(r"^\W*(\w+\W+)?\w*\s*(\.\.\.|…)\W*$")
 PLANNER_SYSTEM = "You plan and track the work towards an objective. Reply with one JSON object only."
 
 
@@ -221,6 +225,8 @@ class BabyAGI(CompositeStrategy):
     def _read_progress(self, response: ModelResponse) -> ModelDecision:
         progress = decisions.read_structured(response, Progress)
         summary = progress.summary.strip()
+        if _PLACEHOLDER.search(summary):  # the example's "...", copied: no summary (the results answer instead)
+            summary = ""
         if summary:
             self._answer = summary
             self.store.update_run(self.run_id, answer=summary)
@@ -233,14 +239,20 @@ class BabyAGI(CompositeStrategy):
         return ModelDecision(thought="The objective is not complete yet.", final_answer=self._advance())
 
     def _read_new_tasks(self, response: ModelResponse) -> ModelDecision:
-        proposed = [t.strip() for t in decisions.read_structured(response, NewTasks).tasks if t.strip()]
+        written = [t.strip() for t in decisions.read_structured(response, NewTasks).tasks if t.strip()]
+        # A small model copies the prompt's example ("Find ...", "Compute ..."): a placeholder is no task.
+        placeholders = [t for t in written if _PLACEHOLDER.search(t)]
+        proposed = [t for t in written if t not in placeholders]
         added, dropped = self.store.add_tasks(self.run_id, proposed[: self.max_new_tasks])
         self._retry = []
         self.note(
-            f"created {len(added)} tasks" + (f", dropped {len(dropped)} duplicates" if dropped else ""),
+            f"created {len(added)} tasks"
+            + (f", dropped {len(dropped)} duplicates" if dropped else "")
+            + (f", {len(placeholders)} placeholders" if placeholders else ""),
             created=[{"task_id": t.task_id, "task": t.text} for t in added],
             dropped=dropped,
             ignored=proposed[self.max_new_tasks :],
+            placeholders=placeholders,
         )
         self._enter("prioritise")
         thought = "New tasks: " + "; ".join(t.text for t in added) if added else "No new tasks."
