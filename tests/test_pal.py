@@ -189,6 +189,11 @@ def test_a_small_models_repair_keeps_its_names_and_uses_only_those_assigned_abov
         "def solution():\n    apples = 7\n    eaten = 3\n    return apples - eaten",  # other names, other order
     ):
         assert not repair.fullmatch(wrong), wrong
+    # SmolLM2 named a variable `for`: the repair renames it, or each repair would be the same SyntaxError.
+    run(pal, "def solution():\n    total = 20\n    for = 18\n    return total + for", False, "SyntaxError")
+    repair = re.compile(pal.next_step().response_schema["properties"]["program"]["pattern"])
+    assert repair.fullmatch("def solution():\n    total = 20\n    for_ = 18 * 3\n    return total + for_")
+    assert not repair.fullmatch("def solution():\n    total = 20\n    for = 18\n    return total + for")
     # Once a program runs, the next sample is free to name its variables again.
     run(pal, "def solution():\n    eaten = 3\n    apples = 7\n    return apples - eaten", True, "4")
     assert pal.next_step().response_schema is SMALL_PROGRAM_SCHEMA

@@ -5,6 +5,7 @@ returned value is the answer. Errors go back to the model for a bounded number o
 from __future__ import annotations
 
 import json
+import keyword
 import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -67,14 +68,17 @@ SMALL_PROGRAM_SCHEMA = _program_schema(
 )
 # A repair on a small model keeps the failed program's variables, in their order, and lets each line use only
 # the names assigned above it, in parenthesised groups that close: SmolLM2's programs that failed used a name
-# never assigned (or assigned later), or left a parenthesis open, and its repairs wrote them again.
+# never assigned (or assigned later), or left a parenthesis open, and its repairs wrote them again. A name the
+# grammar lets through but Python refuses (`for = 18`, a keyword) is kept with a trailing underscore: kept as
+# it was, it would make every repair fail the same way.
 _ASSIGNED = re.compile(rf"^    ({_NAME}) = ", re.MULTILINE)
 
 
 def repair_schema(program: str) -> dict[str, Any]:
-    """The program schema for repairing `program` on a small model: its assignments' names, in order, each
-    line's value arithmetic over numbers and the names above it, and a return over all of them."""
-    names = _ASSIGNED.findall(program)
+    """The program schema for repairing `program` on a small model: its assignments' names, in order (a
+    keyword with a trailing underscore), each line's value arithmetic over numbers and the names above it, and a
+    return over all of them."""
+    names = [f"{name}_" if keyword.iskeyword(name) else name for name in _ASSIGNED.findall(program)]
     lines = "".join(f"\\n    {name} = {_expression_over(names[:i])}" for i, name in enumerate(names))
     return _program_schema(f"^def solution[(][)]:{lines}\\n    return {_expression_over(names)}$")
 
