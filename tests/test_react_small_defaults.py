@@ -105,3 +105,32 @@ def test_a_role_inside_a_run_keeps_the_runs_tools_guidance_and_model_size_but_no
     )
     assert role.small_model and (role.history, role.output_schema, role.max_steps) == ([], None, None)
     assert context.task == TASK and context.history  # the run's own context is left as it was
+
+
+def test_a_roles_next_request_becomes_its_task_and_needs_its_own_tool_call():
+    # CRITIC's verifier verifies a revised answer, CAMEL's assistant solves a new instruction: a small model
+    # is reminded of that request (not the first one) and must check it with a tool again.
+    from agentlab.strategies.dialogue import ToolDialogue
+
+    role = ToolDialogue()
+    role.start(StrategyContext("Check 57 + 35 * 6 = 267.", ToolRegistry([calculator]), "json_schema", small_model=True))
+    assert _actions(role.next_step()) == ["calculator"]
+    _observe(role, "267")
+    assert "final_answer" in _actions(role.next_step())
+    role.settle("267 is right.")
+    role.say("Check 57 + 35 * 7 = 302.")
+    assert _actions(role.next_step()) == ["calculator"]  # the new request gets its own check
+    _observe(role, "302")
+    after = role.next_step()
+    assert after.messages[-1]["content"] == "Observation: 302\n" + RESTATED.format(task="Check 57 + 35 * 7 = 302.")
+
+
+def test_camels_assistant_on_a_small_model_uses_tools_when_they_help_not_before_every_solution():
+    from agentlab.strategies.camel import Camel
+
+    camel = Camel(specify=False)
+    camel.start(StrategyContext("Write a slogan.", ToolRegistry([calculator]), "json_schema", small_model=True))
+    assert isinstance(camel.next_step(), ModelRequest)  # the AI user's first instruction
+    camel.interpret(ModelResponse(json.dumps({"instruction": "Instruction: write the slogan."})))
+    solve = camel.next_step()
+    assert isinstance(solve, ModelRequest) and "final_answer" in _actions(solve)

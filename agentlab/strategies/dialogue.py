@@ -9,6 +9,7 @@ decision formats: no tool call is ever left without its answer.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from agentlab import decisions
@@ -34,7 +35,13 @@ class ToolDialogue(ReAct):
         self.messages.append({"role": "assistant", "content": answer})
 
     def say(self, text: str) -> None:
+        """The role's next request (a new instruction, a revised answer to verify) becomes its task: what a
+        small model is reminded of after each observation, what its grounded arguments copy from and what it
+        must make `min_tool_calls` for. What the tools returned so far stays, for grounded answers."""
         self.messages.append({"role": "user", "content": text})
+        self.context = replace(self.context, task=text)
+        self._tool_calls = 0
+        self._answer_now = False
 
 
 class Dialogue:
