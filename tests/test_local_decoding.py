@@ -1,5 +1,6 @@
-"""LocalModel's decoding: the grammar is compiled once per schema and token limit, and the lazy
-grammar check (`agentlab.models.llama_sampling`) gives the same replies as llama-cpp-python's own sampler.
+"""LocalModel's decoding: the grammar is compiled once per schema and token limit, the lazy grammar check
+(`agentlab.models.llama_sampling`) gives the same replies as llama-cpp-python's own sampler, and a greedy
+reply that loops is stopped.
 The tests on the real model are marked integration; none asserts a time."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 from agentlab import Agent, decisions
 from agentlab import events as ev
 from agentlab.models import LocalModel, ModelRequest
+from agentlab.models.llama_sampling import LOOP_MAX_SEEN, LOOP_NGRAM, LoopGuard
 from agentlab.models.local import cached_grammar, compile_grammar, grammar_cache_info
 from agentlab.tools import ToolRegistry, tool
 
@@ -108,7 +110,8 @@ def test_a_react_run_compiles_each_schema_once(local_model: LocalModel) -> None:
 @pytest.mark.integration
 def test_the_replies_are_the_same_with_and_without_the_cache_and_the_lazy_check(local_model: LocalModel) -> None:
     results = {}
-    for options in ({"cache_grammar": False, "lazy_grammar": False}, {"cache_grammar": True, "lazy_grammar": True}):
+    lazy = {"cache_grammar": True, "lazy_grammar": True, "stop_loops": False}  # a stopped loop changes a reply
+    for options in ({"cache_grammar": False, "lazy_grammar": False}, lazy):
         model = LocalModel(**options)
         with model.lock:
             model.llama.reset()  # the same cold start for both
@@ -162,3 +165,48 @@ async def test_kept_states_let_two_conversations_take_turns_without_rereading(lo
     assert local_model.kept_states == 0 and LocalModel().llama.cache is not None  # the last call set it
     await local_model.complete(_conversation(systems[0], extended=False))
     assert local_model.llama.cache is None  # a model without kept states turns the cache off again
+
+
+def _first_refused(tokens: list[int]) -> int | None:
+    """Where a fresh guard first refuses a token of `tokens` written in order (None: nowhere)."""
+    guard = LoopGuard()
+    for at, token in enumerate(tokens):
+        if guard.refuses(token):
+            return at
+        guard.add(token)
+    return None
+
+
+def test_the_loop_guard_refuses_a_stretch_written_twice_already_of_any_period() -> None:
+    assert _first_refused([0] * 40) == LOOP_NGRAM + LOOP_MAX_SEEN - 1  # thirteen zeros, not fourteen
+    assert _first_refused([2, 3] * 40) == LOOP_NGRAM + 2 * (LOOP_MAX_SEEN - 1) + 1  # "2.2.2.2..."
+    unit = list(range(16))  # a loop of sixteen tokens (SmolLM2 wrote "1000000000000000" over and over)
+    at = _first_refused(unit * 6)
+    assert at is not None and 2 * len(unit) <= at < 3 * len(unit)
+    # Text copied once more (a thought's sentence repeated as the answer) and counting are not loops.
+    sentence = list(range(100, 130))
+    assert _first_refused([*sentence, 7, *sentence]) is None
+    assert _first_refused(list(range(300))) is None
+
+
+def _most_repeated_stretch(model: LocalModel, text: str) -> int:
+    tokens = model.llama.tokenize(text.encode(), add_bos=False)
+    stretches = [tuple(tokens[i : i + LOOP_NGRAM]) for i in range(len(tokens) - LOOP_NGRAM + 1)]
+    return max((stretches.count(s) for s in set(stretches)), default=0)
+
+
+@pytest.mark.integration
+async def test_a_looping_greedy_reply_is_stopped_and_still_closes_its_json(local_model: LocalModel) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    request = ModelRequest(
+        messages=[{"role": "user", "content": "Count: 2. 2. 2. 2. 2. 2. 2. 2. 2."}],
+        response_schema=schema,
+        max_tokens=120,
+    )
+    looping = await LocalModel(stop_loops=False).complete(request)
+    assert _most_repeated_stretch(local_model, looping.content or "") > LOOP_MAX_SEEN  # SmolLM2 loops here
+    stopped = await LocalModel().complete(request)
+    assert json.loads(stopped.content or "")["answer"]
+    assert _most_repeated_stretch(local_model, stopped.content or "") <= LOOP_MAX_SEEN
+    assert local_model.llama.last_sampler.loops_stopped >= 1
+    assert stopped.usage.completion_tokens < looping.usage.completion_tokens

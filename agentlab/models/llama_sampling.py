@@ -8,6 +8,12 @@ of the masked logits, so the choice is the same; only when the grammar rejects i
 checked (llama.cpp's own `common_sampler` works the same way). Sampling at a temperature would need the
 whole masked distribution, so it keeps the library's path.
 
+The same sampler stops a greedy reply from looping (`stop_loops`): a tiny model decoding greedily can fall
+into repeating one short unit ("2.2.2.2...", "1000000000..."), and the grammar's length budget then ends the
+reply only after filling the string with it. A token that would write a stretch of `LOOP_NGRAM` tokens the
+reply has written twice already is refused, and the next-best token the grammar allows is taken (the idea of
+llama.cpp's DRY sampler, reduced to a hard limit on exact repeats).
+
 This plugs into `llama_cpp.Llama` through its sampler factory (`Llama._init_sampler`, the one place a
 generation builds its sampler); `lazy_llama_class()` returns the library's class unchanged when that hook is
 missing, so a llama-cpp-python without it still works, only slower.
@@ -16,10 +22,31 @@ missing, so a llama-cpp-python without it still works, only slower.
 from __future__ import annotations
 
 import ctypes
+from collections import Counter
 from functools import cache
 from typing import Any
 
 import numpy as np
+
+LOOP_NGRAM = 12  # tokens: a run of thirteen zeros stays possible, a fourteenth does not
+LOOP_MAX_SEEN = 2  # a stretch of LOOP_NGRAM tokens may occur this many times in one reply, not once more
+
+
+class LoopGuard:
+    """The stretches of `LOOP_NGRAM` tokens one reply has written, counted, to refuse a token that would write
+    one of them a third time: a loop of any period, not only a run of one token."""
+
+    def __init__(self) -> None:
+        self.tail: list[int] = []  # the last LOOP_NGRAM - 1 tokens
+        self.seen: Counter[tuple[int, ...]] = Counter()
+
+    def refuses(self, token: int) -> bool:
+        return len(self.tail) == LOOP_NGRAM - 1 and self.seen[(*self.tail, token)] >= LOOP_MAX_SEEN
+
+    def add(self, token: int) -> None:
+        if len(self.tail) == LOOP_NGRAM - 1:
+            self.seen[(*self.tail, token)] += 1
+        self.tail = [*self.tail, token][-(LOOP_NGRAM - 1) :]
 
 
 class LazyGrammarSampler:
@@ -29,6 +56,7 @@ class LazyGrammarSampler:
         llm: The loaded `llama_cpp.Llama`.
         grammar: The `llama_cpp.LlamaGrammar` the reply must match.
         penalty_last_n, repeat_penalty, frequency_penalty, presence_penalty: As in llama.cpp's penalties.
+        stop_loops: Refuse the token that would repeat a loop again (`LoopGuard`).
     """
 
     def __init__(
@@ -40,6 +68,7 @@ class LazyGrammarSampler:
         repeat_penalty: float,
         frequency_penalty: float,
         presence_penalty: float,
+        stop_loops: bool = False,
     ) -> None:
         from llama_cpp import llama_cpp
         from llama_cpp._internals import LlamaSampler
@@ -61,6 +90,8 @@ class LazyGrammarSampler:
         self._one = (llama_cpp.llama_token_data * 1)()
         self.full_checks = 0  # tokens the grammar had to rule on over the whole vocabulary
         self.tokens = 0
+        self.loops = LoopGuard() if stop_loops else None  # one sampler per generation: one reply's tokens
+        self.loops_stopped = 0
 
     def sample(self, ctx: Any, idx: int = -1) -> int:
         """The next token: the greedy choice among what the grammar allows (then accepted by both samplers)."""
@@ -73,11 +104,23 @@ class LazyGrammarSampler:
         candidates = api.llama_token_data_array(self._candidates, self.n_vocab, -1, False)
         api.llama_sampler_apply(self.penalties.sampler, ctypes.byref(candidates))
         best = int(np.argmax(view["logit"]))
-        if not self._allowed(best, float(view["logit"][best])):
+        loops = self.loops
+        looping = loops is not None and loops.refuses(int(view["id"][best]))
+        if looping or not self._allowed(best, float(view["logit"][best])):
             self.full_checks += 1
             api.llama_sampler_apply(self.grammar.sampler, ctypes.byref(candidates))
             best = int(np.argmax(view["logit"]))
+            if loops is not None and loops.refuses(int(view["id"][best])):
+                refused = float(view["logit"][best])
+                view["logit"][best] = -np.inf
+                if np.isfinite(view["logit"]).any():  # another token is allowed: take the next best
+                    best = int(np.argmax(view["logit"]))
+                    self.loops_stopped += 1
+                else:  # the grammar allows nothing else
+                    view["logit"][best] = refused
         token = int(view["id"][best])
+        if loops is not None:
+            loops.add(token)
         api.llama_sampler_accept(self.penalties.sampler, token)
         api.llama_sampler_accept(self.grammar.sampler, token)
         self.tokens += 1
@@ -94,7 +137,8 @@ class LazyGrammarSampler:
 @cache
 def lazy_llama_class() -> type:
     """`llama_cpp.Llama` with greedy grammar-constrained generations sampled by `LazyGrammarSampler` while its
-    `lazy_grammar` attribute is true (set per call, under the model's lock)."""
+    `lazy_grammar` attribute is true, stopping loops while `stop_loops` is (both set per call, under the
+    model's lock)."""
     from llama_cpp import Llama
 
     if not callable(getattr(Llama, "_init_sampler", None)):
@@ -102,6 +146,7 @@ def lazy_llama_class() -> type:
 
     class LazyGrammarLlama(Llama):
         lazy_grammar = True
+        stop_loops = True
         last_sampler: LazyGrammarSampler | None = None
 
         def _init_sampler(self, **options: Any) -> Any:  # type: ignore[override]  # keywords passed through
@@ -121,6 +166,7 @@ def lazy_llama_class() -> type:
                 repeat_penalty=options.get("repeat_penalty", 1.0),
                 frequency_penalty=options.get("frequency_penalty", 0.0),
                 presence_penalty=options.get("presence_penalty", 0.0),
+                stop_loops=self.stop_loops,
             )
             return self.last_sampler
 

@@ -183,6 +183,11 @@ class LocalModel:
             the whole vocabulary only when it is refused (`agentlab.models.llama_sampling`): the same reply,
             at close to the speed of unconstrained decoding. False: llama-cpp-python's sampler, which checks
             every token of the vocabulary at every step.
+        stop_loops: At temperature 0 under a grammar (with `lazy_grammar`), refuse a token that would write a
+            stretch of 12 tokens the reply has written twice already, and take the next-best token the grammar
+            allows (`agentlab.models.llama_sampling.LoopGuard`). SmolLM2 otherwise
+            filled free strings with "2.2.2.2..." or "1000000000..." up to their length bound. False: greedy
+            decoding as it is.
         kept_states: Keep the model's state after each of the last this many requests (llama-cpp-python's
             `LlamaRAMCache`, shared by every LocalModel on the same loaded copy), so that conversations
             taking turns on one model resume where they were instead of reading their whole prompt again
@@ -203,6 +208,7 @@ class LocalModel:
         tight_grammar: bool = True,
         cache_grammar: bool = True,
         lazy_grammar: bool = True,
+        stop_loops: bool = True,
         kept_states: int = 0,
     ) -> None:
         self.model_path = Path(model_path) if model_path else embedded_model_path()
@@ -216,6 +222,7 @@ class LocalModel:
         self.tight_grammar = tight_grammar
         self.cache_grammar = cache_grammar
         self.lazy_grammar = lazy_grammar
+        self.stop_loops = stop_loops
         self.kept_states = kept_states
 
     @property
@@ -277,7 +284,8 @@ class LocalModel:
             )
         try:
             with self.lock:
-                llm.lazy_grammar = self.lazy_grammar  # a plain attribute on the library's class: harmless
+                llm.lazy_grammar = self.lazy_grammar  # plain attributes on the library's class: harmless
+                llm.stop_loops = self.stop_loops
                 llm.set_cache(_state_cache_for(*self._key(), self.kept_states) if self.kept_states else None)
                 if on_delta is None:
                     completion = llm.create_chat_completion(**params)
