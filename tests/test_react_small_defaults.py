@@ -134,3 +134,22 @@ def test_camels_assistant_on_a_small_model_uses_tools_when_they_help_not_before_
     camel.interpret(ModelResponse(json.dumps({"instruction": "Instruction: write the slogan."})))
     solve = camel.next_step()
     assert isinstance(solve, ModelRequest) and "final_answer" in _actions(solve)
+
+
+def test_babyagis_executor_on_a_small_model_searches_for_its_task_not_its_whole_prompt(tmp_path: Any):
+    from typing import Annotated
+
+    from agentlab.strategies.babyagi import BabyAGI
+    from agentlab.tools import grounded, tool
+
+    @tool
+    def search(query: Annotated[str, grounded()]) -> str:
+        """Search the web."""
+        return query
+
+    babyagi = BabyAGI(store=tmp_path / "tasks.sqlite", first_task="Find the tallest mountain in Japan")
+    babyagi.start(StrategyContext("Plan a trip to Japan", ToolRegistry([search]), "json_schema", small_model=True))
+    first = babyagi.next_step()  # the executor's first step on the first task
+    assert isinstance(first, ModelRequest) and "Objective: Plan a trip to Japan" in first.messages[-1]["content"]
+    call = first.response_schema["properties"]["action"]
+    assert call["properties"]["arguments"]["properties"]["query"]["enum"] == ["Find the tallest mountain in Japan"]

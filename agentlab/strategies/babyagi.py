@@ -203,7 +203,8 @@ class BabyAGI(CompositeStrategy):
             return self._stop("queue_empty", "no task left in the queue")
         self._task, self._phase = task, "execute"
         self._inner = self._new_executor()
-        self._inner.start(self.context.for_role(self._task_prompt(task)))
+        # On a small model the executor searches for, and is reminded of, its task, not the whole prompt.
+        self._inner.start(self.context.for_role(self._task_prompt(task), question=task.text))
         self.note(
             f"task {task.task_id} started: {task.text}", task_id=task.task_id, task=task.text, attempt=task.attempts
         )

@@ -64,13 +64,22 @@ class StrategyContext:
     # The run's model is a small local one (`agentlab.models.resolve.is_small_model`): strategies may turn on
     # options that help such models (ReAct's defaults do).
     small_model: bool = False
+    # The question inside the task, when the task wraps it in context (BabyAGI's executor gets the objective
+    # and earlier results around its task): what ReAct on a small model copies grounded arguments and answers
+    # from and restates after observations. None: the task itself.
+    question: str | None = None
 
-    def for_role(self, task: str) -> StrategyContext:
+    @property
+    def asked(self) -> str:
+        """The `question`, or the task when there is none."""
+        return self.task if self.question is None else self.question
+
+    def for_role(self, task: str, question: str | None = None) -> StrategyContext:
         """The context of a tool-using role inside this run (CRITIC's verifier, BabyAGI's executor, CAMEL's
         assistant): the same tools, format, guidance, approver and model size (so a small model's role gets
-        ReAct's small-model defaults too), with its own `task`, no earlier conversation, a plain-text answer
-        and no step budget of its own (the run's budget still bounds it)."""
-        return replace(self, task=task, history=[], output_schema=None, max_steps=None)
+        ReAct's small-model defaults too), with its own `task` (and the `question` in it), no earlier
+        conversation, a plain-text answer and no step budget of its own (the run's budget still bounds it)."""
+        return replace(self, task=task, question=question, history=[], output_schema=None, max_steps=None)
 
 
 @dataclass

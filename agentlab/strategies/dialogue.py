@@ -39,7 +39,7 @@ class ToolDialogue(ReAct):
         small model is reminded of after each observation, what its grounded arguments copy from and what it
         must make `min_tool_calls` for. What the tools returned so far stays, for grounded answers."""
         self.messages.append({"role": "user", "content": text})
-        self.context = replace(self.context, task=text)
+        self.context = replace(self.context, task=text, question=None)
         self._tool_calls = 0
         self._answer_now = False
 

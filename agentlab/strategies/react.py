@@ -184,7 +184,7 @@ class ReAct(StrategyBase):
         option is off."""
         if not self._grounded_tools:
             return {}
-        task = self.context.task
+        task = self.context.asked
         queries = grounded_queries(task, self._observations)
         first = not self._observations
         return {
@@ -193,7 +193,7 @@ class ReAct(StrategyBase):
         }
 
     def _final_request(self) -> ModelRequest:
-        messages = [*self.messages, {"role": "user", "content": ANSWER_NOW.format(task=self.context.task)}]
+        messages = [*self.messages, {"role": "user", "content": ANSWER_NOW.format(task=self.context.asked)}]
         final = self._grounded_final() or self.context.output_schema
         if self.format == "tools":
             forced = {"type": "function", "function": {"name": decisions.FINAL}}
@@ -228,7 +228,7 @@ class ReAct(StrategyBase):
         if not decisions.is_string_answer(final):
             return None
         if self._grounded == "phrases":
-            spans = answer_phrases(self._observations, self.context.task, written=self._written)
+            spans = answer_phrases(self._observations, self.context.asked, written=self._written)
         else:
             spans = candidate_sentences(self._observations, written=self._written)
         return grounded_parameters(spans) if spans else None
@@ -257,7 +257,7 @@ class ReAct(StrategyBase):
         else:
             text = "\n".join(f"Observation: {o.output.content}" for o in observations)
             if self._restate:
-                text += "\n" + RESTATED.format(task=self.context.task)
+                text += "\n" + RESTATED.format(task=self.context.asked)
             self.messages.append({"role": "user", "content": text})
 
     def reject(self, response: ModelResponse, error: DecisionError) -> None:
