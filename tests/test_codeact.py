@@ -174,3 +174,58 @@ def test_codeact_example_runs_offline_on_the_embedded_model():
     assert proc.returncode == 0, proc.stderr[-2000:]
     # A 135M model may answer wrongly; the run must still end with one of the loop's statuses.
     assert any(f"status: {s}" in proc.stdout for s in ("done", "max_steps", "stalled", "error", "budget"))
+
+
+def test_a_small_models_step_is_one_shaped_line_over_the_variables_it_has():
+    import re
+
+    from agentlab.models.base import ModelRequest, ModelResponse
+    from agentlab.strategies.base import Observation, StrategyContext
+    from agentlab.strategies.codeact import CodeAct
+    from agentlab.tools import ToolRegistry
+    from agentlab.tools.output import ToolOutput
+
+    def shape(codeact: CodeAct) -> re.Pattern[str]:
+        request = codeact.next_step()
+        assert isinstance(request, ModelRequest) and "thought" not in request.response_schema["properties"]
+        return re.compile(request.response_schema["properties"]["code"]["pattern"])
+
+    def ran(codeact: CodeAct, code: str, error: str | None = None) -> dict:
+        decision = codeact.interpret(ModelResponse(content=json.dumps({"code": code})))
+        output = ToolOutput(ok=error is None, content="Output:\n1.5", error=error)  # type: ignore[arg-type]
+        codeact.observe([Observation(decision.tool_calls[0], output)])
+        return decision.tool_calls[0].arguments
+
+    codeact = CodeAct()
+    codeact.start(
+        StrategyContext("What do 3 apples cost?", ToolRegistry(shop_tools([])), "json_schema", small_model=True)
+    )
+    first = shape(codeact)
+    for good in ("price = price_of('apple')", "total = 3 * 1.5", "final_answer(4.5)", "final_answer('4.5 euros')"):
+        assert first.fullmatch(good), good
+    for bad in (
+        "price = price_of('apple')\nprint(price) returns the price",  # what SmolLM2 wrote under a free string
+        "price = get_price_with_variable_3 + 103",  # and under any names: a name nothing assigned
+        "price = open_file('apple')",  # not one of the tools
+        "import os",
+        "a = 1\nb = 2",  # one line per step
+    ):
+        assert not first.fullmatch(bad), bad
+    # The line runs, then shows what it assigned; a keyword used as a name (`def = 3 * 100000000.0`) is
+    # renamed, text is not.
+    assert ran(codeact, "def = price_of('apple for one')") == {"code": "def_ = price_of('apple for one')\nprint(def_)"}
+    second = shape(codeact)
+    assert second.fullmatch("total = def_ * 3") and not second.fullmatch("total = price * 3")
+    ran(codeact, "total = def_ * 3")
+    # Refused as a repeat by the loop, the next step is the answer: one of the variables computed, no number made up.
+    ran(codeact, "total = def_ * 3", error="repeated")
+    answer = shape(codeact)
+    assert answer.fullmatch("final_answer(total)") and answer.fullmatch("final_answer(def_)")
+    assert not answer.fullmatch("final_answer(100)") and not answer.fullmatch("total = def_ * 3")
+    codeact.close()
+    other = CodeAct()  # another model writes free snippets with a thought
+    other.start(StrategyContext("What do 3 apples cost?", ToolRegistry(shop_tools([])), "json_schema"))
+    request = other.next_step()
+    assert "thought" in request.response_schema["properties"]
+    assert "pattern" not in request.response_schema["properties"]["code"]
+    other.close()

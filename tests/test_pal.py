@@ -155,6 +155,31 @@ def test_a_small_models_program_is_assignments_of_arithmetic_and_a_return():
         assert not shape.fullmatch(f"def solution():\n    {debris}"), debris
 
 
+def test_a_small_models_program_that_names_a_variable_like_a_keyword_runs_with_it_renamed():
+    from agentlab.models.base import ModelResponse
+    from agentlab.strategies.base import StrategyContext
+    from agentlab.strategies.pal import PAL
+    from agentlab.tools import ToolRegistry
+
+    # What SmolLM2 wrote: the shape lets `for` through as a name, Python would refuse it (SyntaxError).
+    program = "def solution():\n    total = 20\n    for = 18 * 3\n    return total + for"
+    pal = PAL()
+    pal.start(StrategyContext("Sarah buys 20 pencils ...", ToolRegistry([]), "json_schema", small_model=True))
+    pal.next_step()
+    call = pal.interpret(ModelResponse(content=json.dumps({"program": program}))).tool_calls[0]
+    renamed = "def solution():\n    total = 20\n    for_ = 18 * 3\n    return total + for_"
+    assert call.arguments["program"] == renamed
+    namespace: dict = {}
+    exec(renamed, namespace)  # the program as it runs: valid Python now
+    assert namespace["solution"]() == 74
+    other = PAL()  # another model's program is run as it was written
+    other.start(StrategyContext("x", ToolRegistry([]), "json_schema"))
+    other.next_step()
+    assert other.interpret(ModelResponse(content=json.dumps({"program": program}))).tool_calls[0].arguments == {
+        "program": program
+    }
+
+
 def test_a_small_models_repair_keeps_its_names_and_uses_only_those_assigned_above():
     import re
 
@@ -189,11 +214,6 @@ def test_a_small_models_repair_keeps_its_names_and_uses_only_those_assigned_abov
         "def solution():\n    apples = 7\n    eaten = 3\n    return apples - eaten",  # other names, other order
     ):
         assert not repair.fullmatch(wrong), wrong
-    # SmolLM2 named a variable `for`: the repair renames it, or each repair would be the same SyntaxError.
-    run(pal, "def solution():\n    total = 20\n    for = 18\n    return total + for", False, "SyntaxError")
-    repair = re.compile(pal.next_step().response_schema["properties"]["program"]["pattern"])
-    assert repair.fullmatch("def solution():\n    total = 20\n    for_ = 18 * 3\n    return total + for_")
-    assert not repair.fullmatch("def solution():\n    total = 20\n    for = 18\n    return total + for")
     # Once a program runs, the next sample is free to name its variables again.
     run(pal, "def solution():\n    eaten = 3\n    apples = 7\n    return apples - eaten", True, "4")
     assert pal.next_step().response_schema is SMALL_PROGRAM_SCHEMA

@@ -17,11 +17,13 @@ import inspect
 import json
 import keyword
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from agentlab.decisions import MAX_THOUGHT_CHARS, read_structured, structured_request
+from agentlab._arithmetic_shape import NAME, NUMBER, OPERATOR, runnable, term_of
+from agentlab.decisions import MAX_THOUGHT_CHARS, object_request, read_structured, structured_request
 from agentlab.events import ToolCall
 from agentlab.models.base import ModelRequest, ModelResponse
 from agentlab.models.grammar import CODE
@@ -55,6 +57,33 @@ SYSTEM = (
 )
 EXAMPLE = "price = get_price('apple')\nprint(price)"
 LAST_STEP = "This is the last step: call final_answer(...) with your best answer now."
+# A small model's snippet, as a grammar (PAL's program has one too): one line, either a variable assigned a
+# call of one of the tools or arithmetic, or final_answer(...). Its operands are numbers and the variables
+# earlier snippets assigned (no name that would be a NameError); a call's arguments (up to three) are such
+# operands or short single-quoted text without quotes, backslashes or braces. The value assigned is printed
+# after the line runs, and a keyword used as a name is renamed (`runnable`). SmolLM2 given a free code string
+# wrote the prompt's example and then a sentence after it (`print(price) returns the price ...`), a
+# SyntaxError it then repeated until the run stalled; given lines over any names, it used names nothing had
+# assigned (`price = get_price_with_variable_3 + 103`).
+_TEXT = "'[A-Za-z0-9 ,.?!:%$_-]{0,60}'"
+_ASSIGNMENT = re.compile(r"^([a-z_][a-z0-9_]*) = ")
+
+
+def snippet_schema(tool_names: Sequence[str], known: Sequence[str] = (), *, final_only: bool = False) -> dict[str, Any]:
+    """The `CodeStep` schema of a small model: no thought, and the code as one line of the shape above,
+    calling only `tool_names` (Python identifiers, as `exposable` ensures) over the `known` variables;
+    `final_only`: the final_answer(...) line alone, of one of the `known` variables when there are any."""
+    operand = "|".join([*known, NUMBER])
+    term = term_of(operand)
+    expression = f"{term}({OPERATOR}{term}){{0,3}}"
+    argument = f"({_TEXT}|{operand})"
+    call = f"({'|'.join(tool_names)})[(]({argument}(, {argument}){{0,2}})?[)]" if tool_names else None
+    value = f"{call}|{expression}" if call else expression
+    final = f"final_answer[(]({_TEXT}|{expression})[)]"
+    if final_only and known:  # the answer is one of the values the run computed, not a number made up
+        final = f"final_answer[(]({'|'.join(known)})[)]"
+    code = {"type": "string", "pattern": f"^({final})$" if final_only else f"^({NAME} = ({value})|{final})$"}
+    return {"type": "object", "properties": {"code": code}, "required": ["code"]}
 
 
 class CodeStep(BaseModel):
@@ -199,7 +228,14 @@ class CodeAct:
         system = SYSTEM.format(functions=functions)
         if context.instructions:
             system += "\n" + context.instructions
-        example = {"thought": "Look up the price first.", "code": EXAMPLE}
+        # On a small model a step is its code alone (a thought gets copied instead of the task, as in ReAct),
+        # in the shape of `snippet_schema`.
+        self._shaped = context.small_model and self.format == "json_schema"
+        self._known: list[str] = []  # the variables the snippets that ran assigned (shaped snippets only)
+        self._assigning: str | None = None
+        self._answer_now = False
+        first_line = EXAMPLE.split("\n")[0]
+        example = {"code": first_line} if self._shaped else {"thought": "Look up the price first.", "code": EXAMPLE}
         system += "\nExample step: " + json.dumps(example)
         self.messages = [
             {"role": "system", "content": system},
@@ -214,8 +250,14 @@ class CodeAct:
             raise StrategyFailed(self._fatal)
         self._step += 1
         messages = list(self.messages)
-        if self.context.max_steps is not None and self._step >= self.context.max_steps:
+        last = self.context.max_steps is not None and self._step >= self.context.max_steps
+        if last:
             messages.append({"role": "user", "content": LAST_STEP})
+        if self._shaped:
+            # Like ReAct's, a small model's repeated step (refused by the loop) or its last one gets only the answer.
+            final_only = last or self._answer_now
+            schema = snippet_schema([t.name for t in self._exposed()], self._known, final_only=final_only)
+            return object_request(messages, schema, self.format, name=RUNNER, description="One step: the line to run.")
         return structured_request(messages, CodeStep, self.format, name=RUNNER)
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
@@ -234,7 +276,13 @@ class CodeAct:
         else:
             turn = {"role": "assistant", "content": json.dumps(step.model_dump(), ensure_ascii=False)}
         self._pending = [turn]
-        return ModelDecision(thought=step.thought, tool_calls=[ToolCall(call_id, RUNNER, {"code": step.code})])
+        code = step.code
+        if self._shaped:  # one line: run it, then show the value it assigned
+            code = runnable(code)
+            assigned = _ASSIGNMENT.match(code)
+            self._assigning = assigned.group(1) if assigned else None
+            code += f"\nprint({self._assigning})" if self._assigning else ""
+        return ModelDecision(thought=step.thought, tool_calls=[ToolCall(call_id, RUNNER, {"code": code})])
 
     def _read(self, response: ModelResponse) -> CodeStep:
         """The step in whatever shape it came: the asked-for object, or a fenced code block in prose."""
@@ -249,9 +297,12 @@ class CodeAct:
     def observe(self, observations: list[Observation]) -> None:
         self.messages += self._pending
         self._pending = []
+        self._answer_now = any(item.output.error == "repeated" for item in observations)
         for item in observations:
             if not item.output.ok:
                 self._notes.append(("snippet failed", {"error": item.output.content[-500:]}))
+            elif self._assigning and self._assigning not in self._known:
+                self._known.append(self._assigning)
             if self._native_id is not None:
                 self.messages.append({"role": "tool", "tool_call_id": self._native_id, "content": item.output.content})
             else:

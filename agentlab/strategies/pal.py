@@ -5,12 +5,11 @@ returned value is the answer. Errors go back to the model for a bounded number o
 from __future__ import annotations
 
 import json
-import keyword
 import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from agentlab._arithmetic_shape import NUMBER, OPERATOR, term_of
+from agentlab._arithmetic_shape import EXPRESSION_OVER_NAMES, NAME, NUMBER, OPERATOR, runnable
 from agentlab.events import ToolCall
 from agentlab.models.base import ModelRequest, ModelResponse
 from agentlab.run.conversation import with_history
@@ -50,9 +49,6 @@ PROGRAM_SCHEMA = {
 # write the shape PAL asks for, and the grammar budget (`agentlab.models.grammar`) raises the token limit to
 # what the largest such program needs, so the object always closes. The newlines are real ones (read with
 # `strict=False`).
-_NAME = "[a-z_][a-z0-9_]{0,24}"
-_TERM = term_of(f"{_NAME}|{NUMBER}")
-_EXPRESSION = f"{_TERM}({OPERATOR}{_TERM}){{0,3}}"
 
 
 def _program_schema(pattern: str) -> dict[str, Any]:
@@ -64,21 +60,18 @@ def _program_schema(pattern: str) -> dict[str, Any]:
 
 
 SMALL_PROGRAM_SCHEMA = _program_schema(
-    f"^def solution[(][)]:(\\n    {_NAME} = {_EXPRESSION}){{0,8}}\\n    return {_EXPRESSION}$"
+    f"^def solution[(][)]:(\\n    {NAME} = {EXPRESSION_OVER_NAMES}){{0,8}}\\n    return {EXPRESSION_OVER_NAMES}$"
 )
 # A repair on a small model keeps the failed program's variables, in their order, and lets each line use only
 # the names assigned above it, in parenthesised groups that close: SmolLM2's programs that failed used a name
-# never assigned (or assigned later), or left a parenthesis open, and its repairs wrote them again. A name the
-# grammar lets through but Python refuses (`for = 18`, a keyword) is kept with a trailing underscore: kept as
-# it was, it would make every repair fail the same way.
-_ASSIGNED = re.compile(rf"^    ({_NAME}) = ", re.MULTILINE)
+# never assigned (or assigned later), or left a parenthesis open, and its repairs wrote them again.
+_ASSIGNED = re.compile(r"^    ([a-z_][a-z0-9_]*) = ", re.MULTILINE)
 
 
 def repair_schema(program: str) -> dict[str, Any]:
-    """The program schema for repairing `program` on a small model: its assignments' names, in order (a
-    keyword with a trailing underscore), each line's value arithmetic over numbers and the names above it, and a
-    return over all of them."""
-    names = [f"{name}_" if keyword.iskeyword(name) else name for name in _ASSIGNED.findall(program)]
+    """The program schema for repairing `program` on a small model: its assignments' names, in order, each
+    line's value arithmetic over numbers and the names above it, and a return over all of them."""
+    names = _ASSIGNED.findall(program)
     lines = "".join(f"\\n    {name} = {_expression_over(names[:i])}" for i, name in enumerate(names))
     return _program_schema(f"^def solution[(][)]:{lines}\\n    return {_expression_over(names)}$")
 
@@ -92,6 +85,14 @@ def _expression_over(names: list[str]) -> str:
 
 
 RUNNER = "run_solution"
+_RETURN = re.compile(r"^(\s*return )(.*)$")
+
+
+def _runnable_program(program: str) -> str:
+    """A shaped program with its keywords-as-names renamed (`runnable`), header and returns left as they are."""
+    header, *lines = program.split("\n")
+    kept = [(m.group(1) + runnable(m.group(2))) if (m := _RETURN.match(line)) else runnable(line) for line in lines]
+    return "\n".join([header, *kept])
 
 
 class PAL(StrategyBase):
@@ -177,6 +178,8 @@ class PAL(StrategyBase):
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
         program = self._program_of(response)
+        if self.small_model and self.format == "json_schema":
+            program = _runnable_program(program)
         self._program = program
         if program in self._results:
             self.votes.append(self._results[program])
