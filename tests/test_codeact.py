@@ -214,6 +214,7 @@ def test_a_small_models_step_is_one_shaped_line_over_the_variables_it_has():
     # The line runs, then shows what it assigned; a keyword used as a name (`def = 3 * 100000000.0`) is
     # renamed, text is not.
     assert ran(codeact, "def = price_of('apple for one')") == {"code": "def_ = price_of('apple for one')\nprint(def_)"}
+    assert json.loads(codeact.messages[-2]["content"])["code"] == "def_ = price_of('apple for one')"
     second = shape(codeact)
     assert second.fullmatch("total = def_ * 3") and not second.fullmatch("total = price * 3")
     ran(codeact, "total = def_ * 3")

@@ -262,6 +262,8 @@ class CodeAct:
 
     def interpret(self, response: ModelResponse) -> ModelDecision:
         step = self._read(response)
+        if self._shaped:  # the line as it will run: the conversation shows the names the next steps may use
+            step.code = runnable(step.code)
         raw = response.tool_calls[0] if response.tool_calls else None
         self._native_id = raw.id if raw is not None else None
         call_id = raw.id if raw is not None else f"code{self._step}"
@@ -278,7 +280,6 @@ class CodeAct:
         self._pending = [turn]
         code = step.code
         if self._shaped:  # one line: run it, then show the value it assigned
-            code = runnable(code)
             assigned = _ASSIGNMENT.match(code)
             self._assigning = assigned.group(1) if assigned else None
             code += f"\nprint({self._assigning})" if self._assigning else ""
