@@ -230,3 +230,28 @@ def test_a_small_models_step_is_one_shaped_line_over_the_variables_it_has():
     assert "thought" in request.response_schema["properties"]
     assert "pattern" not in request.response_schema["properties"]["code"]
     other.close()
+
+
+def test_a_small_models_first_line_copies_the_calculation_the_task_writes_out():
+    import re
+
+    from agentlab.strategies.base import StrategyContext
+    from agentlab.strategies.codeact import CodeAct
+    from agentlab.tools import ToolRegistry, calculator
+
+    def first_shape(**options: object) -> re.Pattern[str]:
+        codeact = CodeAct(**options)  # type: ignore[arg-type]
+        codeact.start(
+            StrategyContext("What is (46 + 163) + 103?", ToolRegistry([calculator]), "json_schema", small_model=True)
+        )
+        pattern = codeact.next_step().response_schema["properties"]["code"]["pattern"]
+        codeact.close()
+        return re.compile(pattern)
+
+    grounded = first_shape()
+    # What SmolLM2 wrote: the calculation retyped without a term, or with another number.
+    assert grounded.fullmatch("x = (46 + 163) + 103") and grounded.fullmatch("final_answer((46 + 163) + 103)")
+    assert not grounded.fullmatch("x = 46 + 163") and not grounded.fullmatch("final_answer(100)")
+    assert grounded.fullmatch("x = calculator('(46 + 163) + 103')")  # a tool call stays free
+    free = first_shape(ground_arguments=False)
+    assert free.fullmatch("x = 46 + 163")

@@ -36,6 +36,7 @@ from agentlab.strategies.base import (
     StrategyContext,
     StrategyFailed,
 )
+from agentlab.strategies.grounding import task_expressions
 from agentlab.tools.function_tool import BaseTool, Tool
 
 if TYPE_CHECKING:
@@ -65,17 +66,26 @@ LAST_STEP = "This is the last step: call final_answer(...) with your best answer
 # wrote the prompt's example and then a sentence after it (`print(price) returns the price ...`), a
 # SyntaxError it then repeated until the run stalled; given lines over any names, it used names nothing had
 # assigned (`price = get_price_with_variable_3 + 103`).
-_TEXT = "'[A-Za-z0-9 ,.?!:%$_-]{0,60}'"
+_TEXT = "'[A-Za-z0-9 ,.?!:;%$_()+*/=<>&#@-]{0,60}'"
 _ASSIGNMENT = re.compile(r"^([a-z_][a-z0-9_]*) = ")
 
 
-def snippet_schema(tool_names: Sequence[str], known: Sequence[str] = (), *, final_only: bool = False) -> dict[str, Any]:
+def snippet_schema(
+    tool_names: Sequence[str],
+    known: Sequence[str] = (),
+    *,
+    final_only: bool = False,
+    calculations: Sequence[str] = (),
+) -> dict[str, Any]:
     """The `CodeStep` schema of a small model: no thought, and the code as one line of the shape above,
     calling only `tool_names` (Python identifiers, as `exposable` ensures) over the `known` variables;
-    `final_only`: the final_answer(...) line alone, of one of the `known` variables when there are any."""
+    `final_only`: the final_answer(...) line alone, of one of the `known` variables when there are any;
+    `calculations`: the arithmetic is one of these, copied."""
     operand = "|".join([*known, NUMBER])
     term = term_of(operand)
     expression = f"{term}({OPERATOR}{term}){{0,3}}"
+    if calculations:
+        expression = "|".join(_literal(calculation) for calculation in calculations)
     argument = f"({_TEXT}|{operand})"
     call = f"({'|'.join(tool_names)})[(]({argument}(, {argument}){{0,2}})?[)]" if tool_names else None
     value = f"{call}|{expression}" if call else expression
@@ -84,6 +94,11 @@ def snippet_schema(tool_names: Sequence[str], known: Sequence[str] = (), *, fina
         final = f"final_answer[(]({'|'.join(known)})[)]"
     code = {"type": "string", "pattern": f"^({final})$" if final_only else f"^({NAME} = ({value})|{final})$"}
     return {"type": "object", "properties": {"code": code}, "required": ["code"]}
+
+
+def _literal(text: str) -> str:
+    """`text` as a pattern that matches only it: punctuation in classes (see `agentlab._arithmetic_shape`)."""
+    return "".join(char if char.isalnum() or char == " " else f"[{char}]" for char in text)
 
 
 class CodeStep(BaseModel):
@@ -124,7 +139,9 @@ class CodeAct:
     """Options: ``sandbox`` (one is created for the run when None, and closed with it), ``timeout``
     (seconds of sandbox time per snippet; time spent in tools does not count), ``max_calls`` (tool calls
     per snippet), ``approve`` (asked before tools that need approval when the run's context has no
-    approver; without either such tools are denied)."""
+    approver; without either such tools are denied), ``ground_arguments`` (on a small model's shaped line:
+    when the task writes out a calculation, the first line's arithmetic is one of the task's own, copied, as
+    ReAct's first calculator call is; None: on for small models)."""
 
     name = "codeact"
 
@@ -134,8 +151,10 @@ class CodeAct:
         timeout: float = 10.0,
         max_calls: int = 20,
         approve: ApprovalCallback | None = None,
+        ground_arguments: bool | None = None,
     ) -> None:
         self.sandbox = sandbox
+        self.ground_arguments = ground_arguments
         self.timeout = timeout
         self.max_calls = max_calls
         self.approve = approve
@@ -231,6 +250,8 @@ class CodeAct:
         # On a small model a step is its code alone (a thought gets copied instead of the task, as in ReAct),
         # in the shape of `snippet_schema`.
         self._shaped = context.small_model and self.format == "json_schema"
+        grounded = context.small_model if self.ground_arguments is None else self.ground_arguments
+        self._calculations = task_expressions(context.asked) if self._shaped and grounded else []
         self._known: list[str] = []  # the variables the snippets that ran assigned (shaped snippets only)
         self._assigning: str | None = None
         self._answer_now = False
@@ -256,7 +277,11 @@ class CodeAct:
         if self._shaped:
             # Like ReAct's, a small model's repeated step (refused by the loop) or its last one gets only the answer.
             final_only = last or self._answer_now
-            schema = snippet_schema([t.name for t in self._exposed()], self._known, final_only=final_only)
+            # The task's own calculation first: a small model retypes it without a term.
+            first = self._calculations if not self._known else ()
+            schema = snippet_schema(
+                [t.name for t in self._exposed()], self._known, final_only=final_only, calculations=first
+            )
             return object_request(messages, schema, self.format, name=RUNNER, description="One step: the line to run.")
         return structured_request(messages, CodeStep, self.format, name=RUNNER)
 
