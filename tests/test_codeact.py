@@ -215,6 +215,10 @@ def test_a_small_models_step_is_one_shaped_line_over_the_variables_it_has():
     # renamed, text is not.
     assert ran(codeact, "def = price_of('apple for one')") == {"code": "def_ = price_of('apple for one')\nprint(def_)"}
     assert json.loads(codeact.messages[-2]["content"])["code"] == "def_ = price_of('apple for one')"
+    # As ReAct on a small model: the task after each observation, and when to answer.
+    assert codeact.messages[-1]["content"].endswith(
+        "Task: What do 3 apples cost?\nIf the observation answers the task, call final_answer with it."
+    )
     second = shape(codeact)
     assert second.fullmatch("total = def_ * 3") and not second.fullmatch("total = price * 3")
     ran(codeact, "total = def_ * 3")

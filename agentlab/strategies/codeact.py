@@ -37,6 +37,7 @@ from agentlab.strategies.base import (
     StrategyFailed,
 )
 from agentlab.strategies.grounding import task_expressions
+from agentlab.strategies.react import RESTATED
 from agentlab.tools.function_tool import BaseTool, Tool
 
 if TYPE_CHECKING:
@@ -332,7 +333,10 @@ class CodeAct:
             if self._native_id is not None:
                 self.messages.append({"role": "tool", "tool_call_id": self._native_id, "content": item.output.content})
             else:
-                self.messages.append({"role": "user", "content": f"Observation:\n{item.output.content}"})
+                text = f"Observation:\n{item.output.content}"
+                if self._shaped:  # as ReAct does for a small model: the task again, and when to answer
+                    text += "\n" + RESTATED.format(task=self.context.asked)
+                self.messages.append({"role": "user", "content": text})
 
     def reject(self, response: ModelResponse, error: DecisionError) -> None:
         from agentlab.strategies.react import rejection_turns
