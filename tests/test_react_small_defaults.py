@@ -134,6 +134,7 @@ def test_camels_assistant_on_a_small_model_uses_tools_when_they_help_not_before_
     camel.interpret(ModelResponse(json.dumps({"instruction": "Instruction: write the slogan."})))
     solve = camel.next_step()
     assert isinstance(solve, ModelRequest) and "final_answer" in _actions(solve)
+    assert "thought" in solve.response_schema["properties"]  # a turn of the role-play, written after a thought
 
 
 def test_babyagis_executor_on_a_small_model_searches_for_its_task_not_its_whole_prompt(tmp_path: Any):

@@ -117,11 +117,12 @@ class Camel(CompositeStrategy):
         fmt = context.decision_format
         self.specifier = Dialogue(SPECIFIER_SYSTEM, fmt)
         # Primed when the first instruction arrives. Its replies are turns of the role-play ("Solution: ..."),
-        # not answers copied from documents: a small model's grounded answers stay off for it. It uses tools
-        # when they help, never by obligation: forced to call one before each solution, SmolLM2 asked the
+        # not answers copied from documents: a small model's grounded answers stay off for it, and it keeps its
+        # thought (without one SmolLM2's solutions were "1.1.2.1.1.2.2..."; with one, a sentence). It uses
+        # tools when they help, never by obligation: forced to call one before each solution, SmolLM2 asked the
         # calculator for "3 + 4" to write a bakery's slogan, repeated the call, then answered with the loop's
         # own reminder.
-        self.assistant = ToolDialogue(answer_from_observations=False, min_tool_calls=0)
+        self.assistant = ToolDialogue(answer_from_observations=False, min_tool_calls=0, thoughts=True)
         self._assistant_started = False
         task = with_history(context.task, context.history)  # earlier turns are context for both roles
         if self.specify:
