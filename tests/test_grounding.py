@@ -205,9 +205,11 @@ FESTIVAL = (
 
 
 def test_answer_phrases_come_from_the_sentence_that_matches_the_question():
-    asked = "At which film festival was Wolf and Sheep screened?"
+    asked = "When was Wolf and Sheep screened at a film festival?"
     # The second sentence shares "film festival screened" with the question; the first only the echoed title.
-    assert answer_phrases([FESTIVAL], asked) == ["Cannes Film Festival", "May 2016"]
+    assert answer_phrases([FESTIVAL], asked.replace("When", "Where")) == ["Cannes Film Festival", "May 2016"]
+    # "which film festival" asks for a festival: of that sentence's phrases, the one that names one.
+    assert answer_phrases([FESTIVAL], "At which film festival was Wolf and Sheep screened?") == ["Cannes Film Festival"]
     # Asked for a year, only phrases with one; the title of a matching passage counts as its best sentence.
     assert answer_phrases([FESTIVAL], "In what year was Wolf and Sheep screened at a film festival?") == ["May 2016"]
     creatures = "[1] Dewey Lake Monster\nA creature of folklore seen in 1964.\n\n[2] Bigfoot\nAn ape of legend."
@@ -217,6 +219,18 @@ def test_answer_phrases_come_from_the_sentence_that_matches_the_question():
     assert "Wolf and Sheep" in answer_phrases([FESTIVAL], "Which of Wolf and Sheep and Cannes is a drama?")
     assert answer_phrases([FESTIVAL], "Was Wolf and Sheep screened at Cannes?")[:2] == ["yes", "no"]
     assert answer_phrases([], "Who?") == []
+
+
+def test_a_what_x_question_keeps_the_phrases_that_name_an_x():
+    trainer = "[1] Flower Alley\nHe was trained by Todd Pletcher, who was killed at Blue Grass Airport in Lexington, "
+    trainer += "Kentucky."
+    asked = "Flower Alley was bred by the trainer who was killed at what Fayette County, Kentucky airport?"
+    assert answer_phrases([trainer], asked) == ["Blue Grass Airport"]
+    # No phrase names the kind asked for ("which year", "what creature"), or a choice is offered: all of them.
+    assert answer_phrases([trainer], "At what place was the trainer of Flower Alley killed?") == answer_phrases(
+        [trainer], "Where was the trainer of Flower Alley killed?"
+    )
+    assert len(answer_phrases([trainer], "Which of Todd Pletcher or Blue Grass Airport was killed?")) > 1
 
 
 def test_grounded_queries_are_the_task_its_names_and_what_the_tools_returned():

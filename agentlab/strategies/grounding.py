@@ -157,10 +157,43 @@ def answer_phrases(
     if not found:  # nothing of the asked kind that the question does not name already: any phrase
         return candidate_phrases(observations, limit=limit, written=written, question=question)
     best = max(overlap for overlap, _ in found)
-    phrases = list(dict.fromkeys(phrase for overlap, phrase in found if overlap == best))
+    phrases = _of_the_asked_kind(list(dict.fromkeys(phrase for overlap, phrase in found if overlap == best)), question)
     if _is_yes_no(question):
         phrases = ["yes", "no", *phrases]
     return phrases[:limit]
+
+
+# "... killed at what Fayette County, Kentucky airport?": the words after "what"/"which" up to a function word
+# name the kind of answer asked for, the last of them its head ("airport").
+_ASKED_KIND = re.compile(r"\b(?:what|which)\s+(?!of\b)(.*)", re.IGNORECASE)
+_KIND_WORD = re.compile(r"[A-Za-z0-9'-]+|[?.;:!]")
+MAX_KIND_WORDS = 4
+
+
+def _asked_kind(question: str) -> str | None:
+    """The head word of the kind of answer a "what X"/"which X" question asks for ("airport"), lower case
+    and singular; None when it asks for none or offers a choice."""
+    found = _ASKED_KIND.search(question)
+    if found is None or _offers_choice(question):
+        return None
+    words: list[str] = []
+    for word in _KIND_WORD.findall(found.group(1)):
+        if not word[0].isalnum() or word.casefold() in _FUNCTION_WORDS or len(words) == MAX_KIND_WORDS:
+            break
+        words.append(word.casefold())
+    return words[-1].removesuffix("s") if words and len(words[-1]) > 2 else None
+
+
+def _of_the_asked_kind(phrases: list[str], question: str) -> list[str]:
+    """The `phrases` that name the kind of answer the question asks for ("Blue Grass Airport" for "what
+    ... airport?"), as the answer-type step of extractive QA does; all of them when none does. A small model
+    choosing among a sentence's places and names picks the place the question already gave as often as the
+    airport in it."""
+    kind = _asked_kind(question)
+    if kind is None:
+        return phrases
+    named = [p for p in phrases if any(w.casefold().removesuffix("s") == kind for w in _KIND_WORD.findall(p))]
+    return named or phrases
 
 
 MAX_TITLE_WORDS = 8
