@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from agentlab._arithmetic_shape import NAME, NUMBER, OPERATOR, runnable, term_of
+from agentlab._arithmetic_shape import NAME, NUMBER, chain_of, runnable, term_of
 from agentlab.decisions import MAX_THOUGHT_CHARS, object_request, read_structured, structured_request
 from agentlab.events import ToolCall
 from agentlab.models.base import ModelRequest, ModelResponse
@@ -83,8 +83,7 @@ def snippet_schema(
     `final_only`: the final_answer(...) line alone, of one of the `known` variables when there are any;
     `calculations`: the arithmetic is one of these, copied."""
     operand = "|".join([*known, NUMBER])
-    term = term_of(operand)
-    expression = f"{term}({OPERATOR}{term}){{0,3}}"
+    expression = chain_of(term_of(operand))
     if calculations:
         expression = "|".join(_literal(calculation) for calculation in calculations)
     argument = f"({_TEXT}|{operand})"

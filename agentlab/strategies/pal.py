@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from agentlab._arithmetic_shape import EXPRESSION_OVER_NAMES, NAME, NUMBER, OPERATOR, runnable
+from agentlab._arithmetic_shape import EXPRESSION_OVER_NAMES, NAME, NUMBER, OPERATOR, chain_of, runnable
 from agentlab.events import ToolCall
 from agentlab.models.base import ModelRequest, ModelResponse
 from agentlab.run.conversation import with_history
@@ -80,8 +80,7 @@ def _expression_over(names: list[str]) -> str:
     """Up to four terms, each a number, one of `names` or a parenthesised group of up to four of them."""
     operand = f"({'|'.join([*dict.fromkeys(names), NUMBER])})"
     group = f"[(]{operand}({OPERATOR}{operand}){{1,3}}[)]"
-    term = f"-?({operand}|{group})"
-    return f"{term}({OPERATOR}{term}){{0,3}}"
+    return chain_of(f"-?({operand}|{group})")
 
 
 RUNNER = "run_solution"

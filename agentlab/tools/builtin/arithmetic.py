@@ -9,7 +9,7 @@ import operator
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from agentlab._arithmetic_shape import NUMBER, OPERATOR, term_of
+from agentlab._arithmetic_shape import NUMBER, chain_of, term_of
 from agentlab.tools.function_tool import tool
 from agentlab.tools.schema import grounded
 
@@ -36,7 +36,7 @@ def _expression_pattern() -> str:
     # Longer names first: an alternation tries its branches in order.
     call = f"({'|'.join(sorted(_FUNCTIONS, key=len, reverse=True))})[(]-?{value}(, ?-?{value})?[)]"
     term = term_of(f"{value}|{call}")
-    return f"^{term}({OPERATOR}{term}){{0,{MAX_OPERATIONS}}}$"
+    return f"^{chain_of(term, MAX_OPERATIONS)}$"
 
 
 class CalculatorError(ValueError):
