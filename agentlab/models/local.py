@@ -185,9 +185,8 @@ class LocalModel:
             every token of the vocabulary at every step.
         stop_loops: At temperature 0 under a grammar (with `lazy_grammar`), refuse a token that would write a
             stretch of 12 tokens the reply has written twice already, and take the next-best token the grammar
-            allows (`agentlab.models.llama_sampling.LoopGuard`). SmolLM2 otherwise
-            filled free strings with "2.2.2.2..." or "1000000000..." up to their length bound. False: greedy
-            decoding as it is.
+            allows (`agentlab.models.llama_sampling.LoopGuard`). SmolLM2 otherwise filled free strings with
+            "2.2.2.2..." or "1000000000..." up to their length bound. False: greedy decoding as it is.
         kept_states: Keep the model's state after each of the last this many requests (llama-cpp-python's
             `LlamaRAMCache`, shared by every LocalModel on the same loaded copy), so that conversations
             taking turns on one model resume where they were instead of reading their whole prompt again
