@@ -4,7 +4,9 @@ Variants, interleaved round by round on the one loaded model:
 - `before`: the grammar compiled for every request, llama-cpp-python's sampler (every vocabulary entry checked
   against the grammar at every token): what LocalModel did before;
 - `cached grammar`: the grammar compiled once per schema, the library's sampler;
-- `after`: cached grammar and the lazy grammar check (`agentlab.models.llama_sampling`).
+- `no loop guard`: cached grammar and the lazy grammar check (`agentlab.models.llama_sampling`), without its
+  loop guard (`LocalModel(stop_loops=False)`);
+- `after`: the same with the loop guard (the default).
 
 Measured: decoding speed with the prompt already in the KV cache (so prompt processing does not blur it),
 free text and JSON-schema-constrained; the grammar's compile time per request; the time of a decision with
@@ -31,6 +33,7 @@ OBSERVATION = "Observation: 391"
 VARIANTS: dict[str, dict[str, bool]] = {
     "before": {"cache_grammar": False, "lazy_grammar": False},
     "cached grammar": {"cache_grammar": True, "lazy_grammar": False},
+    "no loop guard": {"cache_grammar": True, "lazy_grammar": True, "stop_loops": False},
     "after": {"cache_grammar": True, "lazy_grammar": True},
 }
 
