@@ -162,16 +162,17 @@ def test_a_small_models_program_that_names_a_variable_like_a_keyword_runs_with_i
     from agentlab.tools import ToolRegistry
 
     # What SmolLM2 wrote: the shape lets `for` through as a name, Python would refuse it (SyntaxError).
-    program = "def solution():\n    total = 20\n    for = 18 * 3\n    return total + for"
+    # `return = 1` too (SmolLM2 wrote `return = 5`): a line that assigns to `return` is not the return.
+    program = "def solution():\n    total = 20\n    for = 18 * 3\n    return = 1\n    return total + for + return"
     pal = PAL()
     pal.start(StrategyContext("Sarah buys 20 pencils ...", ToolRegistry([]), "json_schema", small_model=True))
     pal.next_step()
     call = pal.interpret(ModelResponse(content=json.dumps({"program": program}))).tool_calls[0]
-    renamed = "def solution():\n    total = 20\n    for_ = 18 * 3\n    return total + for_"
+    renamed = "def solution():\n    total = 20\n    for_ = 18 * 3\n    return_ = 1\n    return total + for_ + return_"
     assert call.arguments["program"] == renamed
     namespace: dict = {}
     exec(renamed, namespace)  # the program as it runs: valid Python now
-    assert namespace["solution"]() == 74
+    assert namespace["solution"]() == 75
     other = PAL()  # another model's program is run as it was written
     other.start(StrategyContext("x", ToolRegistry([]), "json_schema"))
     other.next_step()

@@ -84,7 +84,7 @@ def _expression_over(names: list[str]) -> str:
 
 
 RUNNER = "run_solution"
-_RETURN = re.compile(r"^(\s*return )(.*)$")
+_RETURN = re.compile(r"^(\s*return )(?!=)(.*)$")  # not `return = 5`, a keyword used as a name
 
 
 def _runnable_program(program: str) -> str:
