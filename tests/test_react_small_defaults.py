@@ -137,6 +137,45 @@ def test_camels_assistant_on_a_small_model_uses_tools_when_they_help_not_before_
     assert "thought" in solve.response_schema["properties"]  # a turn of the role-play, written after a thought
 
 
+def _camel_after_a_solution(small: bool) -> Any:
+    from agentlab.strategies.camel import Camel
+
+    camel = Camel(specify=False)
+    camel.start(StrategyContext("Write a slogan.", ToolRegistry([calculator]), "json_schema", small_model=small))
+    camel.next_step()
+    camel.interpret(ModelResponse(json.dumps({"instruction": "Instruction: write the slogan."})))
+    camel.next_step()
+    camel.interpret(
+        ModelResponse(
+            json.dumps({"thought": "Short.", "action": {"name": "final_answer", "arguments": {"answer": "Fresh"}}})
+        )
+    )
+    return camel
+
+
+def test_camels_user_on_a_small_model_says_whether_the_task_is_done_instead_of_writing_the_token():
+    from agentlab.strategies.base import Conclusion
+
+    # SmolLM2's AI user never wrote the termination token: it repeated the task until the run stalled.
+    camel = _camel_after_a_solution(small=True)
+    review = camel.next_step()
+    assert isinstance(review, ModelRequest) and list(review.response_schema["properties"]) == [
+        "task_done",
+        "instruction",
+    ]
+    camel.interpret(ModelResponse(json.dumps({"task_done": False, "instruction": "Make it rhyme."})))
+    assert camel.phase == "assistant" and camel.assistant.context.asked == "Make it rhyme."  # the next instruction
+    camel.next_step()
+    camel.interpret(_reply("final_answer", answer="Fresh bread, well fed"))
+    camel.next_step()
+    decision = camel.interpret(ModelResponse(json.dumps({"task_done": True, "instruction": ""})))
+    assert decision.final_answer == "Fresh bread, well fed"
+    assert camel.next_step() == Conclusion("Fresh bread, well fed")
+    # Any other model keeps the instruction shape, and ends the role-play with the token.
+    other = _camel_after_a_solution(small=False).next_step()
+    assert isinstance(other, ModelRequest) and list(other.response_schema["properties"]) == ["instruction"]
+
+
 def test_babyagis_executor_on_a_small_model_searches_for_its_task_not_its_whole_prompt(tmp_path: Any):
     from typing import Annotated
 

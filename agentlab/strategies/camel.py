@@ -3,8 +3,9 @@ assistant solves, one instruction at a time, until the user says the task is don
 
 Each role keeps its own conversation, primed by a short inception prompt: the user's replies are single
 JSON objects ({"instruction": ...}); the assistant's turns are ReAct steps over the agent's tools, ending
-in its solution to the current instruction. The run ends on the user's termination token (the answer is
-the assistant's last solution), on `max_turns` solutions, or on the loop's budgets. Two failure modes of
+in its solution to the current instruction. The run ends on the user's termination token (on a small
+model, its `task_done` choice in reply to a solution; the answer is the assistant's last solution), on
+`max_turns` solutions, or on the loop's budgets. Two failure modes of
 role-play are caught: role flipping (the assistant instructing, the user solving) gets a corrective
 message to the offending role; an empty loop (empty or repeated messages) is nudged once, then stopped.
 """
@@ -81,6 +82,17 @@ class Instruction(BaseModel):
     )
 
 
+class Review(BaseModel):
+    """The AI user's reply to a solution: whether it completes the task, else the next instruction."""
+
+    # Asked of a small model, which never writes the termination token: the grammar writes the key, and the
+    # model only chooses true or false, before it writes an instruction.
+    task_done: bool = Field(description="true when the solution completes the task")
+    instruction: str = Field(
+        default="", description="The next instruction, when the task is not done.", json_schema_extra={"maxLength": 300}
+    )
+
+
 class Camel(CompositeStrategy):
     name = "camel"
 
@@ -142,6 +154,8 @@ class Camel(CompositeStrategy):
             return self.expect(
                 self.specifier.request(SpecifiedTask, "specify_task"), self._specified, self.specifier.reject
             )
+        if self.phase == "user" and self.context.small_model and self.solution is not None:
+            return self.expect(self.user.request(Review, "review"), self._reviewed, self.user.reject)
         if self.phase == "user":
             return self.expect(self.user.request(Instruction, "instruct"), self._instructed, self.user.reject)
         if self.phase == "assistant":
@@ -164,6 +178,10 @@ class Camel(CompositeStrategy):
 
     def _instructed(self, response: ModelResponse) -> ModelDecision:
         return self._user_turn(self.user.read(response, Instruction).instruction.strip())
+
+    def _reviewed(self, response: ModelResponse) -> ModelDecision:
+        review = self.user.read(response, Review)
+        return self._user_turn(self.done_token if review.task_done else review.instruction.strip())
 
     def _solved(self, decision: ModelDecision) -> ModelDecision:
         return self._assistant_turn(decision.thought, (decision.final_answer or "").strip())
