@@ -193,3 +193,10 @@ def test_babyagis_executor_on_a_small_model_searches_for_its_task_not_its_whole_
     assert isinstance(first, ModelRequest) and "Objective: Plan a trip to Japan" in first.messages[-1]["content"]
     call = first.response_schema["properties"]["action"]
     assert call["properties"]["arguments"]["properties"]["query"]["enum"] == ["Find the tallest mountain in Japan"]
+    # The default first task is a plan for the objective: it searches for the objective.
+    planner = BabyAGI(store=tmp_path / "plans.sqlite")
+    planner.start(StrategyContext("Plan a trip to Japan", ToolRegistry([search]), "json_schema", small_model=True))
+    plan = planner.next_step()
+    assert isinstance(plan, ModelRequest) and "Your task: Make a short plan" in plan.messages[-1]["content"]
+    query = plan.response_schema["properties"]["action"]["properties"]["arguments"]["properties"]["query"]
+    assert query["enum"] == ["Plan a trip to Japan"]

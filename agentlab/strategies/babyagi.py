@@ -203,8 +203,11 @@ class BabyAGI(CompositeStrategy):
             return self._stop("queue_empty", "no task left in the queue")
         self._task, self._phase = task, "execute"
         self._inner = self._new_executor()
-        # On a small model the executor searches for, and is reminded of, its task, not the whole prompt.
-        self._inner.start(self.context.for_role(self._task_prompt(task), question=task.text))
+        # On a small model the executor searches for, and is reminded of, its task, not the whole prompt. The
+        # default first task is a plan for the objective: its question is the objective (searched for "Make a
+        # short plan of the steps ...", SmolLM2 found a page about plans in general).
+        question = task.text if task.text != DEFAULT_FIRST_TASK else (self.context.asked or self.objective)
+        self._inner.start(self.context.for_role(self._task_prompt(task), question=question))
         self.note(
             f"task {task.task_id} started: {task.text}", task_id=task.task_id, task=task.text, attempt=task.attempts
         )
