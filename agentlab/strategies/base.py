@@ -89,6 +89,11 @@ class Observation:
     call: ToolCall
     output: ToolOutput
 
+    @property
+    def repeated(self) -> bool:
+        """Whether the loop refused this call as an exact repeat of an earlier one (its stall nudge)."""
+        return self.output.error == "repeated"
+
 
 @dataclass
 class Conclusion:

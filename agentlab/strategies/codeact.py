@@ -323,7 +323,7 @@ class CodeAct:
     def observe(self, observations: list[Observation]) -> None:
         self.messages += self._pending
         self._pending = []
-        self._answer_now = any(item.output.error == "repeated" for item in observations)
+        self._answer_now = any(item.repeated for item in observations)
         for item in observations:
             if not item.output.ok:
                 self._notes.append(("snippet failed", {"error": item.output.content[-500:]}))

@@ -239,8 +239,8 @@ class ReAct(StrategyBase):
 
     def observe(self, observations: list[Observation]) -> None:
         self._observed = self._observed or bool(observations)
-        self._tool_calls += sum(o.output.error != "repeated" for o in observations)
-        self._answer_now = any(o.output.error == "repeated" for o in observations)
+        self._tool_calls += sum(not o.repeated for o in observations)
+        self._answer_now = any(o.repeated for o in observations)
         self._observations += [o.output.content for o in observations if o.output.ok]
         for o in observations:
             _, grounded = self._grounded_tools.get(o.call.name, (None, {}))

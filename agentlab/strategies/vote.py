@@ -102,7 +102,7 @@ class Vote(CompositeStrategy):
         """A sample the loop caught repeating itself (its one nudge) is abandoned for the next sample: left to
         repeat again it would end the whole run as `stalled`, and the other samples may still answer."""
         super().observe(observations)
-        if any(o.output.error == "repeated" for o in observations) and not self._decided():
+        if any(o.repeated for o in observations) and not self._decided():
             self.note(f"sample {self.finished + 1} repeated itself; moving on", sample=self.finished + 1)
             self._next_sample()
 
