@@ -205,7 +205,7 @@ class BabyAGI(CompositeStrategy):
         self._inner = self._new_executor()
         # On a small model the executor searches for, and is reminded of, its task, not the whole prompt. The
         # default first task is a plan for the objective: its question is the objective (searched for "Make a
-        # short plan of the steps ...", SmolLM2 found a page about plans in general).
+        # short plan of the steps ...", SmolLM2 found a passage about something else: CAMEL's roles).
         question = task.text if task.text != DEFAULT_FIRST_TASK else (self.context.asked or self.objective)
         self._inner.start(self.context.for_role(self._task_prompt(task), question=question))
         self.note(

@@ -5,9 +5,9 @@ Each role keeps its own conversation, primed by a short inception prompt: the us
 JSON objects ({"instruction": ...}); the assistant's turns are ReAct steps over the agent's tools, ending
 in its solution to the current instruction. The run ends on the user's termination token (on a small
 model, its `task_done` choice in reply to a solution; the answer is the assistant's last solution), on
-`max_turns` solutions, or on the loop's budgets. Two failure modes of
-role-play are caught: role flipping (the assistant instructing, the user solving) gets a corrective
-message to the offending role; an empty loop (empty or repeated messages) is nudged once, then stopped.
+`max_turns` solutions, or on the loop's budgets. Two failure modes of role-play are caught: role flipping
+(the assistant instructing, the user solving) gets a corrective message to the offending role; an empty
+loop (empty or repeated messages) is nudged once, then stopped.
 """
 
 from __future__ import annotations
