@@ -125,31 +125,28 @@ def test_a_roles_next_request_becomes_its_task_and_needs_its_own_tool_call():
     assert after.messages[-1]["content"] == "Observation: 302\n" + RESTATED.format(task="Check 57 + 35 * 7 = 302.")
 
 
-def test_camels_assistant_on_a_small_model_uses_tools_when_they_help_not_before_every_solution():
+def _camel_instructed(small: bool) -> Any:
+    """A CAMEL role-play (no task specifier) whose AI user has given its first instruction."""
     from agentlab.strategies.camel import Camel
 
     camel = Camel(specify=False)
-    camel.start(StrategyContext("Write a slogan.", ToolRegistry([calculator]), "json_schema", small_model=True))
+    camel.start(StrategyContext("Write a slogan.", ToolRegistry([calculator]), "json_schema", small_model=small))
     assert isinstance(camel.next_step(), ModelRequest)  # the AI user's first instruction
     camel.interpret(ModelResponse(json.dumps({"instruction": "Instruction: write the slogan."})))
+    return camel
+
+
+def test_camels_assistant_on_a_small_model_uses_tools_when_they_help_not_before_every_solution():
+    camel = _camel_instructed(small=True)
     solve = camel.next_step()
     assert isinstance(solve, ModelRequest) and "final_answer" in _actions(solve)
     assert "thought" in solve.response_schema["properties"]  # a turn of the role-play, written after a thought
 
 
 def _camel_after_a_solution(small: bool) -> Any:
-    from agentlab.strategies.camel import Camel
-
-    camel = Camel(specify=False)
-    camel.start(StrategyContext("Write a slogan.", ToolRegistry([calculator]), "json_schema", small_model=small))
+    camel = _camel_instructed(small)
     camel.next_step()
-    camel.interpret(ModelResponse(json.dumps({"instruction": "Instruction: write the slogan."})))
-    camel.next_step()
-    camel.interpret(
-        ModelResponse(
-            json.dumps({"thought": "Short.", "action": {"name": "final_answer", "arguments": {"answer": "Fresh"}}})
-        )
-    )
+    camel.interpret(_reply("final_answer", answer="Fresh"))
     return camel
 
 
