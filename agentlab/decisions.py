@@ -185,10 +185,18 @@ def _read_native(response: ModelResponse) -> ModelDecision:
         if not thought:
             raise DecisionError(f"Empty reply. Call a tool or {FINAL}.")
         return ModelDecision(thought="", final_answer=thought)  # plain text ends the run, as on OpenAI
+    if any(not raw.name for raw in response.tool_calls):
+        raise DecisionError(f"A tool call had no name. Call a tool by its name, or {FINAL}.")
+    others = [raw.name for raw in response.tool_calls if raw.name != FINAL]
+    if others and len(others) < len(response.tool_calls):
+        # Answering beside another call would end the run before that call ran: the answer would claim an
+        # action (an email sent) that never happened. So neither runs, and the model is told the order.
+        raise DecisionError(
+            f"{FINAL} was called together with {', '.join(others)}. Call the other tools first; call {FINAL} "
+            "alone, once you have their results."
+        )
     calls = []
     for raw in response.tool_calls:
-        if not raw.name:
-            raise DecisionError(f"A tool call had no name. Call a tool by its name, or {FINAL}.")
         arguments = _loads_object(raw.arguments or "{}", f"arguments of {raw.name}")
         if raw.name == FINAL:
             return final_decision(thought, arguments, read_as="tools")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from toolbox import add, call, model_for
 
-from agentlab import Agent
+from agentlab import Agent, tool
 from agentlab.testing import ScriptedServer
 
 
@@ -55,3 +55,34 @@ def test_a_typed_output_is_carried_by_the_final_answer_tool():
     assert result.status == "done" and result.output == Sum(total=5)
     final = next(t["function"] for t in first["tools"] if t["function"]["name"] == "final_answer")
     assert final["parameters"]["properties"]["total"]["type"] == "integer"
+
+
+def test_an_answer_beside_another_tool_call_is_refused_and_nothing_runs_unseen():
+    sent: list[str] = []
+
+    @tool
+    def send_email(to: str) -> str:
+        """Send an email.
+
+        Args:
+            to: The recipient.
+        """
+        sent.append(to)
+        return "sent"
+
+    both = {
+        "tool_calls": [
+            {"name": "send_email", "arguments": {"to": "bob"}},
+            {"name": "final_answer", "arguments": {"answer": "I emailed Bob"}},
+        ]
+    }
+    script = [both, call("send_email", to="bob"), {"content": "I emailed Bob"}]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv), tools=[send_email]).run("Email Bob")
+        retry = srv.requests[1]["messages"]
+    assert (result.status, result.answer, sent) == ("done", "I emailed Bob", ["bob"])
+    refused = [e for e in result.events if e.kind == "parse_error"]
+    assert len(refused) == 1 and "together with send_email" in refused[0].error
+    # Both calls of the refused reply are answered, so the conversation stays valid for the endpoint.
+    assert [m["role"] for m in retry[-3:]] == ["assistant", "tool", "tool"]
+    assert all("call final_answer alone" in m["content"] for m in retry[-2:])
