@@ -124,6 +124,8 @@ def test_sentence_answers_are_whole_sentences_when_there_are_any():
     results = "[1] agentlab › Documentation\nagentlab is a small framework for tool-using agents. Fast.\n\n[2] Tools"
     assert candidate_sentences([results]) == ["agentlab is a small framework for tool-using agents."]
     assert candidate_sentences(["[1] Tools\nFast."]) == ["Tools", "Fast."]  # no sentence: every span
+    # A tool's whole result can be one character (`add(2, 3)` returns "5"): it is still there to copy.
+    assert candidate_sentences(["5"]) == ["5"] and candidate_sentences(["7", "x"]) == ["x", "7"]
 
 
 def test_phrases_are_names_dates_and_titles_of_the_observations():

@@ -30,6 +30,15 @@ def test_react_run_ends_done_with_every_decision_parsed(local_model):
     assert all(c.name == "add" and set(c.arguments) == {"a", "b"} for c in calls)  # the grammar held
 
 
+def test_the_readme_first_agent_answers_with_what_its_tool_returned(local_model):
+    """The README's first agent on the embedded model: its answer is copied from the tool's result, even
+    one character long ("5"); before, it had nothing to copy and wrote free debris."""
+    result = Agent(model=local_model, tools=[add], max_steps=10).run("What is 2 + 3?")
+    returned = {e.output for e in result.events if isinstance(e, ev.ToolResult) and e.ok}
+    assert result.status == "done", result.error
+    assert returned and result.answer in returned
+
+
 def test_pal_runs_end_to_end_on_the_embedded_model(local_model):
     result = Agent(model=local_model, strategy="pal", max_steps=3).run(
         "A baker makes 12 rolls and sells 5. How many rolls are left?"

@@ -20,7 +20,7 @@ from agentlab.tools.schema import GROUNDED_KEY
 
 MAX_SPANS = 40  # an enum of this many sentences keeps the grammar small
 MAX_SPAN_CHARS = 200
-MIN_SPAN_CHARS = 2
+MIN_PHRASE_CHARS = 2
 MIN_SENTENCE_WORDS = 4
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 # Decoration the search tools put around passages: "[1] ", "# ", list bullets, an ellipsis at a cut.
@@ -50,7 +50,8 @@ def candidate_spans(observations: Iterable[str], limit: int = MAX_SPANS, written
                 span = " ".join(_UNSAFE.sub("", sentence).split()).rstrip(" …")
                 if span.startswith(_FAILURES) or any(span.rstrip(".") in t for t in own):
                     continue
-                if MIN_SPAN_CHARS <= len(span) <= MAX_SPAN_CHARS and span not in spans:
+                # A one-character span is kept: a tool's whole result may be one (`add(2, 3)` returns "5").
+                if 0 < len(span) <= MAX_SPAN_CHARS and span not in spans:
                     spans.append(span)
                 if len(spans) >= limit:
                     return spans
@@ -103,7 +104,7 @@ def _span_phrases(span: str) -> list[str]:
     for phrase in found:
         first, _, rest = phrase.partition(" ")
         phrase = rest if first in _STOP_PHRASES and rest else phrase
-        if len(phrase) >= MIN_SPAN_CHARS and phrase not in _STOP_PHRASES:
+        if len(phrase) >= MIN_PHRASE_CHARS and phrase not in _STOP_PHRASES:
             phrases.append(phrase)
     return phrases
 
