@@ -291,3 +291,14 @@ def test_a_ten_step_native_episode_runs_without_a_decision_format_though_the_pro
     notes = [e for e in result.events if e.kind == "note" and e.data.get("to") == "tools"]
     assert len(notes) == 1
     assert [e.output for e in result.events if e.kind == "tool_result"] == [str(i + 1) for i in range(9)]
+
+
+def test_a_key_the_server_echoes_back_is_in_no_error_or_event(scripted_server: Any) -> None:
+    key = "gateway-key-5f3a9c1e"  # no `sk-` shape and in no environment variable: only the model knows it
+    echoed = {"error": {"message": f"Incorrect API key provided: {key}.", "code": "invalid_api_key"}}
+    srv = scripted_server([{"status": 503, "body": echoed}, {"status": 401, "body": echoed}])
+    result = Agent(model=toolbox.model_for(srv, api_key=key, max_retry_wait=0.01)).run("hi")
+
+    assert result.status == "error" and "Incorrect API key provided: [redacted]" in result.error
+    assert any(e.kind == "model_retry" for e in result.events)
+    assert key not in json.dumps([e.to_dict() for e in result.events]) + json.dumps(result.trace)

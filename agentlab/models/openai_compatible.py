@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any, TypeVar
 
+from agentlab._redact import redact, secret_values
 from agentlab._text import scrub
 from agentlab.events import Usage
 from agentlab.models.base import (
@@ -151,7 +152,7 @@ class OpenAIModel:
         def before_retry(attempt: int, error: BaseException, wait: float) -> None:
             nonlocal streamed
             if on_retry is not None:
-                on_retry(attempt, _describe(error), wait)
+                on_retry(attempt, _describe(error, self._api_key), wait)
             if streamed:
                 streamed = False
                 on_delta(ReplyDelta(reset=True))  # type: ignore[misc]  # drop what it showed of the reply
@@ -170,7 +171,7 @@ class OpenAIModel:
                     raise
                 return _to_response(await _retried(send, error, attempts, self.max_retry_wait, before_retry))
         except Exception as error:
-            raise ModelError(f"{self.name}: {_describe(error)}") from error
+            raise ModelError(f"{self.name}: {_describe(error, self._api_key)}") from error
 
     async def _receive(self, body: bytes, params: dict[str, Any], on_delta: DeltaCallback | None) -> Any:
         """The whole reply, as a completion (plain JSON). With `on_delta` it is streamed, each piece handed on
@@ -595,12 +596,16 @@ async def _retried(
     raise AssertionError("unreachable: tenacity re-raises the last failure")
 
 
-def _describe(error: BaseException | None) -> str:
+def _describe(error: BaseException | None, api_key: str | None) -> str:
+    """One line for the run's error and retry events, without the key: a server may echo it back ("Incorrect
+    API key provided: sk-..."), and the line reaches the app's users (a web page showing `result.error`)."""
     if error is None:
         return "unknown error"
     status = getattr(error, "status_code", None)
     prefix = f"HTTP {status}: " if status else ""
-    return f"{prefix}{type(error).__name__}: {str(error)[:300]}"
+    text = f"{prefix}{type(error).__name__}: {str(error)[:300]}"
+    keys = [api_key] if api_key and len(api_key) >= 8 else []  # a short "not-needed" key is no secret
+    return redact(text, [*keys, *secret_values()])
 
 
 def _server_root(endpoint: Endpoint) -> str:
