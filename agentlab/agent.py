@@ -564,7 +564,7 @@ class Agent:
         run.take_notes()
         if decision.final_answer is not None:
             try:
-                await self._conclude(run, decision.final_answer, decision.final_arguments)
+                await self._conclude(run, decision.final_answer, decision.final_arguments, in_reply=True)
             except OutputValidationError as bad:  # the answer goes back to the model, like a bad reply
                 self._count_output_failure(run, bad, decision.final_answer)
                 run.strategy.reject(response, bad)
@@ -581,15 +581,19 @@ class Agent:
 
     # --- the typed output: the final action's arguments, validated -------------------------------------
 
-    async def _conclude(self, run: RunState, answer: str, arguments: dict[str, Any] | None = None) -> None:
+    async def _conclude(
+        self, run: RunState, answer: str, arguments: dict[str, Any] | None = None, *, in_reply: bool = False
+    ) -> None:
         """End the run as `done` with `answer` as a value of the output type: from the final action's
         `arguments` when the model gave them, else (a plain-text answer, or one a strategy concluded) from a
-        structuring request. OutputValidationError when the arguments do not fit."""
+        structuring request. OutputValidationError when the arguments do not fit, or when a validator refuses
+        a text answer `in_reply` (the model's reply): the refusal goes back into the conversation, where the
+        model still has its tools, rather than to a request that may only restate the answer."""
         spec = self.output
         if arguments is not None:
             value = await run_validators(self.output_validators, spec.validate(arguments))
-        elif spec.is_text and not self.output_validators:
-            value = answer
+        elif spec.is_text and (in_reply or not self.output_validators):
+            value = await run_validators(self.output_validators, answer)
         else:
             value = await self._structure(run, answer)
         if self.guardrails.output:

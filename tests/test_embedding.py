@@ -209,6 +209,29 @@ def test_an_output_validator_asks_for_another_try_with_model_retry() -> None:
     assert "upper case" in json.dumps(repair[-1])
 
 
+def test_a_refused_text_answer_goes_back_into_the_conversation_with_the_tools() -> None:
+    def no_guessing(answer: str) -> str:
+        if "guess" in answer:
+            raise ModelRetry("do not guess: add the numbers with the add tool")
+        return answer
+
+    script = [{"content": "I guess 5"}, call("add", a=2, b=3), {"content": "5"}]
+    with ScriptedServer(script) as srv:
+        agent = Agent(model=toolbox.model_for(srv), tools=[add], output_validator=no_guessing)
+        result = agent.run("What is 2 + 3?")
+        retry = srv.requests[1]
+    assert (result.status, result.answer) == ("done", "5")
+    assert {t["function"]["name"] for t in retry["tools"]} >= {"add"}  # not a request that may only restate
+    assert retry["messages"][-2:] == [
+        {"role": "assistant", "content": "I guess 5"},
+        {
+            "role": "user",
+            "content": "Error: The final answer was refused: do not guess: add the numbers with the "
+            "add tool. Fix it and answer again.",
+        },
+    ]
+
+
 def test_output_repairs_are_bounded() -> None:
     bad = final("tools", customer="ACME", total="?", paid=False)
     with ScriptedServer([bad, bad]) as srv:
