@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
@@ -51,6 +52,7 @@ from agentlab.strategies import (
 from agentlab.strategies.registry import takes_option
 from agentlab.tools import ApprovalCallback, Tool, ToolOutput, ToolRegistry
 from agentlab.tools.guard import Guard
+from agentlab.tools.output import describe_exception
 
 if TYPE_CHECKING:
     from agentlab.demos import DemoLibrary
@@ -259,7 +261,9 @@ class Agent:
             history: The conversation to continue (OpenAI chat format, e.g. an earlier `result.messages`);
                 a broken one (a call without its result, null content) is repaired before it is sent.
             session: A `Session` that keeps the conversation instead: its messages are the history, and the
-                run's new messages are appended to it when the run ends.
+                run's new messages are appended to it when the run ends (a run that pauses for approvals adds
+                its turn when it ends: pass the session to `resume` too). A session that cannot be written
+                is said in a `warning` event; the run's result is kept.
             deps: Anything the app wants its tools to see (`RunContext.deps`).
             parent: The context of the run that started this one (set by `as_tool`): this run's events carry
                 that run's id as `parent_run_id`, and this run's budgets are bounded by what it has left.
@@ -289,6 +293,9 @@ class Agent:
 
         trace = JsonlTrace(self.trace_path) if self.trace_path else None
         store = _RunLog.open(self.store)
+        if store and not store.claim(run.id):
+            store.close()
+            raise ResumeError(f"run {run.id!r} is already going on (another resume of it?): resume it once it stops")
         try:
             async for event in _prepended(first, self._loop(run)):
                 if not event.run_id:
@@ -304,10 +311,11 @@ class Agent:
                 # `RunFinished`, which stays last), and the run goes on.
                 failure = trace.write(event) if trace else None
                 failure = (store.write(event, run.id) if store else None) or failure
+                ended = event if isinstance(event, ev.RunFinished) and event.run_id == run.id else None
+                if ended and session is not None and ended.status != "paused":  # a paused turn is not over
+                    failure = _saved(session, messages_from_events(run.events, run.id)[len(earlier) :]) or failure
                 warning = ev.RunWarning(failure, run_id=run.id) if failure else None
-                if isinstance(event, ev.RunFinished) and event.run_id == run.id:
-                    if session is not None:
-                        session.append(messages_from_events(run.events, run.id)[len(earlier) :])
+                if ended:
                     if warning:
                         yield warning
                     yield event
@@ -319,6 +327,7 @@ class Agent:
             if trace:
                 trace.close()
             if store:
+                store.release()
                 store.close()
 
     # --- the loop: run → step → ask the model, read the decision, act ----------------------------------
@@ -722,39 +731,62 @@ class Agent:
     # --- going on with a stopped run: paused for approvals, or crashed ---------------------------------
 
     async def astream_resume(
-        self, run_id: str, approvals: dict[str, bool] | None = None, *, deps: Any = None
+        self,
+        run_id: str,
+        approvals: dict[str, bool] | None = None,
+        *,
+        deps: Any = None,
+        session: Session | None = None,
     ) -> AsyncGenerator[ev.Event, None]:
         """Go on with a paused or interrupted run of this agent's store, yielding its new events (a `Resumed`
         first); the last one is its `RunFinished`. See `resume`."""
         replay = Replay(self._recording(run_id), approvals)
-        async for event in self._resumed(replay, deps):
+        async for event in self._resumed(replay, deps, session):
             yield event
 
-    async def _resumed(self, replay: Replay, deps: Any) -> AsyncGenerator[ev.Event, None]:
+    async def _resumed(self, replay: Replay, deps: Any, session: Session | None) -> AsyncGenerator[ev.Event, None]:
         recording = replay.recording
         run = self._prepare(recording.task, recording.history, deps, None, run_id=recording.run_id)
         if run.strategy.name != recording.strategy:
             raise ResumeError(
                 f"run {recording.run_id!r} used strategy {recording.strategy!r}, this agent {run.strategy.name!r}"
             )
+        if sorted(run.tools.names()) != sorted(recording.tools):  # an approved call of a missing tool would be lost
+            raise ResumeError(
+                f"run {recording.run_id!r} had the tools {', '.join(recording.tools) or 'none'}, this agent "
+                f"{', '.join(run.tools.names()) or 'none'}: resume it with the tools it started with"
+            )
         run.replay = replay
         resumed = ev.Resumed(dict(replay.approvals), len(recording.replies))
-        async for event in self._drive(run, None, recording.history, first=resumed):
+        async for event in self._drive(run, session, recording.history, first=resumed):
             yield event
 
     def _recording(self, run_id: str) -> Recording:
+        with self._run_store() as store:
+            return read_recording(run_id, store.events(run_id))
+
+    @contextlib.contextmanager
+    def _run_store(self) -> Iterator[RunStore]:
+        """The agent's run store, opened for the moment when it was given as a path."""
         if self.store is None:
             raise ValueError("resume needs the agent's run store: Agent(..., store='runs.db')")
         from agentlab.store.runs import RunStore
 
         store = self.store if isinstance(self.store, RunStore) else RunStore(self.store)
         try:
-            return read_recording(run_id, store.events(run_id))
+            yield store
         finally:
             if store is not self.store:
                 store.close()
 
-    async def aresume(self, run_id: str, approvals: dict[str, bool] | None = None, *, deps: Any = None) -> RunResult:
+    async def aresume(
+        self,
+        run_id: str,
+        approvals: dict[str, bool] | None = None,
+        *,
+        deps: Any = None,
+        session: Session | None = None,
+    ) -> RunResult:
         """Go on with a run that stopped: paused for approvals, or crashed, killed or interrupted. Its
         recorded model replies are replayed (not asked again), its recorded tool results reused (no call
         runs twice: a call that started without a recorded result runs again only when its tool is
@@ -765,16 +797,25 @@ class Agent:
             approvals: Decisions for the calls a paused run waits on, by call id (`result.pending`): True runs
                 the call, False tells the model it was denied. A call left out keeps waiting.
             deps: The app's dependencies for the tools, as for `run`.
+            session: The session the run's turn belongs to (the one given to `run`): the turn is added to it
+                when the run ends.
 
         Returns the whole run's result: its recorded events, then the new ones. Raises `ResumeError` for a
         run that already ended or does not fit this agent, ValueError when the agent has no store."""
         replay = Replay(self._recording(run_id), approvals)
         earlier = [e for e in replay.recording.events if e.run_id == run_id]
-        return await self._result(self._resumed(replay, deps), earlier)
+        return await self._result(self._resumed(replay, deps, session), earlier)
 
-    def resume(self, run_id: str, approvals: dict[str, bool] | None = None, *, deps: Any = None) -> RunResult:
+    def resume(
+        self,
+        run_id: str,
+        approvals: dict[str, bool] | None = None,
+        *,
+        deps: Any = None,
+        session: Session | None = None,
+    ) -> RunResult:
         """Blocking `aresume`."""
-        return run_sync(self._closing(self.aresume(run_id, approvals, deps=deps)))
+        return run_sync(self._closing(self.aresume(run_id, approvals, deps=deps, session=session)))
 
     def run(
         self,
@@ -860,12 +901,25 @@ async def _prepended(first: ev.Event | None, events: AsyncIterator[ev.Event]) ->
         yield event
 
 
+def _saved(session: Session, messages: list[dict[str, Any]]) -> str | None:
+    """Append a run's turn to the session: None, or what went wrong (a session is the app's own code, a
+    database that may be down: its failure must not lose the answer the run already has)."""
+    try:
+        session.append(messages)
+    except Exception as error:
+        what = describe_exception(error).removeprefix("Error: ")
+        return f"the session could not be written ({what}); this turn is not in it"
+    return None
+
+
 class _RunLog:
     """A run's events going into the run store (redacted as a trace is); a store that cannot be written
     is said once and the run goes on, as with a trace."""
 
     def __init__(self, store: RunStore, owned: bool) -> None:
         self.store, self.owned, self.failed = store, owned, False
+        self.run_id = ""
+        self.claimed: str | None = None  # the token of this process's claim on the run (`RunStore.claim`)
         self.secrets = secret_values()
 
     @classmethod
@@ -875,6 +929,25 @@ class _RunLog:
         from agentlab.store.runs import RunStore
 
         return cls(store, False) if isinstance(store, RunStore) else cls(RunStore(store), True)
+
+    def claim(self, run_id: str) -> bool:
+        """Claim the run for this process (see `RunStore.claim`): False while it goes on elsewhere. A store
+        that cannot be written claims nothing and refuses nothing; its first write says so."""
+        import sqlite3
+
+        try:
+            self.claimed = self.store.claim(run_id)
+        except (OSError, sqlite3.Error):
+            return True
+        self.run_id = run_id
+        return self.claimed is not None
+
+    def release(self) -> None:
+        import sqlite3
+
+        if self.claimed is not None:
+            with contextlib.suppress(OSError, sqlite3.Error):
+                self.store.release(self.run_id, self.claimed)
 
     def write(self, event: ev.Event, run_id: str) -> str | None:
         """Append the run's own event (a sub-run's events are its own agent's to keep; deltas are not kept)."""

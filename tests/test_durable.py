@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 from toolbox import call, model_for
 
-from agentlab import Agent, tool
+from agentlab import Agent, InMemorySession, tool
 from agentlab.events import PendingCall
 from agentlab.run.replay import ResumeError
 from agentlab.store.runs import RunStore, RunStoreError
@@ -133,6 +133,31 @@ def test_a_call_left_out_of_the_approvals_keeps_waiting(scripted_server: Any, tm
     assert third.status == "done" and log == ["delete a", "delete b"] and len(srv.requests) == 2
 
 
+def test_only_true_approves_and_an_unknown_call_id_is_refused(scripted_server: Any, tmp_path: Path) -> None:
+    log: list[str] = []
+    srv = scripted_server([two_calls(("delete_file", {"path": "a"})), {"content": "ok"}])
+    agent = Agent(model_for(srv), tools=effects_tools(log), store=tmp_path / "runs.db")
+    paused = agent.run("clean up")
+
+    with pytest.raises(TypeError, match="approve with True"):
+        agent.resume(paused.run_id, approvals={"c0": "false"})  # as a web form would send it
+    with pytest.raises(ResumeError, match="no tool call 'c9'"):
+        agent.resume(paused.run_id, approvals={"c9": True})
+    assert log == [] and len(srv.requests) == 1
+    # Neither refusal touched the run: it still waits, and a real decision goes on with it.
+    assert agent.resume(paused.run_id, approvals={"c0": True}).status == "done" and log == ["delete a"]
+
+
+def test_an_approve_callback_answering_no_bool_denies(scripted_server: Any) -> None:
+    log: list[str] = []
+    srv = scripted_server([two_calls(("delete_file", {"path": "a"})), {"content": "ok"}])
+    result = Agent(model_for(srv), tools=effects_tools(log), approve=lambda name, arguments: "deny").run("clean up")
+
+    denied = next(e for e in result.events if e.kind == "tool_result")
+    assert result.status == "done" and log == [] and not denied.ok
+    assert "Denied" in denied.output and "approve with True" in denied.output
+
+
 def test_an_async_approve_callback_decides_without_pausing(scripted_server: Any, tmp_path: Path) -> None:
     log: list[str] = []
     asked: list[dict[str, Any]] = []
@@ -170,6 +195,18 @@ def test_resume_with_another_strategy_is_refused(scripted_server: Any, tmp_path:
     paused = Agent(model_for(srv), tools=effects_tools([]), store=db).run("x")
     with pytest.raises(ResumeError, match="strategy"):
         Agent(model_for(srv), tools=effects_tools([]), store=db, strategy="pal").resume(paused.run_id)
+
+
+def test_resume_with_other_tools_is_refused_and_the_run_still_waits(scripted_server: Any, tmp_path: Path) -> None:
+    log: list[str] = []
+    srv = scripted_server([two_calls(("delete_file", {"path": "a"})), {"content": "ok"}])
+    db = tmp_path / "runs.db"
+    paused = Agent(model_for(srv), tools=effects_tools(log), store=db).run("x")
+    without_delete = [t for t in effects_tools(log) if t.name != "delete_file"]
+    with pytest.raises(ResumeError, match="had the tools delete_file, search, this agent search"):
+        Agent(model_for(srv), tools=without_delete, store=db).resume(paused.run_id, approvals={"c0": True})
+    resumed = Agent(model_for(srv), tools=effects_tools(log), store=db).resume(paused.run_id, approvals={"c0": True})
+    assert resumed.status == "done" and log == ["delete a"]
 
 
 # --- resume after a crash ----------------------------------------------------------------------------
@@ -310,3 +347,66 @@ def test_the_trace_viewer_marks_where_a_run_paused_and_where_it_resumed(scripted
     assert 'class="ev paused"' in html and "delete_file (id c0)" in html
     assert 'class="ev resumed"' in html and "c0: denied" in html
     assert html.count('class="run"') == 1  # one run, paused and resumed, not two
+
+
+def test_two_resumes_of_one_pause_at_once_run_the_approved_call_once(scripted_server: Any, tmp_path: Path) -> None:
+    ran: list[int] = []
+
+    @tool(requires_approval=True)
+    async def transfer(amount: int) -> str:
+        """Transfer money.
+
+        Args:
+            amount: How much.
+        """
+        ran.append(amount)
+        await asyncio.sleep(0.1)
+        return f"sent {amount}"
+
+    srv = scripted_server([two_calls(("transfer", {"amount": 100})), {"content": "paid"}, {"content": "paid"}])
+    paused = Agent(model_for(srv), tools=[transfer], store=tmp_path / "runs.db").run("pay")
+
+    async def twice() -> list[Any]:
+        agents = [Agent(model_for(srv), tools=[transfer], store=tmp_path / "runs.db") for _ in range(2)]
+        resumes = [agent.aresume(paused.run_id, {"c0": True}) for agent in agents]
+        return await asyncio.gather(*resumes, return_exceptions=True)
+
+    outcomes = asyncio.run(twice())
+    refused = [o for o in outcomes if isinstance(o, ResumeError)]
+    finished = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(refused) == 1 and "already going on" in str(refused[0])
+    assert [r.status for r in finished] == ["done"] and ran == [100] and len(srv.requests) == 2
+
+
+def test_a_claim_left_by_a_dead_process_is_taken_over(scripted_server: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    log: list[str] = []
+    srv = scripted_server([two_calls(("delete_file", {"path": "a"})), {"content": "ok"}])
+    agent = Agent(model_for(srv), tools=effects_tools(log), store=tmp_path / "runs.db")
+    paused = agent.run("clean up")
+    # A process that claimed the run and died without releasing it (kill -9 mid-resume).
+    claimer = "import sys; from agentlab.store.runs import RunStore; print(RunStore(sys.argv[1]).claim(sys.argv[2]))"
+    token = subprocess.run(
+        [sys.executable, "-c", claimer, str(tmp_path / "runs.db"), paused.run_id], capture_output=True, text=True
+    ).stdout.strip()
+    assert token and token != "None"
+
+    assert agent.resume(paused.run_id, approvals={"c0": True}).status == "done" and log == ["delete a"]
+
+
+def test_a_paused_turn_goes_into_the_session_when_the_resumed_run_ends(scripted_server: Any, tmp_path: Path) -> None:
+    log: list[str] = []
+    srv = scripted_server([two_calls(("delete_file", {"path": "a"})), {"content": "I deleted a"}, {"content": "b?"}])
+    agent = Agent(model_for(srv), tools=effects_tools(log), store=tmp_path / "runs.db")
+    session = InMemorySession()
+    paused = agent.run("delete a", session=session)
+    assert paused.status == "paused" and session.load() == []  # no made-up result for the waiting call
+
+    agent.resume(paused.run_id, approvals={"c0": True}, session=session)
+    turn = session.load()
+    assert [m["role"] for m in turn] == ["user", "assistant", "tool", "assistant"]
+    assert turn[2]["content"] == "deleted a" and turn[-1]["content"] == "I deleted a"
+    agent.run("and b?", session=session)
+    assert srv.requests[-1]["messages"][1:] == [*turn, {"role": "user", "content": "and b?"}]

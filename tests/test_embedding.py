@@ -408,3 +408,21 @@ def test_a_plain_str_answer_is_not_limited() -> None:
         # In native mode a plain-text answer needs no final_answer tool; whatever is offered sets no length cap.
         offered = [t for t in srv.requests[0].get("tools", []) if t["function"]["name"] == "final_answer"]
     assert result.answer == long and all("maxLength" not in json.dumps(t) for t in offered)
+
+
+class FailingSession(InMemorySession):
+    """A session whose store is down when the turn is saved (a database that timed out)."""
+
+    def append(self, messages: list[dict[str, Any]]) -> None:
+        raise OSError("connection reset")
+
+
+def test_a_session_that_cannot_be_written_is_a_warning_and_the_answer_is_kept() -> None:
+    with ScriptedServer([{"content": "the answer"}] * 2) as srv:
+        agent = Agent(model=toolbox.model_for(srv))
+        result = agent.run("q", session=FailingSession())
+        streamed = [e.kind for e in agent.stream("q", session=FailingSession())]
+    assert (result.status, result.answer) == ("done", "the answer")
+    warning = next(e for e in result.events if e.kind == "warning")
+    assert "session could not be written (OSError: connection reset)" in warning.text
+    assert streamed[-2:] == ["warning", "run_finished"]

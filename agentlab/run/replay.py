@@ -31,6 +31,7 @@ from agentlab.events import (
 )
 from agentlab.models.base import ModelRequest, ModelResponse, RawToolCall
 from agentlab.tools.output import ToolOutput
+from agentlab.tools.running import approval_value
 
 INTERRUPTED = (
     "Interrupted: this call of tool '{name}' started but the run stopped before it returned, so whether it "
@@ -68,22 +69,25 @@ class Recording:
 
     Attributes:
         events: The run's recorded events, without the ends of earlier attempts (`paused`, `run_finished`).
-        task, history, strategy: From its `RunStarted`.
+        task, history, strategy, tools: From its `RunStarted` (tools: the names of those offered).
         replies: The recorded model replies in order, with how many messages each request carried.
         results: Recorded tool outputs by (step, position of the call in its step).
         started: Calls that started, by (step, position).
         approvals: Decisions given when it was resumed before, by call id.
+        call_ids: The ids of the tool calls its model made (what approvals may name).
     """
 
     run_id: str
     task: str
     history: list[dict[str, Any]]
     strategy: str
+    tools: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     replies: list[tuple[int, ModelResponse]] = field(default_factory=list)
     results: dict[tuple[int, int], ToolOutput] = field(default_factory=dict)
     started: set[tuple[int, int]] = field(default_factory=set)
     approvals: dict[str, bool] = field(default_factory=dict)
+    call_ids: set[str] = field(default_factory=set)  # of every tool call the run's model made
     signatures: Counter[str] = field(default_factory=Counter)
     summaries: list[str] = field(default_factory=list)  # summaries compaction asked the model for, in order
 
@@ -99,7 +103,7 @@ def read_recording(run_id: str, rows: list[dict[str, Any]]) -> Recording:
     status = ends[-1].status if ends and isinstance(ends[-1], RunFinished) else None
     if status not in _RESUMABLE:
         raise ResumeError(f"run {run_id!r} already ended ({status}); only a paused or interrupted run can be resumed")
-    recording = Recording(run_id, begin.task, list(begin.history), begin.strategy)
+    recording = Recording(run_id, begin.task, list(begin.history), begin.strategy, list(begin.tools))
     recording.events = [e for e in events if not isinstance(e, RunFinished | Paused)]
     calls: dict[int, list[ToolCall]] = {}
     for event in recording.events:
@@ -108,6 +112,7 @@ def read_recording(run_id: str, rows: list[dict[str, Any]]) -> Recording:
             recording.replies.append((event.messages, response_from_record(event.response, event.usage)))
         elif isinstance(event, Decision):
             calls[event.step] = list(event.tool_calls)
+            recording.call_ids.update(call.id for call in event.tool_calls)
         elif isinstance(event, ToolStarted | ToolResult):
             position = _position(calls.get(event.step, []), event.call, event.step, recording, event)
             if position is None:
@@ -145,6 +150,10 @@ class Replay:
 
     def __init__(self, recording: Recording, approvals: dict[str, bool] | None = None) -> None:
         self.recording = recording
+        for call_id, decision in (approvals or {}).items():
+            approval_value(decision, f"the approval for call {call_id!r} is")
+            if call_id not in recording.call_ids:  # a typo would leave the call waiting, silently
+                raise ResumeError(f"run {recording.run_id!r} has no tool call {call_id!r} to approve or deny")
         self.approvals = {**recording.approvals, **(approvals or {})}
         self._replies = list(recording.replies)
         self._summaries = list(recording.summaries)

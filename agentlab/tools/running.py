@@ -154,7 +154,15 @@ async def call_with_timeout(
 async def resolve_approval(
     decision: bool | Awaitable[bool],
 ) -> bool:
-    """An approval callback's answer, awaited when the callback is async."""
+    """An approval callback's answer, awaited when the callback is async. Only True approves: an answer
+    that is no bool (a form's "false", a "deny") is a TypeError, which the caller turns into a denial."""
     if inspect.isawaitable(decision):
         decision = await decision
-    return bool(decision)
+    return approval_value(decision, "the approval callback returned")
+
+
+def approval_value(decision: object, what: str) -> bool:
+    """`decision` when it is a bool; TypeError otherwise (a truthy string must not approve a call)."""
+    if not isinstance(decision, bool):
+        raise TypeError(f"{what} {decision!r}: approve with True, deny with False")
+    return decision
