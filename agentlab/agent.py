@@ -866,7 +866,9 @@ class Agent:
                 if isinstance(event, ev.RunFinished) and event.parent_run_id == ctx.run_id:
                     end = event
             if end is None or end.status != "done":
-                reason = end.error if end is not None else "no result"
+                reason = (end.error if end is not None else None) or "no result"
+                if end is not None and end.status == "paused":  # its run has no store or person to wait for
+                    reason = "one of its calls needs approval, and a sub-agent cannot wait for it: give it `approve=`"
                 raise RuntimeError(f"{name} stopped ({end.status if end else 'error'}): {reason}")
             return end.answer or ""
 

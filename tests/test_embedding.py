@@ -340,6 +340,32 @@ def test_an_agent_as_a_tool_nests_its_events_and_adds_its_usage(tmp_path: Path) 
     assert all(m["content"] != "Paris" for m in result.messages if m["role"] == "assistant")  # the parent's only
 
 
+def test_a_sub_agent_whose_call_needs_approval_says_why_it_stopped() -> None:
+    @tool(requires_approval=True)
+    def delete_file(path: str) -> str:
+        """Delete a file.
+
+        Args:
+            path: The file.
+        """
+        return f"deleted {path}"
+
+    def reply(body: dict[str, Any], index: int) -> dict[str, Any]:
+        if "You clean up." in body["messages"][0]["content"]:
+            return call("delete_file", path="a.txt")
+        if any(m["role"] == "tool" for m in body["messages"]):
+            return {"content": "could not clean up"}
+        return call("janitor", input="delete a.txt")
+
+    with ScriptedServer(reply) as srv:
+        model = toolbox.model_for(srv)
+        janitor = Agent(model=model, tools=[delete_file], instructions="You clean up.")
+        result = Agent(model=model, tools=[janitor.as_tool("janitor", "Cleans up")]).run("Clean up")
+    failed = next(e for e in result.events if isinstance(e, ev.ToolResult) and e.run_id == result.run_id)
+    assert result.status == "done" and not failed.ok
+    assert "janitor stopped (paused)" in failed.output and "cannot wait" in failed.output
+
+
 def test_messages_of_a_json_decision_run_are_native_tool_calls() -> None:
     script = [
         decide("add", "I add them", a=2, b=3),
