@@ -560,7 +560,7 @@ class Agent:
             decision = run.strategy.interpret(response)
         except DecisionError as bad:
             run.parse_failures += 1
-            run.emit(ev.ParseError(run.step, str(bad), (response.content or "")[:2000]))
+            run.emit(ev.ParseError(run.step, str(bad), _reply_text(response)[:2000]))
             run.strategy.reject(response, bad)
             if run.parse_failures >= self.max_parse_failures:
                 unusable = ModelError(f"the model's reply could not be parsed {run.parse_failures} times: {bad}")
@@ -975,6 +975,13 @@ def _earliest(a: float | None, b: float | None) -> float | None:
 
 def _smallest(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else min(a, b)
+
+
+def _reply_text(response: ModelResponse) -> str:
+    """A reply as a `parse_error` event shows it: its text, then each tool call as `name(arguments)` (the
+    arguments may be what could not be read)."""
+    calls = [f"{call.name}({call.arguments})" for call in response.tool_calls]
+    return "\n".join(filter(None, [response.content or "", *calls]))
 
 
 def _arguments_text(response: ModelResponse) -> str:

@@ -163,6 +163,8 @@ def test_malformed_native_arguments_are_reported_back_to_the_model():
         follow_up = srv.requests[1]["messages"]
     assert result.status == "done"
     assert follow_up[-1]["role"] == "tool" and "Invalid JSON" in follow_up[-1]["content"]
+    unreadable = next(e for e in result.events if e.kind == "parse_error")
+    assert unreadable.raw == 'add({"a": 1, "b": )'  # the arguments that could not be read, not ""
 
 
 def test_a_rejected_reply_with_tool_calls_gets_them_answered_in_json_mode_too():
