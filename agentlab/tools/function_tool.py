@@ -155,7 +155,8 @@ class BaseTool(Generic[P, R]):
         except DeadlineExceeded:
             return finish(
                 False,
-                f"Error: tool '{self.name}' timed out after {self.timeout or 0:g} s and was stopped. "
+                # Not "stopped": a sync tool's thread runs on (threads cannot be interrupted), its result dropped.
+                f"Error: tool '{self.name}' timed out after {self.timeout or 0:g} s; its result will not be used. "
                 "Try simpler arguments or another approach.",
                 "timeout",
             )
