@@ -340,6 +340,22 @@ def test_an_agent_as_a_tool_nests_its_events_and_adds_its_usage(tmp_path: Path) 
     assert all(m["content"] != "Paris" for m in result.messages if m["role"] == "assistant")  # the parent's only
 
 
+def test_a_sub_agents_model_calls_count_against_the_callers_step_budget() -> None:
+    def reply(body: dict[str, Any], index: int) -> dict[str, Any]:
+        if "You research." in body["messages"][0]["content"]:
+            return call("add", a=index, b=1)  # a sub-agent that never answers
+        return call("research", input="q")
+
+    with ScriptedServer(reply) as srv:
+        model = toolbox.model_for(srv)
+        researcher = Agent(model=model, tools=[add], instructions="You research.")
+        result = Agent(model=model, tools=[researcher.as_tool("research", "R")], max_steps=3).run("go")
+        asked = len(srv.requests)
+    # The caller's one step plus its sub-agent's two use up the three; before, the caller went on to a
+    # second step (and a second sub-run): five requests for a budget of three.
+    assert result.status == "max_steps" and asked == 3
+
+
 def test_a_sub_agent_whose_call_needs_approval_says_why_it_stopped() -> None:
     @tool(requires_approval=True)
     def delete_file(path: str) -> str:

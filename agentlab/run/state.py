@@ -92,6 +92,7 @@ class RunState:
         self.max_cost: float | None = None
         self.max_tool_calls: int | None = None
         self.tool_calls = 0  # made so far, against max_tool_calls
+        self.sub_steps = 0  # model calls of the sub-agents its tools ran (`as_tool`), against max_steps
         self.cost: float | None = None  # so far, when the agent has a price table
         self.status: Status | None = None  # set when the run ends
         self.error: str | None = None
@@ -137,7 +138,7 @@ class RunState:
 
     def check_budgets(self, *, steps: bool = True) -> None:
         """Raise `BudgetExceeded` when a budget is spent (the step budget only when `steps`)."""
-        if steps and self.max_steps is not None and self.step >= self.max_steps:
+        if steps and self.max_steps is not None and self.step + self.sub_steps >= self.max_steps:
             raise BudgetExceeded("max_steps", f"step budget of {self.max_steps} reached")
         if self.max_tokens is not None and self.usage.total_tokens >= self.max_tokens:
             raise BudgetExceeded("budget", f"token budget of {self.max_tokens} reached ({self.usage.total_tokens})")

@@ -56,6 +56,8 @@ async def run_tool_calls(
         while len(outputs) < len(ready):
             item = await finished.get()
             if isinstance(item, ev.Event):
+                if isinstance(item, ev.RunFinished) and item.run_id != run.id:
+                    run.sub_steps += item.steps  # every sub-run's, however deep: each step is a model call
                 if isinstance(item, ev.RunFinished) and item.parent_run_id == run.id:
                     run.usage += item.usage
                     if run.cost is not None or item.cost is not None:
@@ -105,7 +107,7 @@ def tool_context(run: RunState, emit: Callable[[ev.Event], None]) -> RunContext[
     """The run's context as the step's tools see it: where the run stands and what it has left."""
     context = run.context
     context.step, context.usage, context.emit, context.deadline = run.step, run.usage, emit, run.deadline
-    context.steps_left = None if run.max_steps is None else max(0, run.max_steps - run.step)
+    context.steps_left = None if run.max_steps is None else max(0, run.max_steps - run.step - run.sub_steps)
     context.tokens_left = None if run.max_tokens is None else max(0, run.max_tokens - run.usage.total_tokens)
     if any(tool.context_parameter for tool in run.tools):
         context.messages = messages_from_events(run.events, run.id)
