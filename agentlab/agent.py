@@ -56,6 +56,7 @@ from agentlab.tools.output import describe_exception
 
 if TYPE_CHECKING:
     from agentlab.demos import DemoLibrary
+    from agentlab.store.claims import RunClaim
     from agentlab.store.runs import RunStore
     from agentlab.store.sessions import Session
 
@@ -920,8 +921,7 @@ class _RunLog:
 
     def __init__(self, store: RunStore, owned: bool) -> None:
         self.store, self.owned, self.failed = store, owned, False
-        self.run_id = ""
-        self.claimed: str | None = None  # the token of this process's claim on the run (`RunStore.claim`)
+        self.claimed: RunClaim | None = None  # this process's claim on the run (`RunStore.claim`)
         self.secrets = secret_values()
 
     @classmethod
@@ -935,21 +935,16 @@ class _RunLog:
     def claim(self, run_id: str) -> bool:
         """Claim the run for this process (see `RunStore.claim`): False while it goes on elsewhere. A store
         that cannot be written claims nothing and refuses nothing; its first write says so."""
-        import sqlite3
-
         try:
             self.claimed = self.store.claim(run_id)
-        except (OSError, sqlite3.Error):
+        except OSError:  # a folder that cannot be written: neither can the store, as its first write says
             return True
-        self.run_id = run_id
         return self.claimed is not None
 
     def release(self) -> None:
-        import sqlite3
-
         if self.claimed is not None:
-            with contextlib.suppress(OSError, sqlite3.Error):
-                self.store.release(self.run_id, self.claimed)
+            with contextlib.suppress(OSError):
+                self.claimed.release()
 
     def write(self, event: ev.Event, run_id: str) -> str | None:
         """Append the run's own event (a sub-run's events are its own agent's to keep; deltas are not kept)."""

@@ -378,7 +378,7 @@ def test_two_resumes_of_one_pause_at_once_run_the_approved_call_once(scripted_se
     assert [r.status for r in finished] == ["done"] and ran == [100] and len(srv.requests) == 2
 
 
-def test_a_claim_left_by_a_dead_process_is_taken_over(scripted_server: Any, tmp_path: Path) -> None:
+def test_a_run_claimed_by_another_process_waits_until_that_process_dies(scripted_server: Any, tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -386,12 +386,25 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(scripted_server: Any, tmp_
     srv = scripted_server([two_calls(("delete_file", {"path": "a"})), {"content": "ok"}])
     agent = Agent(model_for(srv), tools=effects_tools(log), store=tmp_path / "runs.db")
     paused = agent.run("clean up")
-    # A process that claimed the run and died without releasing it (kill -9 mid-resume).
-    claimer = "import sys; from agentlab.store.runs import RunStore; print(RunStore(sys.argv[1]).claim(sys.argv[2]))"
-    token = subprocess.run(
-        [sys.executable, "-c", claimer, str(tmp_path / "runs.db"), paused.run_id], capture_output=True, text=True
-    ).stdout.strip()
-    assert token and token != "None"
+    # Another process going on with the run (another worker resuming it), then killed mid-way (kill -9).
+    holder = (
+        "import sys; from agentlab.store.runs import RunStore\n"
+        "claim = RunStore(sys.argv[1]).claim(sys.argv[2]); print(claim is not None, flush=True); sys.stdin.read()"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", holder, str(tmp_path / "runs.db"), paused.run_id],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "True"
+        with pytest.raises(ResumeError, match="already going on"):
+            agent.resume(paused.run_id, approvals={"c0": True})
+        assert log == []
+    finally:
+        worker.kill()
+        worker.wait()
 
     assert agent.resume(paused.run_id, approvals={"c0": True}).status == "done" and log == ["delete a"]
 

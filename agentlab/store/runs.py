@@ -12,16 +12,14 @@ live in the same file: the tables do not overlap.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agentlab.store.claims import RunClaim, claim_run
 from agentlab.store.sqlite import use_wal
 
 _SCHEMA = """
@@ -46,12 +44,6 @@ CREATE TABLE IF NOT EXISTS agent_runs (
     updated           REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS agent_runs_started ON agent_runs (started);
-CREATE TABLE IF NOT EXISTS run_claims (
-    run_id  TEXT PRIMARY KEY,
-    host    TEXT NOT NULL,
-    pid     INTEGER NOT NULL,
-    token   TEXT NOT NULL
-);
 """
 
 
@@ -154,27 +146,12 @@ class RunStore:
             raise RunStoreError(f"no run {run_id!r} in {self.path}")
         return [json.loads(text) for (text,) in rows]
 
-    def claim(self, run_id: str) -> str | None:
-        """Claim the run for the process going on with it: a token for `release`, or None while another
-        process on this host, or another run of this process, holds it. A claim whose process has died (a
-        crash, kill -9) is taken over; one held on another host is kept. Without claims, a paused run
-        resumed twice at once (a double click, a retried request) would run its approved calls twice."""
-        host, pid, token = socket.gethostname(), os.getpid(), uuid.uuid4().hex
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            held = self._db.execute("SELECT host, pid FROM run_claims WHERE run_id = ?", (run_id,)).fetchone()
-            if held is not None and _alive(*held):
-                return None
-            self._db.execute(
-                "INSERT OR REPLACE INTO run_claims (run_id, host, pid, token) VALUES (?, ?, ?, ?)",
-                (run_id, host, pid, token),
-            )
-        return token
-
-    def release(self, run_id: str, token: str) -> None:
-        """Give up the claim `token` holds on the run (a later claim may have taken it over: then nothing)."""
-        with self._lock, self._db:
-            self._db.execute("DELETE FROM run_claims WHERE run_id = ? AND token = ?", (run_id, token))
+    def claim(self, run_id: str) -> RunClaim | None:
+        """Claim the run for the one going on with it (this run, or its resume): the claim, to `release` when
+        it stops, or None while another holds it, in this process or another. A claim ends with its process,
+        however that dies, so a crashed run can be resumed. Without claims, a paused run resumed twice at
+        once (a double click, a retried request) would run its approved calls twice."""
+        return claim_run(Path(f"{self.path}.claims"), run_id)
 
     def run(self, run_id: str) -> RunSummary:
         """The run's summary row; RunStoreError for an unknown run."""
@@ -243,17 +220,3 @@ _COLUMNS = (
 
 def _summary(row: tuple[Any, ...]) -> RunSummary:
     return RunSummary(*row)
-
-
-def _alive(host: str, pid: int) -> bool:
-    """Whether the process that claimed a run may still be going on with it: this one, or one living on this
-    host. Another host's process cannot be asked, so it counts as alive."""
-    if host != socket.gethostname() or pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
