@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def scrub(text: str) -> str:
     """`text` without lone UTF-16 surrogates (each becomes U+FFFD), so it can be encoded as UTF-8.
@@ -19,6 +21,18 @@ def scrub(text: str) -> str:
 
 # A marker that says how much was cut, so a model (or a reader) knows the text is incomplete.
 COUNTED = "…[truncated {dropped} chars]"
+
+
+def scrub_data(value: Any) -> Any:
+    """Decoded JSON (dicts, lists, strings) with every string and key `scrub`bed: a `"\\ud800"` escape
+    decodes to a lone surrogate."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [scrub_data(item) for item in value]
+    if isinstance(value, dict):
+        return {scrub(str(key)): scrub_data(item) for key, item in value.items()}
+    return value
 
 
 def clip(

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from agentlab._text import scrub_data
 from agentlab.events import ToolCall
 from agentlab.models.base import Capabilities, DecisionFormat, ModelRequest, ModelResponse
 
@@ -169,7 +170,7 @@ def _json_decision(response: ModelResponse, step: int) -> ModelDecision | None:
         return None
     try:
         data = json.loads(_json_span(text), strict=False)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON (or a number past Python's digit limit: see _loads_object)
         return None
     action = data.get("action") if isinstance(data, dict) else None
     if not isinstance(action, dict) or not isinstance(action.get("name"), str):
@@ -281,9 +282,12 @@ def _json_span(text: str) -> str:
 def _loads_object(text: str, what: str) -> dict[str, Any]:
     try:
         # strict=False: grammar-constrained small models put raw newlines and tabs inside strings.
-        value = json.loads(text, strict=False)
+        # A `\ud800` escape in a JSON reply decodes to a lone surrogate, which no later write can encode.
+        value = scrub_data(json.loads(text, strict=False))
     except json.JSONDecodeError as error:
         raise DecisionError(f"Invalid JSON in {what}: {error.msg} at char {error.pos}.") from error
+    except ValueError as error:  # an integer of over 4300 digits, which Python refuses to convert
+        raise DecisionError(f"Invalid JSON in {what}: a number has too many digits.") from error
     if not isinstance(value, dict):
         raise DecisionError(f"{what} must be a JSON object.")
     return value

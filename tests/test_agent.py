@@ -167,6 +167,22 @@ def test_malformed_native_arguments_are_reported_back_to_the_model():
     assert unreadable.raw == 'add({"a": 1, "b": )'  # the arguments that could not be read, not ""
 
 
+@pytest.mark.parametrize("fmt", ["tools", "json"])
+def test_a_number_too_long_for_python_is_a_parse_error_with_a_repair_round(fmt: str) -> None:
+    huge = "9" * 5000  # past Python's 4300-digit limit for int(): json.loads raises a bare ValueError
+    if fmt == "tools":
+        bad: dict = {"tool_calls": [{"name": "add", "arguments": '{"a": ' + huge + ', "b": 1}'}]}
+        fixed = call("final_answer", answer="3")
+    else:
+        bad = {"content": '{"thought": "", "action": {"name": "add", "arguments": {"a": ' + huge + ', "b": 1}}}'}
+        fixed = decide("final_answer", answer="3")
+    with ScriptedServer([bad, fixed]) as srv:
+        result = Agent(model=model_for(srv, decision_format=fmt), tools=[add]).run("1+2?")
+    unreadable = next(e for e in result.events if e.kind == "parse_error")
+    assert (result.status, result.answer) == ("done", "3")
+    assert "a number has too many digits" in unreadable.error and "set_int_max_str_digits" not in unreadable.error
+
+
 def test_a_rejected_reply_with_tool_calls_gets_them_answered_in_json_mode_too():
     # A server may emit tool calls although none were offered (they are read as a decision, issue 11); when
     # such a reply is unusable, the repair must still answer each call.

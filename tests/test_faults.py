@@ -255,6 +255,19 @@ def test_a_lone_surrogate_in_a_reply_is_scrubbed_so_it_can_be_sent_back() -> Non
     assert assistant["content"] == "half an emoji \ufffd"
 
 
+@pytest.mark.parametrize("strategy", ["react", "babyagi"])
+def test_a_lone_surrogate_escaped_in_a_json_reply_is_scrubbed(strategy: str, tmp_path: Any) -> None:
+    answer = decide("final_answer", answer="a \ud800 b")  # json.dumps writes the escape `\ud800`
+    assert "\\ud800" in answer["content"]
+    done = {"content": json.dumps({"complete": True, "summary": "half \ud800"})}
+    options = {"store": str(tmp_path / "tasks.db")} if strategy == "babyagi" else {}
+    with ScriptedServer([answer, done]) as srv:
+        model = model_for(srv, decision_format="json")
+        result = Agent(model=model, strategy=strategy, **options).run("q")
+    assert result.status == "done", result.error  # BabyAGI's SQLite write raised UnicodeEncodeError
+    assert result.answer in ("a \ufffd b", "half \ufffd") and result.answer.encode("utf-8")
+
+
 # --- reading what comes back, whatever was asked (item 4) -------------------------------------------
 
 

@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from agentlab._redact import redact, secret_values
-from agentlab._text import scrub
+from agentlab._text import scrub, scrub_data
 from agentlab.events import Usage
 from agentlab.models.base import (
     Capabilities,
@@ -518,17 +518,7 @@ def _scrub_json(text: str) -> str:
         value = json.loads(text, strict=False)
     except ValueError:
         return text  # malformed arguments are the decision reader's to report
-    return json.dumps(_scrub_value(value), ensure_ascii=False)
-
-
-def _scrub_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, list):
-        return [_scrub_value(item) for item in value]
-    if isinstance(value, dict):
-        return {scrub(str(key)): _scrub_value(item) for key, item in value.items()}
-    return value
+    return json.dumps(scrub_data(value), ensure_ascii=False)
 
 
 def _count(value: Any) -> int:
