@@ -763,19 +763,13 @@ class Agent:
             yield event
 
     def _recording(self, run_id: str) -> Recording:
-        with self._run_store() as store:
-            return read_recording(run_id, store.events(run_id))
-
-    @contextlib.contextmanager
-    def _run_store(self) -> Iterator[RunStore]:
-        """The agent's run store, opened for the moment when it was given as a path."""
         if self.store is None:
             raise ValueError("resume needs the agent's run store: Agent(..., store='runs.db')")
         from agentlab.store.runs import RunStore
 
         store = self.store if isinstance(self.store, RunStore) else RunStore(self.store)
         try:
-            yield store
+            return read_recording(run_id, store.events(run_id))
         finally:
             if store is not self.store:
                 store.close()
