@@ -259,3 +259,38 @@ def test_a_small_models_first_line_copies_the_calculation_the_task_writes_out():
     assert grounded.fullmatch("x = calculator('(46 + 163) + 103')")  # a tool call stays free
     free = first_shape(ground_arguments=False)
     assert free.fullmatch("x = 46 + 163")
+
+
+def test_each_vote_sample_runs_its_code_in_a_sandbox_session_of_its_own():
+    script = [
+        step("x = 41", "tools"),
+        step("final_answer(x + 1)", "tools"),
+        step("final_answer(x + 1)", "tools"),
+        step("x = 41\nfinal_answer(x + 1)", "tools"),
+    ]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv), strategy="vote", inner="codeact", samples=2, max_steps=6).run("q")
+    outputs = [e.output for e in result.events if isinstance(e, ev.ToolResult)]
+    # The second sample never set x: in a session of its own it cannot see the first sample's (and the
+    # first one's session, closed once it answered, is not the one it runs in).
+    assert "NameError" in outputs[2] and "closed" not in outputs[2]
+    assert result.status == "done" and result.answer == "42"
+    assert sandbox_children() == []
+
+
+@pytest.mark.parametrize("executor", ["pal", "codeact"])
+def test_babyagi_runs_an_executor_that_brings_its_own_tool(executor, tmp_path):
+    if executor == "pal":
+        work = {"content": "```python\ndef solution():\n    return 3\n```"}
+    else:
+        work = {"content": json.dumps({"thought": "", "code": "final_answer(1 + 2)"})}
+    done = {"content": json.dumps({"complete": True, "summary": "3"})}
+    before = sandbox_children()  # PAL's runner keeps a warm pool for the process
+    with ScriptedServer([work, done], native_tools=False, json_schema=False) as srv:
+        agent = Agent(model=model_for(srv), strategy="babyagi", executor=executor, store=tmp_path / "q.db")
+        result = agent.run("What is 1 + 2?")
+    ran = [e for e in result.events if isinstance(e, ev.ToolResult)]
+    assert result.status == "done" and result.answer == "3"
+    assert len(ran) == 1 and ran[0].ok and "3" in ran[0].output  # was: "unknown tool 'run_solution'"
+    if executor == "codeact":  # its session ends with its task (PAL's runner keeps a warm pool: not counted)
+        assert len(sandbox_children()) <= len(before)

@@ -37,6 +37,7 @@ from agentlab.strategies.base import (
     StrategyBase,
     StrategyContext,
 )
+from agentlab.strategies.child_tools import children_tools
 from agentlab.strategies.registry import StrategySpec, strategy_factory
 
 DEFAULT_STORE = Path(".agentlab") / "babyagi.sqlite3"
@@ -178,6 +179,17 @@ class BabyAGI(CompositeStrategy):
         said = response.content or "".join(c.arguments for c in response.tool_calls)
         self._retry += [{"role": "assistant", "content": said}, {"role": "user", "content": f"Error: {error}"}]
 
+    def extra_tools(self) -> list[Any]:
+        """The executors' own tools (PAL's program runner, CodeAct's), each task's executor its own."""
+        self._template = self._new_executor()  # offers the tools; each call goes to the current task's executor
+        return children_tools(self._template, lambda: self._inner)
+
+    def close(self) -> None:
+        """Release what the executors held (a CodeAct executor's sandbox session)."""
+        for executor in (self._inner, getattr(self, "_template", None)):
+            if executor is not None:
+                executor.close()
+
     @property
     def episode(self) -> int | None:
         """The task being executed: the loop's stall check compares actions only within one task."""
@@ -218,6 +230,8 @@ class BabyAGI(CompositeStrategy):
         state = {"phase": "check", "task_id": self._task.task_id}
         task = self.store.finish_task(self.run_id, self._task.task_id, result, run_state=state)
         self._remember_result(task)
+        if self._inner is not None:
+            self._inner.close()  # its task is done: a CodeAct executor's sandbox session goes with it
         self._task, self._inner, self._phase = task, None, "check"
         self.note(
             f"task {task.task_id} finished: {task.text} → {_clip(result, 200)}",

@@ -228,11 +228,14 @@ class CodeAct:
         return [t for t in self.tools if exposable(t.name)]
 
     def close(self) -> None:
-        """Kill the run's sandbox worker (its variables die with it). Safe to call more than once."""
-        if self._session is not None:
-            self._session.close()
+        """Kill the run's sandbox worker (its variables die with it). Safe to call more than once; an instance
+        used again (one given as BabyAGI's executor serves every task) opens a fresh session."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
         if self._owns_sandbox and self.sandbox is not None:
             self.sandbox.close()
+            self.sandbox = None
 
     # -- the strategy protocol ----------------------------------------------------------------------
 

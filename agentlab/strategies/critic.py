@@ -116,6 +116,10 @@ class Critic(CompositeStrategy):
         """The inner strategy's own tools (e.g. PAL's program runner) come along."""
         return self.inner.extra_tools()
 
+    def close(self) -> None:
+        """Release what the inner strategy held (a CodeAct draft's sandbox session)."""
+        self.inner.close()
+
     def start(self, context: StrategyContext) -> None:
         self.context = context
         self.inner.start(context)

@@ -31,6 +31,7 @@ from agentlab.strategies.base import (
     StrategyContext,
     StrategyFailed,
 )
+from agentlab.strategies.child_tools import children_tools
 from agentlab.strategies.registry import StrategySpec, strategy_factory
 
 
@@ -65,8 +66,13 @@ class Vote(CompositeStrategy):
         self.finished = 0  # samples that ended, with or without a vote
 
     def extra_tools(self) -> list[Any]:
-        """The inner strategy's own tools (e.g. PAL's program runner) come along."""
-        return self.current.extra_tools()
+        """The inner strategy's own tools (e.g. PAL's program runner) come along, each sample's its own."""
+        return children_tools(self.current, lambda: self.current)
+
+    def close(self) -> None:
+        """Release what every sample held (a CodeAct sample's sandbox session)."""
+        for sample in self.runs:
+            sample.close()
 
     def start(self, context: StrategyContext) -> None:
         self.context = context
