@@ -294,3 +294,21 @@ def test_babyagi_runs_an_executor_that_brings_its_own_tool(executor, tmp_path):
     assert len(ran) == 1 and ran[0].ok and "3" in ran[0].output  # was: "unknown tool 'run_solution'"
     if executor == "codeact":  # its session ends with its task (PAL's runner keeps a warm pool: not counted)
         assert len(sandbox_children()) <= len(before)
+
+
+def test_a_snippet_out_of_memory_leaves_the_next_one_a_fresh_sandbox_with_its_tools():
+    ran: list[tuple[str, object]] = []
+    script = [
+        step("x = 1", "tools"),
+        step("big = ' ' * (10 ** 10)", "tools"),
+        step("print(input)", "tools"),  # the sandbox takes input() away; the real builtins have it
+        step("final_answer(price_of('apple'))", "tools"),
+    ]
+    with ScriptedServer(script) as srv:
+        result = Agent(model=model_for(srv), tools=shop_tools(ran), strategy="codeact", max_steps=4).run("x")
+    outputs = [e.output for e in result.events if isinstance(e, ev.ToolResult)]
+    assert "MemoryError" in outputs[1]
+    # Before, the worker cleared its globals: the builtins came back unguarded and the tools were gone.
+    assert "NameError" in outputs[2] and "input" in outputs[2] and "sandbox was restarted" in outputs[2]
+    assert (result.status, result.answer) == ("done", "1.5") and ran == [("price_of", "apple")]
+    assert sandbox_children() == []

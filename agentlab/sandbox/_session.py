@@ -152,6 +152,8 @@ class SandboxSession:
         except BaseException:  # cancelled: the worker must not outlive the run that owned it
             self._lose()
             raise
+        if snippet.done is not None and str(snippet.done.get("error") or "").startswith("MemoryError"):
+            self._lose()  # a worker that ran out of memory is not trusted with the next snippet: start afresh
         self._lost = self._lost and self._worker is None
         return snippet.result(time.monotonic() - started, restarted)
 

@@ -464,7 +464,7 @@ class _FinalAnswer(BaseException):
 
 
 def _execute(
-    code: str, call: str | None, namespace: dict[str, "Any"], cfg: "_Config", channel: _Channel
+    code: str, call: str | None, namespace: dict[str, "Any"], cfg: "_Config", channel: _Channel, session: bool = False
 ) -> dict[str, object]:
     """Run ``code`` in ``namespace`` with captured output; the ``done`` report for the parent."""
     limit = cfg["output_limit"]
@@ -488,7 +488,11 @@ def _execute(
             done.update(ok=False, error=f"SystemExit: {exc.code!r}")
     except MemoryError as exc:
         del reserve
-        namespace.clear()
+        if not session:
+            # One program: free what it built so the report can be made. A session's globals (its tools,
+            # final_answer, the guarded builtins) must stay: cleared, the next snippet would run with the
+            # real builtins and no tools. The parent replaces that worker instead.
+            namespace.clear()
         exc.__traceback__ = None
         done.update(ok=False, error=f"MemoryError: memory limit of {cfg['mem'] >> 20} MB exceeded")
     except BaseException as exc:
@@ -603,7 +607,7 @@ def _session(job: "_Job", cfg: "_Config", channel: _Channel) -> "NoReturn":
         usage = resource.getrusage(resource.RUSAGE_SELF)
         soft = min(int(usage.ru_utime + usage.ru_stime + request["cpu"]) + 1, hard)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-        done = _execute(request["code"], None, namespace, cfg, channel)
+        done = _execute(request["code"], None, namespace, cfg, channel, session=True)
         channel.send({"done": done})
 
 
