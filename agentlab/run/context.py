@@ -32,6 +32,9 @@ class RunContext(Generic[DepsT]):
             run's stream as they happen. Set by the loop.
         deltas: Whether the run streams the pieces of replies as they arrive (`astream(..., deltas=True)`);
             a sub-run started by one of its tools then does too.
+        count_tool_call: For a tool that calls the run's tools itself (CodeAct's sandboxed code): counts
+            one such call against the run's `max_tool_calls`, returning None when it may go ahead, else why
+            not. Set by the loop.
     """
 
     deps: DepsT
@@ -45,6 +48,7 @@ class RunContext(Generic[DepsT]):
     steps_left: int | None = None
     emit: Callable[[Event], None] | None = field(default=None, repr=False)
     deltas: bool = False
+    count_tool_call: Callable[[], str | None] | None = field(default=None, repr=False)
 
     # tools/ sits below run/ and cannot import this class: it recognises the annotation by this marker
     # (agentlab.tools.schema.RUN_CONTEXT_MARKER names it).

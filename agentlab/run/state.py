@@ -154,6 +154,14 @@ class RunState:
             raise BudgetExceeded("budget", f"tool call limit of {self.max_tool_calls} reached ({made})")
         self.tool_calls += len(calls)
 
+    def count_nested_tool_call(self) -> str | None:
+        """Count a call a tool makes through the run's tools itself (CodeAct's code calling a tool): None when
+        `max_tool_calls` allows it, else why not (the call is refused, and the run's next step ends it)."""
+        if self.max_tool_calls is not None and self.tool_calls >= self.max_tool_calls:
+            return f"the run's tool call limit of {self.max_tool_calls} is reached"
+        self.tool_calls += 1
+        return None
+
     async def within(self, awaitable: Any) -> Any:
         """Await `awaitable`, interrupted by the run's deadline; a `TimeoutError` of its own stays an error."""
         if self.deadline is None:

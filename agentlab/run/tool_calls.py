@@ -108,6 +108,7 @@ def tool_context(run: RunState, emit: Callable[[ev.Event], None]) -> RunContext[
     context = run.context
     context.step, context.usage, context.emit, context.deadline = run.step, run.usage, emit, run.deadline
     context.steps_left = None if run.max_steps is None else max(0, run.max_steps - run.step - run.sub_steps)
+    context.count_tool_call = run.count_nested_tool_call
     context.tokens_left = None if run.max_tokens is None else max(0, run.max_tokens - run.usage.total_tokens)
     if any(tool.context_parameter for tool in run.tools):
         context.messages = messages_from_events(run.events, run.id)

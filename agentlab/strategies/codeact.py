@@ -212,6 +212,11 @@ class CodeAct:
         """A call made by the snippet: through the registry (validation, approval, timeout), JSON back."""
         from agentlab.sandbox import CallRefused
 
+        count = getattr(self.context.run_context, "count_tool_call", None)
+        refusal = count() if count is not None else None
+        if refusal is not None:  # each call counts against max_tool_calls, as the loop's own calls do
+            calls.append(f"{name}(...) -> refused: {refusal}")
+            raise CallRefused(f"Error: {refusal}; no tool can be called any more.")
         output = await self.tools.invoke(
             name, arguments, approve=self.context.approve or self.approve, context=self.context.run_context
         )
