@@ -117,10 +117,11 @@ def test_prose_with_a_code_block_is_accepted_and_bad_replies_are_repaired():
 
 
 def test_the_worker_is_gone_when_the_run_ends():
+    before = sandbox_children()  # a PAL run earlier in this process may have left its warm pool
     with ScriptedServer([step("x = 1\nprint(x)", "tools")] * 3) as srv:
         result = Agent(model=model_for(srv), strategy="codeact", max_steps=2).run("loop")
     assert result.status in ("max_steps", "stalled")
-    assert sandbox_children() == []
+    assert len(sandbox_children()) <= len(before)
 
 
 def sandbox_children() -> list[str]:
@@ -268,6 +269,7 @@ def test_each_vote_sample_runs_its_code_in_a_sandbox_session_of_its_own():
         step("final_answer(x + 1)", "tools"),
         step("x = 41\nfinal_answer(x + 1)", "tools"),
     ]
+    before = sandbox_children()  # another test's PAL run may have left its warm pool
     with ScriptedServer(script) as srv:
         result = Agent(model=model_for(srv), strategy="vote", inner="codeact", samples=2, max_steps=6).run("q")
     outputs = [e.output for e in result.events if isinstance(e, ev.ToolResult)]
@@ -275,7 +277,7 @@ def test_each_vote_sample_runs_its_code_in_a_sandbox_session_of_its_own():
     # first one's session, closed once it answered, is not the one it runs in).
     assert "NameError" in outputs[2] and "closed" not in outputs[2]
     assert result.status == "done" and result.answer == "42"
-    assert sandbox_children() == []
+    assert len(sandbox_children()) <= len(before)
 
 
 @pytest.mark.parametrize("executor", ["pal", "codeact"])
@@ -304,6 +306,7 @@ def test_a_snippet_out_of_memory_leaves_the_next_one_a_fresh_sandbox_with_its_to
         step("print(input)", "tools"),  # the sandbox takes input() away; the real builtins have it
         step("final_answer(price_of('apple'))", "tools"),
     ]
+    before = sandbox_children()  # another test's PAL run may have left its warm pool
     with ScriptedServer(script) as srv:
         result = Agent(model=model_for(srv), tools=shop_tools(ran), strategy="codeact", max_steps=4).run("x")
     outputs = [e.output for e in result.events if isinstance(e, ev.ToolResult)]
@@ -311,4 +314,17 @@ def test_a_snippet_out_of_memory_leaves_the_next_one_a_fresh_sandbox_with_its_to
     # Before, the worker cleared its globals: the builtins came back unguarded and the tools were gone.
     assert "NameError" in outputs[2] and "input" in outputs[2] and "sandbox was restarted" in outputs[2]
     assert (result.status, result.answer) == ("done", "1.5") and ran == [("price_of", "apple")]
-    assert sandbox_children() == []
+    assert len(sandbox_children()) <= len(before)
+
+
+def test_calls_made_by_the_code_count_against_the_runs_tool_call_limit():
+    ran: list[tuple[str, object]] = []
+    script = [step("for item in ['a'] * 15:\n    price_of(item)", "tools"), step("final_answer('ok')", "tools")]
+    with ScriptedServer(script) as srv:
+        agent = Agent(model=model_for(srv), tools=shop_tools(ran), strategy="codeact", max_tool_calls=3)
+        result = agent.run("x")
+    refused = next(e.output for e in result.events if isinstance(e, ev.ToolResult))
+    # run_code is the first call; the code's next two go through; the fourth call is refused, and the
+    # run's next step would pass the limit: it ends `budget`. Before, all 15 ran and the run ended done.
+    assert len(ran) == 2 and "tool call limit of 3" in refused
+    assert result.status == "budget"

@@ -119,7 +119,7 @@ class PAL(StrategyBase):
         from agentlab.tools.builtin.python import CodeError, SandboxRunner
         from agentlab.tools.function_tool import tool
 
-        runner = SandboxRunner(self.sandbox, self.timeout)
+        runner = self._runner = SandboxRunner(self.sandbox, self.timeout)
 
         @tool(name=RUNNER, timeout=self.timeout + 10)
         async def run_solution(program: str) -> str:
@@ -134,6 +134,13 @@ class PAL(StrategyBase):
             return json.dumps(result.value, ensure_ascii=False) if not isinstance(result.value, str) else result.value
 
         return [run_solution]
+
+    def close(self) -> None:
+        """Close the sandbox PAL created for its programs (its warm workers); one given to it stays open."""
+        runner = getattr(self, "_runner", None)
+        if self.sandbox is None and runner is not None and runner.sandbox is not None:
+            runner.sandbox.close()
+            runner.sandbox = None  # created afresh if this instance runs again
 
     def start(self, context: StrategyContext) -> None:
         """Begin a run; a restarted instance starts afresh."""
