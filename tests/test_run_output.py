@@ -149,6 +149,15 @@ def test_validation_failure_tells_the_model_what_to_fix() -> None:
     assert "customer (string, required)" in message
 
 
+@pytest.mark.parametrize("output_type", [float, list[float]])
+def test_nan_and_infinity_are_no_answer(output_type: Any) -> None:
+    spec = OutputSpec.for_type(output_type)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(OutputValidationError, match="finite number"):
+            spec.validate({"answer": bad if output_type is float else [1.0, bad]})
+    assert spec.validate({"answer": 2.5 if output_type is float else [2.5]}) in (2.5, [2.5])
+
+
 def test_nested_failure_names_the_path_and_wrapped_types_name_answer() -> None:
     with pytest.raises(OutputValidationError, match=r"'address\.city': missing"):
         OutputSpec.for_type(Customer).validate({"name": "Ada", "address": {"street": "x"}})

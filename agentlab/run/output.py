@@ -93,15 +93,17 @@ class OutputSpec(Generic[T]):
 
     @classmethod
     def _built(cls, output_type: Any) -> OutputSpec[Any]:
-        from pydantic import TypeAdapter
+        from pydantic import ConfigDict, TypeAdapter
 
+        wrapped = not _is_object_type(output_type)
         try:
-            adapter: TypeAdapter[Any] = TypeAdapter(output_type)
+            # NaN and infinity are no answer (a program's float('nan')); a model or dataclass keeps its config.
+            config = ConfigDict(allow_inf_nan=False) if wrapped else None
+            adapter: TypeAdapter[Any] = TypeAdapter(output_type, config=config)
             schema = adapter.json_schema()
         except Exception as exc:
             raise TypeError(f"cannot use {output_type!r} as an output type: {exc}") from exc
         inlined = _close_objects(clean_json_schema(inline_refs(schema)))
-        wrapped = not _is_object_type(output_type)
         if wrapped:
             inlined.setdefault("description", "The final answer.")
             if output_type is str:
