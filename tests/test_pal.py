@@ -218,3 +218,15 @@ def test_a_small_models_repair_keeps_its_names_and_uses_only_those_assigned_abov
     # Once a program runs, the next sample is free to name its variables again.
     run(pal, "def solution():\n    eaten = 3\n    apples = 7\n    return apples - eaten", True, "4")
     assert pal.next_step().response_schema is SMALL_PROGRAM_SCHEMA
+
+
+@pytest.mark.parametrize("returned", ["10 ** 5000", "object()", "'y' * 10_000_000"])
+def test_a_value_the_sandbox_can_only_show_as_its_repr_is_no_answer(returned: str) -> None:
+    program = {"content": f"```python\ndef solution():\n    return {returned}\n```"}
+    fixed = {"content": "```python\ndef solution():\n    return 42\n```"}
+    with ScriptedServer([program, fixed]) as srv:
+        result = Agent(model=model_for(srv), strategy="pal").run("q")
+    failed = next(e for e in result.events if e.kind == "tool_result")
+    # Before, '<unrepresentable int>', '<object object at 0x...>' or a cut-off repr was the answer, `done`.
+    assert not failed.ok and "not a number or a short text" in failed.output
+    assert (result.status, result.answer) == ("done", "42")

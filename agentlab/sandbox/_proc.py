@@ -243,6 +243,7 @@ def decode(ex: Exchange, config: LaunchConfig, timeout: float, duration: float) 
         timed_out=ex.timed_out,
         duration=duration,
         value=value,
+        value_is_repr=ok and done is not None and done.get("shown") is True,
     )
 
 

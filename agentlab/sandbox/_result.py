@@ -28,7 +28,9 @@ def done_value(done: Mapping[str, Any]) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class SandboxResult:
-    """Outcome of one run.  ``error`` is a one-line ``"Type: message"`` summary for the model."""
+    """Outcome of one run.  ``error`` is a one-line ``"Type: message"`` summary for the model; ``value`` the
+    returned value as JSON data, or (``value_is_repr``) only its repr, capped, when it was no JSON value (an
+    object, a 5000-digit int) or too large."""
 
     ok: bool
     stdout: str = ""
@@ -37,6 +39,7 @@ class SandboxResult:
     timed_out: bool = False
     duration: float = 0.0
     value: Any = None
+    value_is_repr: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -349,6 +349,7 @@ class _Snippet:
             timed_out=self.timed_out,
             duration=duration,
             value=value,
+            value_is_repr=ok and done.get("shown") is True,
             final=final,
             calls=self.calls,
             restarted=restarted,

@@ -424,8 +424,9 @@ def _make_builtins(allowed: frozenset[str]) -> dict[str, "Any"]:
     return ns
 
 
-def _encode_value(value: "Any", limit: int) -> str:
-    """JSON text of ``value``; a (capped) repr string when it is not JSON-able."""
+def _encode_value(value: "Any", limit: int) -> "tuple[str, bool]":
+    """JSON text of ``value``, and whether it is only a (capped) repr string of it (not JSON-able, or too
+    large): a caller that needs the value itself (PAL's answer) can then tell."""
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         try:  # noqa: SIM105 - contextlib is deliberately not imported (start-up time)
             value = value.tolist()
@@ -435,15 +436,15 @@ def _encode_value(value: "Any", limit: int) -> str:
         text = _encode(value)
     except (ValueError, RecursionError):
         text = None
-    if text is None or len(text) > limit:
-        try:
-            shown = repr(value)
-        except BaseException:
-            shown = f"<unrepresentable {type(value).__name__}>"
-        if len(shown) > limit:
-            shown = shown[:limit] + f"…[truncated {len(shown) - limit} chars]"
-        text = _quote(shown)
-    return text
+    if text is not None and len(text) <= limit:
+        return text, False
+    try:
+        shown = repr(value)
+    except BaseException:
+        shown = f"<unrepresentable {type(value).__name__}>"
+    if len(shown) > limit:
+        shown = shown[:limit] + f"…[truncated {len(shown) - limit} chars]"
+    return _quote(shown), True
 
 
 def _run(job: "_Job", cfg: "_Config", channel: _Channel) -> dict[str, object]:
@@ -480,9 +481,10 @@ def _execute(
             func = namespace.get(call)
             if not callable(func):
                 raise NameError(f"the code did not define a function {call}()")
-            done["value"] = _encode_value(func(), max(limit, 65536))
+            done["value"], done["shown"] = _encode_value(func(), max(limit, 65536))
     except _FinalAnswer as final:
-        done.update(final=True, value=_encode_value(final.value, max(limit, 65536)))
+        encoded, shown = _encode_value(final.value, max(limit, 65536))
+        done.update(final=True, value=encoded, shown=shown)
     except SystemExit as exc:
         if exc.code not in (None, 0):
             done.update(ok=False, error=f"SystemExit: {exc.code!r}")

@@ -131,6 +131,11 @@ class PAL(StrategyBase):
             result = await runner.run(program, call="solution")
             if result.value is None:
                 raise CodeError("solution() returned None: end it with `return <the answer>`.")
+            if result.value_is_repr:  # its repr is no answer: '<object object at 0x...>', a cut-off string
+                raise CodeError(
+                    f"solution() returned {str(result.value)[:80]}, which is not a number or a short text: "
+                    "return the answer itself."
+                )
             return json.dumps(result.value, ensure_ascii=False) if not isinstance(result.value, str) else result.value
 
         return [run_solution]
