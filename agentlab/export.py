@@ -9,14 +9,18 @@ ran. Runs written concurrently into one file interleave and cannot be split: giv
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from agentlab._jsonl import jsonl_lines
 from agentlab._redact import redact_data, secret_values
-from agentlab.trace import read_trace, run_status
+from agentlab.trace import run_status
 from agentlab.trace import split_runs as group_runs
 
 TraceEvents = list[dict[str, Any]]
@@ -33,6 +37,7 @@ class ExportStats:
     runs: int = 0
     written: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # input lines left out, e.g. a last line cut short by a crash
 
     def skip(self, reason: str) -> None:
         """Count one run left out for `reason`."""
@@ -50,29 +55,51 @@ def split_runs(events: Iterable[dict[str, Any]]) -> list[TraceEvents]:
     return [run for run in group_runs(events) if run[0].get("kind") == "run_started"]
 
 
-def read_runs(paths: Iterable[str | Path]) -> Iterator[TraceEvents]:
-    """The runs of every trace file in `paths`, in order."""
+def read_runs(paths: Iterable[str | Path], notes: list[str] | None = None) -> Iterator[TraceEvents]:
+    """The runs of every trace file in `paths`, in order (a skipped last line is described in `notes`)."""
     for path in paths:
-        yield from split_runs(read_trace(path))
+        yield from split_runs(read_events(path, notes))
+
+
+def read_events(path: str | Path, notes: list[str] | None = None) -> TraceEvents:
+    """The trace's events; ValueError naming the file and line for a line that is not a JSON object, except
+    a last line that is not JSON: a write cut short by a crash, skipped and described in `notes`."""
+    path = Path(path)
+    rows = list(jsonl_lines(path))
+    events: TraceEvents = []
+    for index, (number, row) in enumerate(rows):
+        if isinstance(row, str):
+            if index == len(rows) - 1 and row.startswith("not JSON"):
+                if notes is not None:
+                    notes.append(f"{path}:{number}: skipped a last line cut short (an interrupted write?)")
+                continue
+            raise ValueError(f"{path}:{number}: {row}")
+        events.append(row)
+    return events
 
 
 def to_openai_chat(run: TraceEvents, system: str | None = None) -> dict[str, Any] | None:
     """One fine-tuning example from one run, or None when the run has no final answer to learn from."""
     start = run[0]
-    answer = next((e["answer"] for e in reversed(run) if e.get("kind") == "final"), None)
-    if start.get("kind") != "run_started" or answer is None:
+    answer = next((e.get("answer") for e in reversed(run) if e.get("kind") == "final"), None)
+    if start.get("kind") != "run_started" or not isinstance(answer, str) or not isinstance(start.get("task"), str):
         return None
-    results = {e["call"]["id"]: e for e in run if e.get("kind") == "tool_result"}
+    # Events of an unexpected shape (a hand-edited or foreign trace) are left out like refused calls, never a crash.
+    results = {
+        e["call"]["id"]: e
+        for e in run
+        if e.get("kind") == "tool_result" and _is_call(e.get("call")) and isinstance(e.get("output"), str)
+    }
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": start["task"]})
     used_ids: set[str] = set()
     for decision in (e for e in run if e.get("kind") == "decision" and e.get("tool_calls")):
         calls = decision["tool_calls"]
-        if not all(c["id"] in results for c in calls):
-            continue  # a repeated call the loop refused to run: not behaviour to learn
+        if not isinstance(calls, list) or not all(_is_call(c) and c["id"] in results for c in calls):
+            continue  # a repeated call the loop refused to run (or a malformed one): not behaviour to learn
         ids = [_unique_id(c["id"], used_ids) for c in calls]
         turn: dict[str, Any] = {"role": "assistant"}
-        if decision.get("thought"):
+        if isinstance(decision.get("thought"), str) and decision["thought"]:
             turn["content"] = decision["thought"]
         turn["tool_calls"] = [
             {
@@ -89,9 +116,13 @@ def to_openai_chat(run: TraceEvents, system: str | None = None) -> dict[str, Any
         ]
     messages.append({"role": "assistant", "content": answer})
     example: dict[str, Any] = {"messages": messages}
-    if start.get("tool_schemas"):
+    if isinstance(start.get("tool_schemas"), list) and start["tool_schemas"]:
         example["tools"] = start["tool_schemas"]
     return example
+
+
+def _is_call(call: Any) -> bool:
+    return isinstance(call, dict) and isinstance(call.get("id"), str) and isinstance(call.get("name"), str)
 
 
 def _unique_id(call_id: str, used: set[str]) -> str:
@@ -106,7 +137,7 @@ def _unique_id(call_id: str, used: set[str]) -> str:
 
 def keep_run(run: TraceEvents, statuses: Sequence[str] | None, scorer: Scorer | None, threshold: float) -> str | None:
     """None when the run passes the filters, else the reason it does not."""
-    status = run_status(run)
+    status = run_status(run) if "status" in run[-1] or run[-1].get("kind") != "run_finished" else None
     if status is None:
         return "incomplete"
     if statuses is not None and status not in statuses:
@@ -131,7 +162,7 @@ def export_openai_chat(
     """Write one JSON line per run that passes the filters; `statuses=None` keeps every finished run."""
     stats = ExportStats()
     secrets = secret_values()
-    for run in read_runs(traces):
+    for run in read_runs(traces, stats.notes):
         stats.runs += 1
         reason = keep_run(run, statuses, scorer, threshold)
         example = to_openai_chat(run, system) if reason is None else None
@@ -141,6 +172,39 @@ def export_openai_chat(
             stats.skip(reason)
             continue
         # Fine-tuning data travels far: redact again with today's rules, whatever wrote the trace.
-        out.write(json.dumps(redact_data(example, secrets), ensure_ascii=False) + "\n")
+        out.write(_json_line(redact_data(example, secrets)))
         stats.written += 1
     return stats
+
+
+def _json_line(example: dict[str, Any]) -> str:
+    line = json.dumps(example, ensure_ascii=False) + "\n"
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from the trace ("\ud800"): escaped, it stays valid JSON
+        line = json.dumps(example) + "\n"
+    return line
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[IO[str]]:
+    """A text file that becomes `path` only when the block ends without an error: until then `path` keeps
+    what it held (a temporary file in the same folder is renamed over it at the end, or removed)."""
+    target = Path(path)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            yield out
+        # mkstemp makes the file private; the result gets the mode a plain open() would have given it.
+        os.chmod(temporary, target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

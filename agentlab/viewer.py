@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
@@ -30,7 +31,8 @@ def write_html(trace_path: str | Path, out_path: str | Path, *, title: str | Non
     """Render `trace_path` into `out_path`; returns what was read (with any unreadable lines)."""
     loaded = load_trace(trace_path)
     page = render_html(loaded.events, title=title or Path(trace_path).name, problems=loaded.problems)
-    Path(out_path).write_text(page, encoding="utf-8")
+    # A lone surrogate from the trace ("\ud800" is valid JSON) has no UTF-8 form: it is shown as "?".
+    Path(out_path).write_text(page, encoding="utf-8", errors="replace")
     return loaded
 
 
@@ -79,9 +81,9 @@ class _RunView:
     def __init__(self, events: list[dict[str, Any]], number: int) -> None:
         self.events, self.number = events, number
         first = events[0]
-        self.start = float(first.get("time") or 0.0)
+        self.start = _number(first.get("time"))
         self.finished = _finished(events)
-        last_time = float(events[-1].get("time") or self.start)
+        last_time = _number(events[-1].get("time"), self.start)
         self.span = max(last_time - self.start, 1e-6)
 
     def render(self) -> str:
@@ -100,11 +102,10 @@ class _RunView:
                 retries.append(self._retry(event))
                 continue
             if kind == "tool_started":
-                call = event.get("call") or {}
-                open_tools[str(call.get("id"))] = event
+                open_tools[str(_dict(event.get("call")).get("id"))] = event
                 continue
             if kind == "tool_result":
-                open_tools.pop(str((event.get("call") or {}).get("id")), None)
+                open_tools.pop(str(_dict(event.get("call")).get("id")), None)
             html = self._event(event)
             step = event.get("step")
             if not isinstance(step, int):
@@ -115,8 +116,9 @@ class _RunView:
             retries.clear()
             steps[step].append(html)
         for started in open_tools.values():  # the trace ends while these tools were running
-            call = started.get("call") or {}
-            steps.setdefault(int(started.get("step") or 0), []).append(
+            call = _dict(started.get("call"))
+            step = started.get("step")
+            steps.setdefault(step if isinstance(step, int) else 0, []).append(
                 _row(
                     "tool_result failed",
                     "no result",
@@ -142,7 +144,7 @@ class _RunView:
                 f'<header><h2>Run {self.number}</h2><p class="warn">This part of the trace has no '
                 "run_started event; it begins mid-run.</p></header>"
             )
-        tools = ", ".join(str(t) for t in first.get("tools") or []) or "none"
+        tools = ", ".join(str(t) for t in _list(first.get("tools"))) or "none"
         return (
             f'<header><h2>Run {self.number}</h2><p class="task">{_e(first.get("task"))}</p>'
             f"<dl><dt>strategy</dt><dd>{_e(first.get('strategy'))}</dd><dt>model</dt><dd>{_e(first.get('model'))}</dd>"
@@ -156,13 +158,13 @@ class _RunView:
                 '<footer class="summary status-unfinished"><strong>Unfinished:</strong> the trace ends '
                 "before the run did (still running, or interrupted).</footer>"
             )
-        usage = end.get("usage") or {}
-        prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        usage = _dict(end.get("usage"))
+        prompt, completion = int(_number(usage.get("prompt_tokens"))), int(_number(usage.get("completion_tokens")))
         parts = [
             f'<span class="badge {_status_class(self.events)}">{_e(end.get("status"))}</span>',
             f"<span>{_e(end.get('steps'))} steps</span>",
             f"<span>{prompt + completion} tokens ({prompt} in, {completion} out)</span>",
-            f"<span>{float(end.get('duration') or 0):.2f}s</span>",
+            f"<span>{_number(end.get('duration')):.2f}s</span>",
         ]
         answer = end.get("answer")
         answer_html = f'<div class="answer"><span class="label">answer</span>{_pre(answer)}</div>' if answer else ""
@@ -173,10 +175,11 @@ class _RunView:
     def _event(self, event: dict[str, Any]) -> str:
         kind = event.get("kind")
         if kind == "model_call":
-            usage = event.get("usage") or {}
-            duration = float(event.get("duration") or 0)
+            usage = _dict(event.get("usage"))
+            duration = _number(event.get("duration"))
+            prompt, completion = int(_number(usage.get("prompt_tokens"))), int(_number(usage.get("completion_tokens")))
             counts = (
-                f" {int(usage.get('prompt_tokens') or 0)} in · {int(usage.get('completion_tokens') or 0)} out · "
+                f" {prompt} in · {completion} out · "
                 f"{duration:.2f}s · {_e(event.get('messages'))} messages · {_e(event.get('decision_format'))}"
             )
             return _row("model_call", "model", counts, timing=self._timing(event, duration))
@@ -184,15 +187,16 @@ class _RunView:
             parts = []
             if event.get("thought"):
                 parts.append(_row("thought", "thought", _e(event["thought"])))
-            for call in event.get("tool_calls") or []:
+            for call in _list(event.get("tool_calls")):
+                call = _dict(call)
                 arguments = json.dumps(call.get("arguments"), indent=2, ensure_ascii=False, default=str)
                 shown = f'<code>{_e(call.get("name"))}</code><span class="muted"> id {_e(call.get("id"))}</span>'
                 parts.append(_row("tool_call", "action", shown + _pre(arguments)))
             return "".join(parts)
         if kind == "tool_result":
-            call = event.get("call") or {}
+            call = _dict(event.get("call"))
             ok = bool(event.get("ok"))
-            duration = float(event.get("duration") or 0)
+            duration = _number(event.get("duration"))
             shown = f'<code>{_e(call.get("name"))}</code><span class="muted"> {duration:.2f}s</span>'
             return _row(
                 f"tool_result {'ok' if ok else 'failed'}",
@@ -215,10 +219,11 @@ class _RunView:
                 "guardrail", "guardrail", f"{_e(where)} <code>{_e(event.get('guard'))}</code> {_e(what)}{shown}"
             )
         if kind == "paused":
-            calls = ", ".join(f"{c.get('name')} (id {c.get('id')})" for c in event.get("pending") or [])
+            pending = [_dict(c) for c in _list(event.get("pending"))]
+            calls = ", ".join(f"{c.get('name')} (id {c.get('id')})" for c in pending)
             return _row("paused", "paused", f"waiting for approval of {_e(calls)}")
         if kind == "resumed":
-            decided = (event.get("approvals") or {}).items()
+            decided = _dict(event.get("approvals")).items()
             approvals = "; ".join(f"{k}: {'approved' if v else 'denied'}" for k, v in decided)
             replayed = f"{_e(event.get('replayed'))} recorded replies replayed"
             return _row("resumed", "resumed", replayed + _e("; " + approvals if approvals else ""))
@@ -239,12 +244,12 @@ class _RunView:
             "retry",
             "retry",
             f"attempt {_e(event.get('attempt'))} after {_e(event.get('error'))}; "
-            f"waiting {float(event.get('wait') or 0):.1f}s",
+            f"waiting {_number(event.get('wait')):.1f}s",
         )
 
     def _timing(self, event: dict[str, Any], duration: float) -> str:
         """A bar placing the call within the run (only computed numbers reach the style attribute)."""
-        end = float(event.get("time") or self.start) - self.start
+        end = _number(event.get("time"), self.start) - self.start
         begin = max(0.0, end - duration)
         left = min(100.0, 100 * begin / self.span)
         width = max(0.5, min(100.0 - left, 100 * duration / self.span))
@@ -252,6 +257,23 @@ class _RunView:
             f'<span class="when" title="starts {begin:.2f}s into the run">+{begin:.2f}s</span>'
             f'<span class="bar"><span style="margin-left:{left:.2f}%;width:{width:.2f}%"></span></span>'
         )
+
+
+# Traces from elsewhere (hand-edited, another tool, a bug) may hold any JSON where a number, object or list
+# belongs: it is shown as nothing (0, {}, []) rather than stopping the page.
+def _number(value: Any, default: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    number = float(value)
+    return number if math.isfinite(number) else default
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _row(css: str, label: str, body: str, *, timing: str = "") -> str:
@@ -290,7 +312,10 @@ def _status_class(run: list[dict[str, Any]]) -> str:
 
 
 def _clock(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if seconds else "?"
+    try:
+        return datetime.fromtimestamp(seconds).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if seconds else "?"
+    except (OverflowError, OSError, ValueError):  # a time no calendar date has
+        return "?"
 
 
 _CSS = """

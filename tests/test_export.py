@@ -176,7 +176,84 @@ def test_library_call_and_bad_input(traces: list[Path], tmp_path: Path, capsys: 
     stats = export_openai_chat(traces, buffer, statuses=None, scorer=lambda events: 0.9, threshold=0.5)
     assert stats.runs == 4 and stats.written == 3 and stats.skipped == {"no final answer": 1}
     broken = tmp_path / "broken.jsonl"
-    broken.write_text(traces[1].read_text() + "{not json\n")
+    broken.write_text(traces[1].read_text() + "{not json\n" + traces[1].read_text())  # mid-file: not a crash
     assert main(["export", str(broken)]) == 2
     assert "agentlab export:" in capsys.readouterr().err
     assert main(["export", str(traces[0]), "--scorer", "no_such_module_here:f"]) != 0
+
+
+def test_an_output_that_is_also_an_input_is_refused_and_left_intact(
+    traces: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    before = traces[0].read_bytes()
+    assert main(["export", str(traces[0]), "-o", str(traces[0])]) == 2
+    err = capsys.readouterr().err
+    assert "is also an input" in err and "Traceback" not in err
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(traces[0])  # another name for the same file
+    assert main(["export", str(traces[0]), "-o", str(link)]) == 2
+    assert traces[0].read_bytes() == before
+
+
+def test_a_failed_export_leaves_the_existing_output_as_it_was(
+    traces: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    out = tmp_path / "train.jsonl"
+    assert main(["export", *map(str, traces), "-o", str(out)]) == 0
+    before = out.read_bytes()
+    assert before.count(b"\n") == 3
+    capsys.readouterr()
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(traces[0].read_text() + "{not json\n" + traces[1].read_text())  # a bad line mid-file
+    scorers = tmp_path / "scorers.py"
+    scorers.write_text("def crash(events):\n    raise KeyError('answer')\n")
+    failing = [
+        [str(traces[0]), str(tmp_path / "missing.jsonl")],
+        [str(traces[0]), str(broken)],
+        [*map(str, traces), "--scorer", f"{scorers}:crash"],
+    ]
+    for arguments in failing:
+        assert main(["export", *arguments, "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("agentlab export: ") and err.count("\n") == 1, err
+        assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+
+def test_a_last_line_cut_short_is_skipped_with_a_note(traces: list[Path], tmp_path: Path, capsys):
+    crashed = tmp_path / "crashed.jsonl"
+    crashed.write_text(traces[0].read_text() + '{"kind": "run_started", "task": "Cut sh')  # killed mid-write
+    also = tmp_path / "also.jsonl"
+    also.write_text(traces[1].read_text() + '{"kind": "fi\n')  # the same, with a newline after it
+    out = tmp_path / "train.jsonl"
+    assert main(["export", str(crashed), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    lines = len(traces[0].read_text().splitlines())
+    assert f"crashed.jsonl:{lines + 1}: skipped a last line cut short" in err
+    assert "exported 2 of 3 runs" in err and len(out.read_text().splitlines()) == 2
+    assert main(["export", str(also)]) == 0
+    assert "also.jsonl:" in capsys.readouterr().err
+
+
+def test_events_of_an_odd_shape_are_left_out_not_a_crash(tmp_path: Path, capsys):
+    """Valid JSON where a trace's writer would never put it (a hand-edited or foreign trace)."""
+    run = [
+        {"kind": "run_started", "task": "Shout \ud800", "run_id": "r"},
+        {"kind": "decision", "tool_calls": True, "step": 1, "run_id": "r"},
+        {"kind": "decision", "tool_calls": [{"id": "c1", "name": "shout", "arguments": {}}], "step": 2},
+        {"kind": "tool_result", "call": "c1", "output": "X", "ok": True, "duration": "slow"},
+        {"kind": "final", "answer": "lone \ud800 surrogate"},
+        {"kind": "run_finished", "status": "done", "usage": "many", "duration": "long"},
+    ]
+    trace = tmp_path / "odd.jsonl"
+    trace.write_text("".join(json.dumps(event) + "\n" for event in run))
+    out = tmp_path / "train.jsonl"
+    assert main(["export", str(trace), "-o", str(out)]) == 0
+    assert main(["export", str(trace)]) == 0  # to stdout too
+    assert "Traceback" not in capsys.readouterr().err
+    [example] = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    # The refused-looking calls are left out; the surrogate survives as JSON's escape.
+    assert example["messages"] == [
+        {"role": "user", "content": "Shout \ud800"},
+        {"role": "assistant", "content": "lone \ud800 surrogate"},
+    ]

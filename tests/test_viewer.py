@@ -115,3 +115,32 @@ def test_page_renders_in_a_real_browser(trace_file: Path, tmp_path: Path):
         assert not model_call.is_displayed()
     finally:
         browser.quit()
+
+
+def test_odd_but_valid_json_events_are_shown_not_a_crash(tmp_path: Path, capsys):
+    """What a trace's writer never puts there (a hand-edited or foreign trace) is shown as best it can be."""
+    import json
+
+    events = [
+        {"kind": "run_started", "task": "lone \ud800 surrogate", "tools": True, "time": 1e308, "run_id": "r"},
+        {"kind": "model_call", "step": 1, "usage": {"prompt_tokens": "many"}, "duration": "slow", "time": "now"},
+        {"kind": "decision", "step": 1, "tool_calls": True},
+        {"kind": "decision", "step": 1, "tool_calls": ["not a call"]},
+        {"kind": "tool_started", "step": 1, "call": "c1"},
+        {"kind": "tool_result", "step": 1, "call": "c1", "output": "out", "ok": True, "duration": None},
+        {"kind": "paused", "step": 1, "pending": "all"},
+        {"kind": "run_finished", "status": "done", "usage": "lots", "duration": [], "answer": "A \ud800"},
+    ]
+    trace = tmp_path / "odd.jsonl"
+    trace.write_text("".join(json.dumps(event) + "\n" for event in events))
+    out = tmp_path / "odd.html"
+    assert main(["view", str(trace), "-o", str(out)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    page = out.read_text(encoding="utf-8")
+    assert "lone ? surrogate" in page and "0 in · 0 out · 0.00s" in page and "0 tokens" in page
+
+
+def test_cli_refuses_an_output_in_a_missing_folder_with_one_line(trace_file: Path, tmp_path: Path, capsys):
+    assert main(["view", str(trace_file), "-o", str(tmp_path / "nodir" / "page.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("agentlab view: cannot write") and err.count("\n") == 1

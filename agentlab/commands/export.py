@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import os
 import sys
+from pathlib import Path
 from typing import Any, get_args
 
 from agentlab.events import Status
@@ -41,17 +42,55 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agentlab.commands.sources import load_function
-    from agentlab.export import export_openai_chat
+    from agentlab.export import export_openai_chat, replacing
 
     statuses = None if "any" in (args.status or []) else tuple(args.status or ("done",))
+    if args.output and any(_same_file(args.output, trace) for trace in args.traces):
+        print(f"agentlab export: the output {args.output} is also an input; write to another file", file=sys.stderr)
+        return 2
     try:
-        scorer = load_function(args.scorer, "--scorer") if args.scorer else None
-        with open(args.output, "w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout) as out:
-            stats = export_openai_chat(
-                args.traces, out, statuses=statuses, scorer=scorer, threshold=args.threshold, system=args.system
-            )
+        scorer = _checked(load_function(args.scorer, "--scorer"), args.scorer) if args.scorer else None
+        missing = next((trace for trace in args.traces if not os.path.isfile(trace)), None)
+        if missing is not None:
+            raise OSError(f"no trace file at {missing}")
+        options: dict[str, Any] = {
+            "statuses": statuses,
+            "scorer": scorer,
+            "threshold": args.threshold,
+            "system": args.system,
+        }
+        if args.output:  # written aside and renamed at the end: a failure leaves the old output as it was
+            with replacing(args.output) as out:
+                stats = export_openai_chat(args.traces, out, **options)
+        else:
+            stats = export_openai_chat(args.traces, sys.stdout, **options)
     except (OSError, ValueError, ImportError) as error:  # a missing file, a line that is not JSON, a bad --scorer
         print(f"agentlab export: {error}", file=sys.stderr)
         return 2
+    for note in stats.notes:
+        print(f"agentlab export: {note}", file=sys.stderr)
     print(f"agentlab export: {stats.summary()}", file=sys.stderr)
     return 0
+
+
+def _same_file(output: str, trace: str) -> bool:
+    """Whether writing `output` would overwrite `trace` (the same path, or a link to the same file)."""
+    try:
+        return os.path.samefile(output, trace)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return Path(output).resolve() == Path(trace).resolve()
+
+
+def _checked(scorer: Any, name: str) -> Any:
+    """The scorer, with its failures (an exception, a result that is not a number) as a ValueError naming it."""
+
+    def score(events: list[dict[str, Any]]) -> bool | float:
+        try:
+            result = scorer(events)
+        except Exception as error:
+            raise ValueError(f"--scorer {name} failed: {type(error).__name__}: {error}") from error
+        if not isinstance(result, bool | int | float):
+            raise ValueError(f"--scorer {name} returned {type(result).__name__}, expected a bool or a number")
+        return result
+
+    return score
