@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlab._jsonl import jsonl_lines
+from agentlab._redact import redact_data
 from agentlab.executors import close_model_client, run_jobs
 
 TASK_OPTIONS: frozenset[str] = frozenset(
@@ -129,7 +132,28 @@ def _task(row: dict[str, Any], number: int) -> BatchTask:
     unknown = sorted(set(options) - TASK_OPTIONS)
     if unknown:
         raise ValueError(f"unknown options {unknown}; a task may set {', '.join(sorted(TASK_OPTIONS))}")
+    for name, value in options.items():
+        problem = _option_problem(name, value)
+        if problem:
+            raise ValueError(f"option {name!r} {problem}, got {json.dumps(value)}")
     return BatchTask(str(task_id), number, text, options)
+
+
+def _option_problem(name: str, value: Any) -> str | None:
+    """Why a per-task option's value cannot be used (None when it can): checked with the file, not per run."""
+    if name == "strategy":
+        return None if isinstance(value, str) and value.strip() else "must be a strategy name"
+    if name == "strategy_options":
+        return None if isinstance(value, dict) else "must be an object"
+    if name == "instructions":
+        return None if value is None or isinstance(value, str) else "must be a string"
+    # max_steps, max_tokens (whole numbers) and max_seconds: null for no limit, else a number not below 0.
+    if value is None:
+        return None
+    kinds = (int,) if name in ("max_steps", "max_tokens") else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < 0:
+        return "must be a " + ("whole number" if kinds == (int,) else "number") + " not below 0, or null"
+    return None
 
 
 def check_tasks(config: BatchConfig, tasks: Sequence[BatchTask]) -> None:
@@ -172,11 +196,14 @@ class ResultLog:
         ]
 
     def append(self, result: dict[str, Any]) -> None:
-        self.results[result["id"]] = result
+        # The model's answer or an error may echo a credential, like every other thing a run leaves behind.
+        # The id is the user's own (from the tasks file) and must stay as it is for a rerun to recognise it.
+        result = {**redact_data(result), "id": result["id"]}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(("\n" if self._cut_short else "") + json.dumps(result, ensure_ascii=False) + "\n")
         self._cut_short = False
+        self.results[result["id"]] = result  # after the write: a result counts once it is in the file
 
 
 async def run_task(config: BatchConfig, task: BatchTask, model: Any) -> dict[str, Any]:
@@ -301,8 +328,24 @@ def _trace_path(trace_dir: str | None, task_id: str) -> Path | None:
     if trace_dir is None:
         return None
     Path(trace_dir).mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)
-    return Path(trace_dir) / f"{safe}.jsonl"
+    return Path(trace_dir) / trace_file_name(task_id)
+
+
+# Room for the hash and ".jsonl" within the 255 bytes most file systems allow a name (4 bytes a character).
+_MAX_NAME_CHARS = 50
+
+
+def trace_file_name(task_id: str) -> str:
+    """The task's trace file name under --trace-dir: the id itself when it is a plain name, else the id with
+    unsafe characters replaced plus a hash of the raw id, so that ids never share a file ("a/b", "a_b", "a b")
+    and never leave the folder or hide in it ("../x", ".x")."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in task_id)[:_MAX_NAME_CHARS]
+    if safe.startswith("."):
+        safe = "_" + safe[1:]
+    if safe == task_id and safe:
+        return f"{safe}.jsonl"
+    digest = hashlib.sha256(task_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{safe}-{digest}.jsonl"
 
 
 def _pythonpath() -> list[str]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from agentlab._redact import redact_data
@@ -46,12 +50,41 @@ def non_negative(kind: type[int] | type[float]) -> Any:
     return parse
 
 
+INTERRUPTED = 130  # what shells report for a command stopped by Ctrl-C (128 + SIGINT)
+
+
+@contextlib.contextmanager
+def exit_on_interrupt(prog: str, detail: Callable[[], str] | None = None) -> Iterator[None]:
+    """Within the block, Ctrl-C ends the process at once with one line on stderr and exit code 130.
+
+    A KeyboardInterrupt raised into a run tears its async machinery down mid-await, which prints tracebacks
+    and "Task was destroyed" warnings; nothing needs that cleanup, since what a run keeps is on disk as it
+    goes (trace and results lines are flushed one by one, stores commit each event, a line cut short is
+    skipped by every reader). `detail()` adds to the line (e.g. how far a batch got)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        with contextlib.suppress(Exception):  # stdout may be mid-write (a reentrant flush fails): best effort
+            sys.stdout.flush()
+        start = "\n" if sys.stderr.isatty() else ""  # after the terminal's echoed ^C or a progress bar
+        more = detail() if detail is not None else ""
+        os.write(2, f"{start}{prog}: interrupted{more}\n".encode(errors="replace"))
+        os._exit(INTERRUPTED)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from agentlab.agent import Agent
-    from agentlab.commands.output_schema import load_schema, without_absent
-    from agentlab.events import RunFinished, RunWarning
     from agentlab.models import ModelUnavailable
     from agentlab.run.limits import load_prices
+    from agentlab.store import RunStoreError
     from agentlab.strategies import create
     from agentlab.strategies.registry import takes_option
 
@@ -66,6 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"agentlab: strategy {args.strategy!r}: {error}", file=sys.stderr)
         return 2
     try:
+        if args.store:
+            _check_store(args.store)
         prices = load_prices(args.prices) if args.prices else None
         agent = Agent(
             model=model_from_args(args),
@@ -81,9 +116,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             **_typed_output(args.output_schema),
             store=args.store,
         )
-    except (ModelUnavailable, ValueError) as error:
+    except (ModelUnavailable, ValueError, RunStoreError, OSError) as error:
         print(f"agentlab: {error}", file=sys.stderr)
         return 2
+    with exit_on_interrupt("agentlab"):
+        return _show_run(args, agent, strategy)
+
+
+def _show_run(args: argparse.Namespace, agent: Any, strategy: Any) -> int:
+    from agentlab.commands.output_schema import load_schema, without_absent
+    from agentlab.events import RunFinished, RunWarning
+
     if args.json:
         result = agent.run(args.task)
         for warning in (e for e in result.events if isinstance(e, RunWarning)):
@@ -117,6 +160,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     events = agent.stream(args.task, deltas=args.deltas)
     finished = render_events(_announcing_run_id(events) if args.store else events)
     return 0 if finished is not None and finished.status in ("done", "paused") else 1
+
+
+def _check_store(path: str) -> None:
+    """RunStoreError (or OSError) now, as a usage error, for a --store that is no run store (another kind of
+    file, a folder that cannot be made); the run itself would only fail once it has started."""
+    from agentlab.store import RunStore
+
+    RunStore(path).close()
 
 
 def _announcing_run_id(events: Any) -> Any:

@@ -158,3 +158,56 @@ def test_tasks_run_as_ray_tasks(tmp_path, scripted_server):
         "3": ("done", "9"),
     }
     assert srv.consumed == 6  # every task really ran, in the workers, against the server
+
+
+def test_results_are_redacted_like_every_other_record_of_a_run(tmp_path, monkeypatch, scripted_server):
+    secret = "hunter2-secret-value-0042"
+    monkeypatch.setenv("AGENTLAB_API_KEY", secret)
+    srv = scripted_server([{"content": f"Your key is {secret}, and mine is sk-abcdefghijklmnop."}])
+    tasks, out = write_tasks(tmp_path / "tasks.jsonl", [{"task": "Echo my key", "id": "k"}]), tmp_path / "out.jsonl"
+    assert main(batch_args(srv, tasks, out)) == 0
+    # A task that fails to start reports an error that names the secret too.
+    failing = read_tasks(write_tasks(tmp_path / "more.jsonl", [{"task": "t", "id": "e"}]))
+    run_batch(
+        BatchConfig(tools=f"no_such_tool_{secret}", base_url=srv.base_url, model="scripted"), failing, ResultLog(out)
+    )
+    text = out.read_text()
+    assert secret not in text and "sk-abcdefghijklmnop" not in text
+    results = {r["id"]: r for r in results_of(out)}
+    assert results["k"]["answer"] == "Your key is [redacted], and mine is [redacted]."
+    assert results["e"]["status"] == "error" and "[redacted]" in results["e"]["error"]
+
+
+def test_trace_files_of_different_ids_never_collide_or_leave_the_folder(tmp_path, scripted_server):
+    srv = scripted_server(lambda body, index: {"content": "ok"})
+    ids = ["a/b", "a_b", "a b", "../../escape", ".hidden", "", "x" * 300]
+    tasks = write_tasks(tmp_path / "tasks.jsonl", [{"task": "Say ok", "id": task_id} for task_id in ids])
+    traces = tmp_path / "traces"
+    assert main(batch_args(srv, tasks, tmp_path / "out.jsonl", "--trace-dir", str(traces))) == 0
+    names = sorted(p.name for p in traces.iterdir())
+    assert len(names) == len(ids) and not any(name.startswith(".") for name in names)
+    assert "a_b.jsonl" in names  # a plain id keeps its own name
+    assert all(len(name.encode()) < 255 for name in names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "tasks.jsonl", "traces"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_steps": "x"}, "option 'max_steps' must be a whole number not below 0"),
+        ({"max_steps": -3}, "option 'max_steps' must be a whole number not below 0"),
+        ({"max_tokens": 2.5}, "option 'max_tokens' must be a whole number"),
+        ({"max_seconds": True}, "option 'max_seconds' must be a number"),
+        ({"strategy_options": [1]}, "option 'strategy_options' must be an object"),
+        ({"strategy": 3}, "option 'strategy' must be a strategy name"),
+        ({"instructions": ["be brief"]}, "option 'instructions' must be a string"),
+    ],
+)
+def test_bad_option_values_are_refused_before_anything_runs(tmp_path, capsys, scripted_server, options, message):
+    srv = scripted_server(arithmetic)
+    lines = [{"task": "What is 1+1?", "id": "fine"}, {"task": "What is 2+2?", "options": options}]
+    tasks, out = write_tasks(tmp_path / "tasks.jsonl", lines), tmp_path / "results.jsonl"
+    assert main(batch_args(srv, tasks, out)) == 2
+    err = capsys.readouterr().err
+    assert f"line 2: {message}" in err and "Traceback" not in err
+    assert srv.consumed == 0 and not out.exists()

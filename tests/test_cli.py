@@ -148,3 +148,103 @@ def test_run_streams_the_model_text_once_unless_told_not_to():
         asked = [bool(body.get("stream")) for body in srv.requests]
     assert proc.returncode == 0, proc.stderr
     assert asked == [False, False] and proc.stdout.count("The product is 391.") == 1
+
+
+SECRET = "hunter2-secret-value-0042"
+# A model reply that echoes a credential and carries terminal control sequences (colour, window title, bell).
+HOSTILE_REPLY = f"Key {SECRET} or Bearer abcdefgh12345678 or sk-abcdefghijklmnop. \x1b[31mred\x1b]0;pwned\x07 end"
+
+
+def test_run_console_output_hides_secrets_and_control_sequences():
+    script = [
+        {"content": HOSTILE_REPLY, "tool_calls": [{"name": "calculator", "arguments": {"expression": "17*23"}}]},
+        {"content": HOSTILE_REPLY},
+    ]
+    for flags in ([], ["--no-stream"]):
+        with ScriptedServer(script) as srv:
+            proc = agentlab(
+                "run",
+                "17*23?",
+                "--base-url",
+                srv.base_url,
+                "--model",
+                "scripted",
+                *flags,
+                env={"MY_TOKEN": SECRET, "COLUMNS": "300"},
+            )
+        assert proc.returncode == 0, proc.stderr
+        shown = proc.stdout
+        assert SECRET not in shown and "abcdefgh12345678" not in shown and "sk-abcdefghijklmnop" not in shown
+        assert "\x1b" not in shown and "\x07" not in shown
+        # Escaped, the sequences are still there to read; the rest of the text is intact.
+        assert shown.count("Key [redacted] or Bearer [redacted] or [redacted]. \\x1b[31mred\\x1b]0;pwned\\x07 end") == 2
+
+
+def test_a_store_that_is_not_sqlite_is_one_error_line(tmp_path):
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"\x7fELF" + bytes(range(256)) * 8)
+    endpoint = ("--base-url", "http://127.0.0.1:9/v1", "--model", "scripted")
+    for command in (["run", "x", "--store", str(garbage)], ["chat", "--session", "s", "--store", str(garbage)]):
+        proc = agentlab(*command, *endpoint)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "not a database" in proc.stderr and "Traceback" not in proc.stderr
+    assert garbage.read_bytes().startswith(b"\x7fELF")
+
+
+def test_mcp_serve_refuses_a_port_out_of_range():
+    proc = agentlab("mcp-serve", "calculator", "--http", "99999")
+    assert (
+        proc.returncode == 2 and proc.stderr == "agentlab mcp-serve: --http takes a port from 0 to 65535, got 99999\n"
+    )
+
+
+def interrupted(args: list[str], after: float, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run `agentlab ARGS`, press Ctrl-C (SIGINT) after `after` seconds, and wait for it to end."""
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTLAB_", "OPENAI_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentlab.cli", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        # Whatever started the tests may ignore SIGINT in children; the command gets the default, as in a shell.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(stdin)
+    proc.stdin.flush()
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_ctrl_c_ends_run_and_chat_with_one_line(tmp_path):
+    with ScriptedServer([{"content": "never seen"}] * 2, latency=30) as srv:
+        endpoint = ["--base-url", srv.base_url, "--model", "scripted"]
+        run = interrupted(["run", "17*23?", *endpoint], after=2.0)
+        chat = interrupted(["chat", *endpoint], after=2.0, stdin="hello\n")
+    assert (run.returncode, run.stderr) == (130, "agentlab: interrupted\n")
+    assert (chat.returncode, chat.stderr) == (130, "agentlab chat: interrupted\n")
+
+
+def test_ctrl_c_ends_a_batch_saying_how_far_it_got(tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("".join(json.dumps({"task": "Say ok", "id": f"t{n}"}) + "\n" for n in range(4)))
+    out = tmp_path / "results.jsonl"
+    # The first task answers at once; every later request waits far longer than the test.
+    script = [{"content": "ok"}] + [{"content": "ok", "delay": 30}] * 3
+    with ScriptedServer(script) as srv:
+        args = ["batch", str(tasks), "-o", str(out), "--base-url", srv.base_url, "--model", "scripted"]
+        proc = interrupted([*args, "--concurrency", "1"], after=3.0)
+    assert proc.returncode == 130
+    assert proc.stderr.splitlines()[-1] == (
+        "agentlab batch: interrupted; 1 of 4 tasks finished (rerun the same command to go on)"
+    )
+    assert "Traceback" not in proc.stderr
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["t0"]

@@ -20,8 +20,8 @@ from agentlab.testing import ScriptedServer
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def agentlab(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTLAB_", "OPENAI_"))}
+def agentlab(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTLAB_", "OPENAI_"))} | (env or {})
     env["COLUMNS"] = "200"
     return subprocess.run(
         [sys.executable, "-m", "agentlab.cli", *args],
@@ -143,3 +143,17 @@ def test_the_schema_validator_refuses_what_the_type_lets_through() -> None:
     value = OutputSpec.for_type(type_from_schema(INVOICE_SCHEMA)).validate({"customer": "ACME", "total": -1, "paid": 1})
     with pytest.raises(ModelRetry, match="total: -1"):
         check(value)
+
+
+def test_chat_hides_secrets_and_control_sequences_from_the_console() -> None:
+    secret = "hunter2-secret-value-0042"
+    hostile = f"key {secret} sk-abcdefghijklmnop \x1b[31mred\x1b]0;pwned\x07 [bold]markup[/bold]"
+    script = [call("calculator", expression="6*7"), call("final_answer", answer=hostile)]
+    with ScriptedServer(script) as srv:
+        proc = agentlab(
+            "chat", "--base-url", srv.base_url, "--model", "scripted", stdin="hi\n", env={"MY_SERVICE_TOKEN": secret}
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert secret not in proc.stdout and "sk-abcdefghijklmnop" not in proc.stdout
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    assert answers(proc.stdout) == ["key [redacted] [redacted] \\x1b[31mred\\x1b]0;pwned\\x07 [bold]markup[/bold]"]

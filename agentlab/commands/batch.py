@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agentlab.batch import BatchConfig, BatchInputError, ResultLog, check_tasks, read_tasks
-    from agentlab.cli import parse_options
+    from agentlab.cli import exit_on_interrupt, parse_options
     from agentlab.executors import ExecutorUnavailable
 
     console = Console(stderr=True)  # stdout stays free; the results are in --output
@@ -68,7 +68,13 @@ def run(args: argparse.Namespace) -> int:
         check_tasks(config, tasks)
         log = ResultLog(Path(args.output))
         pending = log.pending(tasks, retry_errors=args.retry_errors)
-        _run_with_progress(config, tasks, pending, log, args, console)
+
+        def progress() -> str:
+            finished = sum(task.id in log.results for task in tasks)
+            return f"; {finished} of {len(tasks)} tasks finished (rerun the same command to go on)"
+
+        with exit_on_interrupt("agentlab batch", progress):
+            _run_with_progress(config, tasks, pending, log, args, console)
     except (OSError, BatchInputError, ExecutorUnavailable, ValueError) as error:
         print(f"agentlab batch: {error}", file=sys.stderr)
         return 2

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 
 from agentlab import events as ev
 from agentlab._text import clip
 from agentlab.commands.model_options import add_model_options, model_from_args
 from agentlab.commands.sources import SourceError, load_tools
+from agentlab.render.console import printable
 
 EXIT_COMMAND = "/exit"
 DEFAULT_STORE = "chats.db"
@@ -37,6 +39,7 @@ def add_parser(subparsers: Any) -> None:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from agentlab.agent import Agent
+    from agentlab.cli import exit_on_interrupt
     from agentlab.models import ModelUnavailable
     from agentlab.store.sessions import InMemorySession, Session, SQLiteSession
 
@@ -50,16 +53,21 @@ def cmd_chat(args: argparse.Namespace) -> int:
         return 2
     session: Session
     if args.session:
-        session = SQLiteSession(args.store, session_id=args.session)
-        earlier = len(session.load())
+        try:
+            session = SQLiteSession(args.store, session_id=args.session)
+            earlier = len(session.load())
+        except (sqlite3.DatabaseError, OSError) as error:  # not a SQLite file, or one that cannot be opened
+            print(f"agentlab chat: --store {args.store}: {error}", file=sys.stderr)
+            return 2
         if earlier:
             console.print(f"[dim]session {escape(args.session)}: going on after {earlier} messages[/]")
     else:
         session = InMemorySession()
     failed = False
-    for line in _lines(sys.stdin, console):
-        finished = _turn(agent, line, session, console)
-        failed = failed or finished is None or finished.status != "done"
+    with exit_on_interrupt("agentlab chat"):
+        for line in _lines(sys.stdin, console):
+            finished = _turn(agent, line, session, console)
+            failed = failed or finished is None or finished.status != "done"
     return 1 if failed else 0
 
 
@@ -95,8 +103,14 @@ def _turn(agent: Any, message: str, session: Any, console: Console) -> ev.RunFin
         console.print(f"[bold green]agent>[/] {escape(finished.answer or '')}")
     elif finished is not None:
         partial = f" (best answer so far: {finished.answer})" if finished.answer else ""
-        console.print(f"[red]agent stopped: {finished.status}: {escape(finished.error or '')}{escape(partial)}[/]")
+        stopped = f"{escape(finished.status)}: {escape(finished.error or '')}{escape(partial)}"
+        console.print(f"[red]agent stopped: {stopped}[/]")
     return finished
+
+
+def escape(text: str) -> str:
+    """Text from the run or the user, safe for the console: no credentials, control sequences or markup."""
+    return escape_markup(printable(text))
 
 
 def _arguments(call: ev.ToolCall) -> str:

@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from agentlab.mcp.client import MCPUnavailable, require_mcp
     from agentlab.mcp.server import serve_http, serve_stdio
 
+    if args.http is not None and not 0 <= args.http <= 65535:
+        print(f"agentlab mcp-serve: --http takes a port from 0 to 65535, got {args.http}", file=sys.stderr)
+        return 2
     try:
         require_mcp()
     except MCPUnavailable as missing:

@@ -24,7 +24,11 @@ def cmd_view(args: argparse.Namespace) -> int:
         print(f"agentlab view: no trace file at {trace}", file=sys.stderr)
         return 2
     output = Path(args.output) if args.output else trace.with_suffix(".html")
-    loaded = write_html(trace, output, title=args.title)
+    try:
+        loaded = write_html(trace, output, title=args.title)
+    except OSError as error:  # e.g. the output's folder does not exist
+        print(f"agentlab view: cannot write {output}: {error.strerror or error}", file=sys.stderr)
+        return 2
     for problem in loaded.problems:  # the page lists them too; the rest of the trace is still shown
         print(f"agentlab view: {trace}: {problem}", file=sys.stderr)
     print(output)

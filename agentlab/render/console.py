@@ -4,14 +4,38 @@ spinner while the model generates."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 
 from agentlab import events as ev
+from agentlab._redact import redact
 from agentlab._text import clip
+
+# C0 and C1 control characters but newline and tab: an ESC or OSC sequence in a model's or a tool's text
+# could recolour, retitle or rewrite the user's terminal. They are shown escaped ("\x1b") instead.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(c) not in "\n\t"}
+# A credential's name (and its separator) at the end of the streamed text so far: its value is still to come,
+# and the redactor only recognises the two together.
+_CREDENTIAL_LEAD = re.compile(
+    r"(?i)(bearer|api[_-]?key|access[_-]?token|token|secret|password|passwd|authorization)[\"']?\s*[:=]?\s*[\"']?$"
+)
+# Streamed text without a space is held back to this length at most (a word is redacted as a whole).
+_MAX_HELD_CHARS = 4096
+
+
+def printable(text: str) -> str:
+    """`text` fit for a terminal: credentials redacted, control characters (but newline and tab) escaped."""
+    return redact(text).translate(_CONTROLS)
+
+
+def _m(value: object) -> str:
+    """A value from the run, made printable and safe inside rich markup (a "[bold]" in it stays text)."""
+    return escape(printable(str(value)))
 
 
 class ConsoleRenderer:
@@ -23,6 +47,7 @@ class ConsoleRenderer:
         self._status: Status | None = None
         self._open: tuple[str, int, str] | None = None  # the streamed text on the current line: (run, step, part)
         self._streamed: set[tuple[str, int, str]] = set()  # parts of steps already shown as they streamed
+        self._held = ""  # streamed text not printed yet: it may end inside a credential
 
     def __enter__(self) -> ConsoleRenderer:
         return self
@@ -51,51 +76,51 @@ class ConsoleRenderer:
         out = self.console.print
         match event:
             case ev.RunStarted():
-                out(f"[bold]Task:[/] {event.task}", highlight=False)
-                out(f"[dim]strategy={event.strategy} model={event.model} tools={', '.join(event.tools)}[/]")
+                out(f"[bold]Task:[/] {_m(event.task)}", highlight=False)
+                out(f"[dim]strategy={_m(event.strategy)} model={_m(event.model)} tools={_m(', '.join(event.tools))}[/]")
             case ev.ModelCall():
                 out(
                     f"[dim]step {event.step}: {event.usage.total_tokens} tokens in {event.duration:.1f}s "
-                    f"({event.decision_format})[/]"
+                    f"({_m(event.decision_format)})[/]"
                 )
             case ev.ModelRetry():
-                out(f"[yellow]retry {event.attempt} in {event.wait:.1f}s: {event.error}[/]")
+                out(f"[yellow]retry {event.attempt} in {event.wait:.1f}s: {_m(event.error)}[/]")
             case ev.Decision():
                 if event.thought and not self._was_streamed(event, "content", "thought"):
-                    out(f"[cyan]Thought:[/] {clip(event.thought, self.max_chars, marker=' …')}", highlight=False)
+                    out(f"[cyan]Thought:[/] {_m(clip(event.thought, self.max_chars, marker=' …'))}", highlight=False)
                 for call in event.tool_calls:
-                    out(f"[magenta]Action:[/] {call.name}({_args(call.arguments)})", highlight=False)
+                    out(f"[magenta]Action:[/] {_m(call.name)}({_m(_args(call.arguments))})", highlight=False)
             case ev.ParseError():
-                out(f"[red]Unparseable reply:[/] {event.error}", highlight=False)
+                out(f"[red]Unparseable reply:[/] {_m(event.error)}", highlight=False)
             case ev.ToolResult():
                 colour = "green" if event.ok else "red"
-                out(f"[{colour}]Observation:[/] {clip(event.output, self.max_chars, marker=' …')}", highlight=False)
+                out(f"[{colour}]Observation:[/] {_m(clip(event.output, self.max_chars, marker=' …'))}", highlight=False)
             case ev.Note():
-                out(f"[yellow]Note:[/] {event.text}", highlight=False)
+                out(f"[yellow]Note:[/] {_m(event.text)}", highlight=False)
             case ev.Guardrail():
                 where = f"{event.stage} guardrail" + (f" of {event.tool}" if event.tool else "")
                 detail = f"tripped: {event.reason}" if event.action == "tripped" else "rewrote it"
                 colour = "bold red" if event.action == "tripped" else "yellow"
-                out(f"[{colour}]Guardrail:[/] {where} '{event.guard}' {detail}", highlight=False)
+                out(f"[{colour}]Guardrail:[/] {_m(where)} '{_m(event.guard)}' {_m(detail)}", highlight=False)
             case ev.RunWarning():
-                out(f"[bold yellow]Warning:[/] {event.text}", highlight=False)
+                out(f"[bold yellow]Warning:[/] {_m(event.text)}", highlight=False)
             case ev.Paused():
                 calls = ", ".join(f"{c.name} (id {c.id})" for c in event.pending)
-                out(f"[bold yellow]Paused:[/] waiting for approval of {calls}", highlight=False)
+                out(f"[bold yellow]Paused:[/] waiting for approval of {_m(calls)}", highlight=False)
             case ev.Resumed():
                 out(f"[bold]Resumed[/] [dim]({event.replayed} recorded replies replayed)[/]", highlight=False)
             case ev.Compacted():
                 out(
-                    f"[dim]compacted ({event.action}): {event.tokens_before} → {event.tokens_after} tokens[/]",
+                    f"[dim]compacted ({_m(event.action)}): {event.tokens_before} → {event.tokens_after} tokens[/]",
                     highlight=False,
                 )
             case ev.Final():
                 if not self._was_streamed(event, "content", "answer"):
-                    out(f"[bold green]Answer:[/] {event.answer}", highlight=False)
+                    out(f"[bold green]Answer:[/] {_m(event.answer)}", highlight=False)
             case ev.RunFinished():
-                detail = f" — {event.error}" if event.error else ""
+                detail = f" — {_m(event.error)}" if event.error else ""
                 out(
-                    f"[bold]Status:[/] {event.status} after {event.steps} steps, "
+                    f"[bold]Status:[/] {_m(event.status)} after {event.steps} steps, "
                     f"{event.usage.total_tokens} tokens, {event.duration:.1f}s{detail}",
                     highlight=False,
                 )
@@ -116,20 +141,39 @@ class ConsoleRenderer:
                         self.console.print(label, end="")
                     self._open = where
                     self._streamed.add(where)
-                self.console.print(event.text, end="", markup=False, highlight=False, soft_wrap=True)
+                self._held += event.text
+                self._print_held(final=False)
             case ev.ToolCallDelta():
                 where = (event.run_id, event.step, f"call {event.call_index}")
                 if where not in self._streamed:
                     self._end_line()
                     self._streamed.add(where)
-                    self.console.print(f"[magenta]Calling[/] {event.name}…", highlight=False)
+                    self.console.print(f"[magenta]Calling[/] {_m(event.name)}…", highlight=False)
             case ev.StreamReset():
                 self._end_line()
                 self._streamed = {s for s in self._streamed if s[:2] != (event.run_id, event.step)}
-                self.console.print(f"[yellow]The reply broke off; asking again ({event.reason})[/]", highlight=False)
+                reason = _m(event.reason)
+                self.console.print(f"[yellow]The reply broke off; asking again ({reason})[/]", highlight=False)
+
+    def _print_held(self, *, final: bool) -> None:
+        """Print the streamed text up to its last space (all of it when `final`): a credential split across
+        deltas is redacted once whole. A credential's name with no value yet is held back with the value."""
+        text = self._held
+        cut = len(text)
+        if not final:
+            cut = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t")) + 1
+            lead = _CREDENTIAL_LEAD.search(text, 0, cut)
+            if lead is not None:
+                cut = lead.start()
+            if cut == 0 and len(text) > _MAX_HELD_CHARS:
+                cut = len(text)
+        shown, self._held = text[:cut], text[cut:]
+        if shown:
+            self.console.print(printable(shown), end="", markup=False, highlight=False, soft_wrap=True)
 
     def _end_line(self) -> None:
         if self._open is not None:
+            self._print_held(final=True)
             self.console.print()
             self._open = None
 
