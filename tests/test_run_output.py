@@ -158,6 +158,14 @@ def test_nan_and_infinity_are_no_answer(output_type: Any) -> None:
     assert spec.validate({"answer": 2.5 if output_type is float else [2.5]}) in (2.5, [2.5])
 
 
+def test_an_empty_text_answer_is_no_answer() -> None:
+    spec = OutputSpec.for_type(str)
+    for empty in ("", "  \n"):
+        with pytest.raises(OutputValidationError, match="empty"):
+            spec.validate({"answer": empty})
+    assert spec.validate({"answer": "Paris"}) == "Paris"
+
+
 def test_nested_failure_names_the_path_and_wrapped_types_name_answer() -> None:
     with pytest.raises(OutputValidationError, match=r"'address\.city': missing"):
         OutputSpec.for_type(Customer).validate({"name": "Ada", "address": {"street": "x"}})

@@ -140,6 +140,9 @@ class OutputSpec(Generic[T]):
                     f'The final answer is missing "{ANSWER_KEY}". Give it as: {describe_parameters(self.parameters)}.'
                 )
             answer = arguments[ANSWER_KEY]
+            if self.output_type is str and isinstance(answer, str) and not answer.strip():
+                # The schema's minLength says so too, but not every endpoint enforces a schema.
+                raise OutputValidationError("The final answer is empty. Give the answer itself.")
             if self.is_text and answer is not None and not isinstance(answer, str):
                 # A plain-text answer given as a number or an object still answers: keep its text.
                 answer = json.dumps(answer) if isinstance(answer, dict | list) else str(answer)
