@@ -91,8 +91,12 @@ def to_openai_chat(run: TraceEvents, system: str | None = None) -> dict[str, Any
         if e.get("kind") == "tool_result" and _is_call(e.get("call")) and isinstance(e.get("output"), str)
     }
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    # A chat's later turn is learned with the turns before it (the run's history, repaired when it started).
+    earlier = start.get("history")
+    history = [m for m in earlier if _is_message(m)] if isinstance(earlier, list) else []
+    messages += [m for m in history if not (system and m["role"] == "system")]
     messages.append({"role": "user", "content": start["task"]})
-    used_ids: set[str] = set()
+    used_ids = {c["id"] for m in history for c in m.get("tool_calls") or [] if isinstance(c, dict) and "id" in c}
     for decision in (e for e in run if e.get("kind") == "decision" and e.get("tool_calls")):
         calls = decision["tool_calls"]
         if not isinstance(calls, list) or not all(_is_call(c) and c["id"] in results for c in calls):
@@ -119,6 +123,10 @@ def to_openai_chat(run: TraceEvents, system: str | None = None) -> dict[str, Any
     if isinstance(start.get("tool_schemas"), list) and start["tool_schemas"]:
         example["tools"] = start["tool_schemas"]
     return example
+
+
+def _is_message(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("role") in ("system", "user", "assistant", "tool")
 
 
 def _is_call(call: Any) -> bool:

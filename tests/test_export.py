@@ -257,3 +257,24 @@ def test_events_of_an_odd_shape_are_left_out_not_a_crash(tmp_path: Path, capsys)
         {"role": "user", "content": "Shout \ud800"},
         {"role": "assistant", "content": "lone \ud800 surrogate"},
     ]
+
+
+def test_a_later_turn_of_a_chat_is_exported_with_the_turns_before_it(tmp_path: Path):
+    from agentlab import InMemorySession
+
+    trace = tmp_path / "chat.jsonl"
+    with ScriptedServer([{"content": "Hello Ada."}, {"content": "Your name is Ada."}]) as srv:
+        agent = Agent(model=model_for(srv), trace=trace)
+        session = InMemorySession()
+        agent.run("I am Ada.", session=session)
+        agent.run("What is my name?", session=session)
+    out = tmp_path / "chat-export.jsonl"
+    with out.open("w") as file:
+        export_openai_chat([trace], file)
+    second = [json.loads(line) for line in out.read_text().splitlines()][1]["messages"]
+    assert [(m["role"], m["content"]) for m in second] == [
+        ("user", "I am Ada."),
+        ("assistant", "Hello Ada."),
+        ("user", "What is my name?"),
+        ("assistant", "Your name is Ada."),
+    ]
