@@ -328,3 +328,11 @@ def test_calls_made_by_the_code_count_against_the_runs_tool_call_limit():
     # run's next step would pass the limit: it ends `budget`. Before, all 15 ran and the run ended done.
     assert len(ran) == 2 and "tool call limit of 3" in refused
     assert result.status == "budget"
+
+
+def test_a_final_answer_the_sandbox_can_only_show_as_its_repr_is_sent_back():
+    with ScriptedServer([step("final_answer(object())", "tools"), step("final_answer(42)", "tools")]) as srv:
+        result = Agent(model=model_for(srv), strategy="codeact").run("x")
+    refused = next(e for e in result.events if isinstance(e, ev.ToolResult))
+    assert not refused.ok and "no number, text, list or dict" in refused.output
+    assert (result.status, result.answer) == ("done", "42")

@@ -193,6 +193,9 @@ class CodeAct:
         except (SandboxUnavailable, RuntimeError) as error:
             self._fatal = f"the sandbox cannot run code: {error}"
             return _StepOutcome(False, f"Error: {self._fatal}")
+        if result.final and result.value_is_repr:  # '<object object at 0x...>' is no answer
+            shown = str(result.value)[:80]
+            return _StepOutcome(False, f"Error: final_answer() got {shown}, which is no number, text, list or dict.")
         if result.final:
             self.final = result.value if isinstance(result.value, str) else json.dumps(result.value)
             self.close()
