@@ -484,7 +484,7 @@ class Agent:
         recall, and a small model offered it from the start picks it over the tools the task needs."""
         if run.compactor is None:
             return request
-        outcome = await run.compactor.compact(request, lambda turns: self._summarise(run, turns))
+        outcome = await run.compactor.compact(request, lambda turns: self._summarise(run, turns), run.task)
         if outcome is not None:
             window = run.compactor.window
             run.emit(
@@ -504,6 +504,7 @@ class Agent:
         request = summary_request(turns)
         response: ModelResponse = await run.within(self.model.complete(request, run.retry_recorder()))
         run.usage += response.usage
+        self._charge(run, response.usage)  # a summary is a model call: its cost counts against max_cost too
         return response.content
 
     async def _probe(self, run: RunState) -> None:

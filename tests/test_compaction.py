@@ -174,6 +174,49 @@ def test_turns_keep_calls_with_results_and_the_head_is_pinned() -> None:
     assert head == messages[:2] and turns == [messages[2:5], messages[5:]]
 
 
+def test_a_task_after_earlier_turns_is_pinned_with_them() -> None:
+    messages = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "earlier question"},
+        {"role": "assistant", "content": "earlier answer"},
+        {"role": "user", "content": "the task"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "a"}]},
+        {"role": "tool", "tool_call_id": "a", "content": "1"},
+    ]
+    head, turns = split_turns(messages, "the task")
+    assert head == messages[:4] and turns == [messages[4:]]
+    assert split_turns(messages) == (messages[:2], [messages[2:4], messages[4:]])  # without the task: not pinned
+
+
+def test_a_run_that_continues_a_chat_keeps_its_task_whole_when_turns_are_dropped(scripted_server: Any) -> None:
+    task = "Read the book, page by page. " + "Then tell me every secret word. " * 30  # longer than a preview
+    history = [{"role": "user", "content": "earlier question"}, {"role": "assistant", "content": "earlier answer"}]
+    srv = scripted_server(book_script(8, ""))  # an empty summary: the oldest turns are dropped
+    result = Agent(model_for(srv), tools=[read_page], max_steps=20, context_window=WINDOW).run(task, history=history)
+    chats = [r for r in srv.requests if not is_summary(r)]
+    assert result.status == "done" and any(e.kind == "compacted" for e in result.events)
+    # Before, the task (a user message after the earlier reply) was cut to a preview, then dropped.
+    assert all({"role": "user", "content": task} in body["messages"] for body in chats)
+
+
+def test_a_summary_request_counts_against_the_cost_limit(scripted_server: Any) -> None:
+    from agentlab import Price
+
+    book = book_script(8, "")
+
+    def reply(body: dict[str, Any], index: int) -> dict[str, Any]:
+        if is_summary(body):
+            return {"content": "a summary", "usage": {"prompt_tokens": 1_000_000, "completion_tokens": 10}}
+        return book(body, index)
+
+    srv = scripted_server(reply)
+    prices = {"scripted": Price(input_per_million=1.0, output_per_million=1.0)}
+    agent = Agent(model_for(srv), tools=[read_page], max_steps=20, context_window=WINDOW, prices=prices)
+    result = agent.run(TASK)
+    summaries = sum(1 for r in srv.requests if is_summary(r))
+    assert summaries >= 1 and result.cost is not None and result.cost >= summaries * 1.0
+
+
 @pytest.mark.asyncio
 async def test_a_summariser_that_raises_falls_back_to_dropping() -> None:
     big = "x" * 4000

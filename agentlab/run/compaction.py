@@ -133,12 +133,12 @@ class Compactor:
         room = request.max_tokens or self.reply_tokens
         return self.counter.messages(request.messages, request.tools) + min(room, self.window // 4) <= self.limit
 
-    async def compact(self, request: ModelRequest, summarise: Summariser) -> Outcome | None:
-        """The request made to fit, or None when it fits as it is."""
+    async def compact(self, request: ModelRequest, summarise: Summariser, task: str | None = None) -> Outcome | None:
+        """The request made to fit, or None when it fits as it is; `task` (the run's) is never shortened."""
         if self.fits(request):
             return None
         before = self.counter.messages(request.messages, request.tools)
-        head, turns = split_turns(request.messages)
+        head, turns = split_turns(request.messages, task)
         old, recent = turns[: -self.keep_recent or None], turns[-self.keep_recent :] if self.keep_recent else []
         if len(old) == 0:
             return None
@@ -225,10 +225,16 @@ async def _safely(summarise: Summariser, messages: Messages) -> str | None:
         return None
 
 
-def split_turns(messages: Messages) -> tuple[Messages, list[Messages]]:
+def split_turns(messages: Messages, task: str | None = None) -> tuple[Messages, list[Messages]]:
     """The pinned head (the system messages and the task: everything up to the first reply) and the turns
-    after it, each an assistant message with the tool results and observations that answer it."""
+    after it, each an assistant message with the tool results and observations that answer it. A run that
+    continues a conversation has its task after the earlier turns: the head then runs through the first
+    user message that holds `task`, so that the task is neither shortened nor dropped (the earlier turns are
+    pinned with it)."""
     first_reply = next((i for i, m in enumerate(messages) if m.get("role") == "assistant"), len(messages))
+    if task and not any(_holds(m, task) for m in messages[:first_reply]):  # not already pinned (no history)
+        later = (i for i in range(first_reply, len(messages)) if _holds(messages[i], task))
+        first_reply = next((i + 1 for i in later), first_reply)
     head: Messages = list(messages[:first_reply])
     turns: list[Messages] = []
     for message in messages[first_reply:]:
@@ -236,6 +242,11 @@ def split_turns(messages: Messages) -> tuple[Messages, list[Messages]]:
             turns.append([])
         turns[-1].append(message)
     return head, turns
+
+
+def _holds(message: dict[str, Any], task: str) -> bool:
+    content = message.get("content")
+    return message.get("role") == "user" and isinstance(content, str) and task in content
 
 
 def _request(request: ModelRequest, head: Messages, old: list[Messages], recent: list[Messages]) -> ModelRequest:
