@@ -380,7 +380,8 @@ class Agent:
         return run
 
     async def _start(self, run: RunState) -> None:
-        run.task = await self.guardrails.screen_task(run.task, run.emit)  # before anything is sent anywhere
+        # Before anything is sent anywhere; a slow guard (a moderation call) counts against max_seconds.
+        run.task = await run.within(self.guardrails.screen_task(run.task, run.emit))
         # Probing is part of the run: its retries are events, its time counts against max_seconds.
         await self._probe(run)
         offered = run.tools  # `recall` joins these only once something was compacted (see _compact)
@@ -609,7 +610,8 @@ class Agent:
             value = await self._structure(run, answer)
         if self.guardrails.output:
             dump = partial(spec.adapter.dump_python, mode="json")
-            value = await self.guardrails.screen_output(value, run.step, run.emit, spec.adapter.validate_python, dump)
+            screened = self.guardrails.screen_output(value, run.step, run.emit, spec.adapter.validate_python, dump)
+            value = await run.within(screened)
         jsonable = None if spec.is_text else spec.adapter.dump_python(value, mode="json")
         run.end("done", spec.as_text(value), output=jsonable)
 

@@ -325,3 +325,18 @@ async def test_otel_marks_a_blocked_run_and_records_the_guardrail(tmp_path: Path
     (guardrail,) = [e for e in run.events if e.name == "agentlab.guardrail"]
     assert guardrail.attributes["agentlab.guardrail.name"] == "no_secrets"
     assert guardrail.attributes["agentlab.guardrail.action"] == "tripped"
+
+
+@pytest.mark.parametrize("stage", ["input", "output"])
+def test_a_slow_guardrail_is_bounded_by_the_time_budget(stage: str) -> None:
+    finished: list[str] = []
+
+    async def slow(value: Any) -> None:
+        await asyncio.sleep(5)  # a moderation call that hangs
+        finished.append(stage)
+
+    guards = {"input_guardrails": [slow]} if stage == "input" else {"output_guardrails": [slow]}
+    with ScriptedServer([call("final_answer", answer="a")]) as srv:
+        result = Agent(model=toolbox.model_for(srv), max_seconds=0.5, **guards).run("hi")
+    # Before, an input guard ran to its end first, and an output guard's run ended `done`.
+    assert result.status == "budget" and finished == []
