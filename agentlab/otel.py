@@ -64,24 +64,52 @@ class OTelRecorder:
         self._model = ""
         self._chat: Span | None = None  # kept open until the decision (or parse error) that follows it
         self._chat_end = 0.0
-        self._tools: dict[str, Span] = {}  # open tool spans by call id
+        # Open tool spans by call (its id and arguments: a server may give two calls of a step one id).
+        self._tools: dict[tuple[str, str], list[Span]] = {}
         self._retries: list[ev.ModelRetry] = []
         self._secrets = secret_values()
+        self._run_id: str | None = None  # the run this recorder follows
+        self._parent_context: Any = None  # where its run span hangs: a sub-run's, under the calling tool
+        self._subruns: dict[str, OTelRecorder] = {}  # sub-runs (agents as tools), however deep, by run id
 
     def _clip(self, text: str) -> str:
         """A text as it may reach a span: credentials redacted, length capped."""
         return clip(redact(text, self._secrets), MAX_ATTRIBUTE_CHARS)
 
     def record(self, event: ev.Event) -> None:
-        """Turn one event into span starts, ends or span events; events it has no use for are ignored."""
+        """Turn one event into span starts, ends or span events; events it has no use for are ignored. A
+        sub-run's events (an agent used as a tool: they pass through its caller's stream) go to spans of its
+        own, under the caller's tool span."""
+        if self._run_id is not None and event.run_id and event.run_id != self._run_id:
+            self._record_subrun(event)
+            return
+        self._handle(event)
+
+    def _handle(self, event: ev.Event) -> None:
         handler = getattr(self, f"_on_{event.kind}", None)
         if handler is not None:
             handler(event)
+
+    def _record_subrun(self, event: ev.Event) -> None:
+        sub = self._subruns.get(event.run_id)
+        if sub is None:
+            if not isinstance(event, ev.RunStarted):
+                return  # a sub-run picked up mid-way: not traced
+            caller = self if event.parent_run_id == self._run_id else self._subruns.get(event.parent_run_id or "")
+            if caller is None:
+                return
+            sub = self._subruns[event.run_id] = OTelRecorder(capture_content=self.capture_content)
+            sub._tracer, sub._secrets = self._tracer, self._secrets  # the caller's tracer (and its provider)
+            sub._parent_context = caller._calling_context()
+        sub._handle(event)
+        if isinstance(event, ev.RunFinished):
+            del self._subruns[event.run_id]
 
     # --- run ---------------------------------------------------------------------------------
 
     def _on_run_started(self, event: ev.RunStarted) -> None:
         self.close()  # a stream that never finished its previous run
+        self._run_id = event.run_id or None
         self._model = event.model
         name = f"invoke_agent {self.agent_name}" if self.agent_name else "invoke_agent"
         attributes: dict[str, Any] = {
@@ -94,14 +122,17 @@ class OTelRecorder:
             attributes["gen_ai.agent.name"] = self.agent_name
         if self.capture_content:
             attributes["agentlab.task"] = self._clip(event.task)
-        self._run = self._tracer.start_span(name, attributes=attributes, start_time=_ns(event.time))
+        self._run = self._tracer.start_span(
+            name, context=self._parent_context, attributes=attributes, start_time=_ns(event.time)
+        )
 
     def _on_run_finished(self, event: ev.RunFinished) -> None:
         self._end_chat()
-        for span in self._tools.values():  # a tool still running when a budget ran out
+        for span in self._open_tools():  # a tool still running when a budget ran out
             self._fail(span, "cancelled", "the run ended before the tool finished")
             span.end(end_time=_ns(event.time))
         self._tools.clear()
+        self._run_id = None
         run = self._run
         if run is None:
             return
@@ -126,6 +157,7 @@ class OTelRecorder:
     def _on_resumed(self, event: ev.Resumed) -> None:
         """A resumed run's stream starts here (its recorded `RunStarted` is not sent again): a new run span."""
         self.close()
+        self._run_id = event.run_id or None
         name = f"invoke_agent {self.agent_name}" if self.agent_name else "invoke_agent"
         attributes: dict[str, str | int] = {
             "gen_ai.operation.name": "invoke_agent",
@@ -227,7 +259,7 @@ class OTelRecorder:
 
     def _on_tool_started(self, event: ev.ToolStarted) -> None:
         self._end_chat()
-        self._tools[event.call.id] = self._start_tool(event.step, event.call, event.time)
+        self._tools.setdefault(_call_key(event.call), []).append(self._start_tool(event.step, event.call, event.time))
 
     def _start_tool(self, step: int, call: ev.ToolCall, start: float) -> Span:
         attributes: dict[str, Any] = {
@@ -246,7 +278,8 @@ class OTelRecorder:
         )
 
     def _on_tool_result(self, event: ev.ToolResult) -> None:
-        span = self._tools.pop(event.call.id, None)
+        started = self._tools.get(_call_key(event.call))
+        span = started.pop(0) if started else None
         if span is None:  # no ToolStarted (a stream picked up mid-run): the start comes from the duration
             span = self._start_tool(event.step, event.call, event.time - event.duration)
         if self.capture_content:
@@ -259,6 +292,14 @@ class OTelRecorder:
 
     def _parent(self) -> Any:
         return self._trace.set_span_in_context(self._run) if self._run is not None else None
+
+    def _open_tools(self) -> list[Span]:
+        return [span for spans in self._tools.values() for span in spans]
+
+    def _calling_context(self) -> Any:
+        """Where a sub-run started by one of this run's tools hangs: under the latest tool span still open."""
+        tools = self._open_tools()
+        return self._trace.set_span_in_context(tools[-1]) if tools else self._parent()
 
     def _end_chat(self) -> None:
         if self._chat is not None:
@@ -280,8 +321,11 @@ class OTelRecorder:
 
     def close(self) -> None:
         """End whatever is still open, marking it as interrupted."""
+        for sub in reversed(list(self._subruns.values())):  # the deepest last started: ended first
+            sub.close()
+        self._subruns.clear()
         self._end_chat()
-        for span in self._tools.values():
+        for span in self._open_tools():
             self._fail(span, "interrupted", "the event stream stopped before the tool finished")
             span.end()
         self._tools.clear()
@@ -290,6 +334,12 @@ class OTelRecorder:
             self._run.end()
             self._run = None
         self._retries.clear()
+
+
+def _call_key(call: ev.ToolCall) -> tuple[str, str]:
+    import json
+
+    return call.id, json.dumps(call.arguments, sort_keys=True, default=str)
 
 
 async def otel_traced(

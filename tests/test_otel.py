@@ -142,3 +142,45 @@ async def test_captured_content_has_credentials_redacted_like_jsonl_traces(expor
     assert run.attributes["agentlab.answer"] == "key [redacted]"
     texts = [str(v) for s in memory.get_finished_spans() for v in s.attributes.values()]
     assert not any("tok-8c1f5e2a9d" in t or "sk-abcdefghij" in t for t in texts)
+
+
+async def test_a_sub_agent_is_traced_under_the_tool_that_ran_it(exporter):
+    provider, memory = exporter
+    script = [
+        call("helper", input="add 2 and 3"),
+        call("add", a=2, b=3),
+        call("final_answer", answer="5"),
+        call("final_answer", answer="it is 5"),
+    ]
+    with ScriptedServer(script) as srv:
+        sub = Agent(model=model_for(srv), tools=[add])
+        parent = Agent(model=model_for(srv), tools=[sub.as_tool("helper", "A helper agent.")])
+        seen = [e async for e in otel_traced(parent.astream("what is 2+3"), provider)]
+    assert seen[-1].status == "done"
+    spans = memory.get_finished_spans()
+    runs = by_name(spans, "invoke_agent")
+    (top,) = [s for s in runs if s.parent is None]
+    (helper,) = by_name(spans, "execute_tool helper")
+    (nested,) = [s for s in runs if s.parent is not None]
+    # Before, the sub-run's start ended the caller's span ("interrupted") and began a trace of its own.
+    assert top.status.status_code != StatusCode.ERROR and helper.status.status_code != StatusCode.ERROR
+    assert helper.parent.span_id == top.context.span_id and nested.parent.span_id == helper.context.span_id
+    assert {s.context.trace_id for s in spans} == {top.context.trace_id}
+    (inner_add,) = by_name(spans, "execute_tool add")
+    assert inner_add.parent.span_id == nested.context.span_id
+
+
+async def test_two_calls_with_one_id_get_a_span_each(exporter):
+    provider, memory = exporter
+    twins = {
+        "tool_calls": [
+            {"name": "add", "arguments": {"a": 1, "b": 2}, "id": "dup"},
+            {"name": "add", "arguments": {"a": 5, "b": 6}, "id": "dup"},
+        ]
+    }
+    with ScriptedServer([twins, call("final_answer", answer="3 and 11")]) as srv:
+        agent = Agent(model=model_for(srv), tools=[add])
+        [e async for e in otel_traced(agent.astream("x"), provider, capture_content=True)]
+    tools = by_name(memory.get_finished_spans(), "execute_tool add")
+    pairs = sorted((s.attributes["gen_ai.tool.call.arguments"], s.attributes["gen_ai.tool.call.result"]) for s in tools)
+    assert pairs == [('{"a": 1, "b": 2}', "3"), ('{"a": 5, "b": 6}', "11")]
