@@ -120,6 +120,30 @@ def test_what_was_shortened_can_be_recalled(scripted_server: Any) -> None:
     assert "word249" in recalled[0].output or "page1-word2" in recalled[0].output
 
 
+@pytest.mark.parametrize("fmt", ["json_schema", "json"])
+def test_what_was_shortened_can_be_recalled_in_the_json_formats_too(scripted_server: Any, fmt: str) -> None:
+    asked: list[int] = []
+
+    def reply(body: dict[str, Any], index: int) -> dict[str, Any]:
+        if is_summary(body):
+            return {"content": ""}
+        asked.append(index)
+        action: dict[str, Any] = {"name": "read_page", "arguments": {"n": len(asked)}}
+        if len(asked) == 9:
+            action = {"name": "recall", "arguments": {"query": "secret word of page 1 kiwi1"}}
+        elif len(asked) > 9:
+            action = {"name": "final_answer", "arguments": {"answer": "kiwi1"}}
+        return {"content": json.dumps({"thought": "next", "action": action})}
+
+    srv = scripted_server(reply, native_tools=False, json_schema=fmt == "json_schema")
+    agent = Agent(model_for(srv, decision_format=fmt), tools=[read_page], max_steps=20, context_window=WINDOW)
+    result = agent.run(TASK)
+    recalled = [e for e in result.events if e.kind == "tool_result" and e.call.name == "recall"]
+    # Before, the pages seconds newer (and the JSON actions and previews stored beside them) came first.
+    first_hit = recalled[0].output.split("\n---\n")[0] if recalled else ""
+    assert "Page 1. The secret word of page 1 is kiwi1." in first_hit
+
+
 def offered_actions(body: dict[str, Any]) -> set[str]:
     """The tool names a request lets the model choose: native tools, or a decision schema's actions."""
     if body.get("tools"):

@@ -34,6 +34,7 @@ SUMMARY_SYSTEM = (
 )
 SUMMARY_PREFIX = "Summary of the earlier steps (their full tool outputs can be searched with the recall tool):\n"
 PREVIEW_NOTE = "\n[... {hidden} more characters not shown; search them with recall(query)]"
+_PREVIEW_MARK = PREVIEW_NOTE.split("}", 1)[1]  # what every preview ends with
 # Characters per token before any reply has calibrated the estimate (English text and JSON, BPE tokenisers).
 DEFAULT_CHARS_PER_TOKEN = 3.5
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators of each message in a chat template
@@ -186,8 +187,13 @@ class Compactor:
         else:
             to_summarise = [m for turn in old for m in turn]
         for message in to_summarise:
-            if isinstance(message.get("content"), str) and message["content"].strip():
-                await self._remember(message["content"])
+            content = message.get("content")
+            # What recall finds: observations in full (a preview's full text is kept already; the model's own
+            # decisions, JSON actions in JSON formats, would only crowd the results).
+            if not isinstance(content, str) or message.get("role") not in ("tool", "user"):
+                continue
+            if content.strip() and _PREVIEW_MARK not in content:
+                await self._remember(content)
         summary = (await _safely(summarise, to_summarise) or "").strip()
         self._asked = summary
         if summary:
@@ -204,7 +210,10 @@ class Compactor:
 
     def recall_tool(self) -> Tool[..., Any]:
         """The `recall` tool: search the run's earlier tool outputs that compaction shortened or dropped."""
+        from agentlab.memory.store import RetrievalWeights
+
         memory = self.memory
+        by_relevance = RetrievalWeights(recency=0.0, importance=0.0, relevance=1.0)
 
         def recall(query: str) -> str:
             """Search the full text of earlier tool outputs that were shortened to save context.
@@ -212,7 +221,8 @@ class Compactor:
             Args:
                 query: Words to look for.
             """
-            found = memory.retrieve(query, k=3)
+            # By relevance alone: the store's recency weighs shortened outputs seconds apart as far apart.
+            found = memory.retrieve(query, k=3, weights=by_relevance, matching_only=True)
             return "\n---\n".join(m.memory.text for m in found) if found else "Nothing earlier matches."
 
         return Tool(recall, name="recall", idempotent=True)
