@@ -219,3 +219,11 @@ def test_an_agent_plans_through_the_plan_tool():
         '#3 Plan for "Water the plants", step 2/2: Water the ferns',
     ]
     assert [m.sources for m in store.recent(5, kinds=["plan"])] == [(1,), (1,)]
+
+
+def test_odd_input_is_stored_or_refused_cleanly() -> None:
+    store = MemoryStore()
+    stored = store.add("half an emoji \ud83d here", importance=3)
+    assert stored.text == "half an emoji \ufffd here"  # before: UnicodeEncodeError from SQLite
+    assert store.retrieve("emoji", kinds=[]) == []  # no kind asked for is no kind, not every kind
+    assert [m.memory.text for m in store.retrieve("emoji", k=2.0)] == [stored.text]  # a float k

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
 
 from agentlab._sync import run_sync
+from agentlab._text import scrub
 from agentlab.bm25 import bm25_scores
 from agentlab.store.sqlite import use_wal
 
@@ -154,7 +155,7 @@ class MemoryStore:
         self, text: str, importance: float | None = None, kind: str = "observation", *, sources: Iterable[int] = ()
     ) -> Memory:
         """Store a memory; rate its importance with the model when none is given; maybe reflect."""
-        text = text.strip()
+        text = scrub(text).strip()  # a lone surrogate (half an emoji) could not be written to SQLite
         if not text:
             raise ValueError("a memory needs some text")
         source: ImportanceSource = "given"
@@ -305,7 +306,10 @@ class MemoryStore:
         """The `k` best memories for `query`; retrieved memories count as freshly accessed (`touch`).
         `matching_only` leaves out memories that share no term with the query."""
         weights = weights or self.weights
+        if kinds is not None and not kinds:  # no kind asked for: nothing (None means every kind)
+            return []
         candidates = self._select(kinds)
+        k = int(k)
         if not candidates or k <= 0:
             return []
         raw_relevance = bm25_scores(query, [m.text for m in candidates])
