@@ -144,6 +144,21 @@ def test_what_was_shortened_can_be_recalled_in_the_json_formats_too(scripted_ser
     assert "Page 1. The secret word of page 1 is kiwi1." in first_hit
 
 
+def test_a_time_budget_spent_during_a_summary_ends_the_run(scripted_server: Any) -> None:
+    book = book_script(8, "")
+
+    def reply(body: dict[str, Any], index: int) -> dict[str, Any]:
+        if is_summary(body):
+            return {"content": "a summary", "delay": 5}  # the model hangs on the summary
+        return book(body, index)
+
+    srv = scripted_server(reply)
+    agent = Agent(model_for(srv), tools=[read_page], max_steps=20, context_window=WINDOW, max_seconds=1.5)
+    result = agent.run(TASK)
+    # Before, the deadline was taken for a failed summary: the turns were dropped and the run asked again.
+    assert result.status == "budget" and not any(e.kind == "compacted" and e.action == "dropped" for e in result.events)
+
+
 def offered_actions(body: dict[str, Any]) -> set[str]:
     """The tool names a request lets the model choose: native tools, or a decision schema's actions."""
     if body.get("tools"):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agentlab.models.base import Model, ModelRequest
+from agentlab.run.state import BudgetExceeded
 from agentlab.tools import Tool
 
 if TYPE_CHECKING:
@@ -231,6 +232,8 @@ class Compactor:
 async def _safely(summarise: Summariser, messages: Messages) -> str | None:
     try:
         return await summarise(messages)
+    except BudgetExceeded:  # the run's time or tokens ran out while it asked: that ends the run
+        raise
     except Exception:  # a failed summary only means falling back to dropping turns
         return None
 
