@@ -73,9 +73,9 @@ def _episode(pages: int, compaction: bool) -> Episode:
     timings: list[tuple[float, bool]] = []
     original = compaction_module.Compactor.compact
 
-    async def timed(self: Any, request: Any, summarise: Any) -> Any:
+    async def timed(self: Any, request: Any, summarise: Any, task: str | None = None) -> Any:
         started = time.perf_counter()
-        outcome = await original(self, request, summarise)
+        outcome = await original(self, request, summarise, task)
         timings.append((time.perf_counter() - started, outcome is not None))
         return outcome
 
