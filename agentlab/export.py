@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from agentlab._jsonl import jsonl_lines
 from agentlab._redact import redact_data, secret_values
-from agentlab.trace import run_status
+from agentlab.trace import read_trace, run_status
 from agentlab.trace import split_runs as group_runs
 
 TraceEvents = list[dict[str, Any]]
@@ -56,26 +55,10 @@ def split_runs(events: Iterable[dict[str, Any]]) -> list[TraceEvents]:
 
 
 def read_runs(paths: Iterable[str | Path], notes: list[str] | None = None) -> Iterator[TraceEvents]:
-    """The runs of every trace file in `paths`, in order (a skipped last line is described in `notes`)."""
+    """The runs of every trace file in `paths`, in order (with `notes`, a last line cut short is skipped and
+    described there: see `read_trace`)."""
     for path in paths:
-        yield from split_runs(read_events(path, notes))
-
-
-def read_events(path: str | Path, notes: list[str] | None = None) -> TraceEvents:
-    """The trace's events; ValueError naming the file and line for a line that is not a JSON object, except
-    a last line that is not JSON: a write cut short by a crash, skipped and described in `notes`."""
-    path = Path(path)
-    rows = list(jsonl_lines(path))
-    events: TraceEvents = []
-    for index, (number, row) in enumerate(rows):
-        if isinstance(row, str):
-            if index == len(rows) - 1 and row.startswith("not JSON"):
-                if notes is not None:
-                    notes.append(f"{path}:{number}: skipped a last line cut short (an interrupted write?)")
-                continue
-            raise ValueError(f"{path}:{number}: {row}")
-        events.append(row)
-    return events
+        yield from split_runs(read_trace(path, notes))
 
 
 def to_openai_chat(run: TraceEvents, system: str | None = None) -> dict[str, Any] | None:
@@ -145,7 +128,7 @@ def _unique_id(call_id: str, used: set[str]) -> str:
 
 def keep_run(run: TraceEvents, statuses: Sequence[str] | None, scorer: Scorer | None, threshold: float) -> str | None:
     """None when the run passes the filters, else the reason it does not."""
-    status = run_status(run) if "status" in run[-1] or run[-1].get("kind") != "run_finished" else None
+    status = run_status(run)
     if status is None:
         return "incomplete"
     if statuses is not None and status not in statuses:

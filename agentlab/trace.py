@@ -73,9 +73,21 @@ class JsonlTrace:
                 file.close()
 
 
-def read_trace(path: str | Path) -> list[dict[str, Any]]:
-    """The trace's events as dicts; ValueError naming the file and line for a line that is not a JSON object."""
-    return [row for _, row in jsonl_rows(Path(path), ())]
+def read_trace(path: str | Path, notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """The trace's events as dicts; ValueError naming the file and line for a line that is not a JSON object.
+    With `notes`, a last line that is not JSON (a write cut short by a crash) is skipped and described there."""
+    if notes is None:
+        return [row for _, row in jsonl_rows(Path(path), ())]
+    rows = list(jsonl_lines(Path(path)))
+    events: list[dict[str, Any]] = []
+    for index, (number, row) in enumerate(rows):
+        if isinstance(row, dict):
+            events.append(row)
+        elif index == len(rows) - 1 and row.startswith("not JSON"):
+            notes.append(f"{path}:{number}: skipped a last line cut short (an interrupted write?)")
+        else:
+            raise ValueError(f"{path}:{number}: {row}")
+    return events
 
 
 @dataclass
@@ -114,4 +126,5 @@ def split_runs(events: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def run_status(run: list[dict[str, Any]]) -> str | None:
     """The run's final status; None when the trace stops before `run_finished` (a crash or a live run)."""
     end = run[-1] if run else {}
-    return str(end["status"]) if end.get("kind") == "run_finished" else None
+    finished = end.get("kind") == "run_finished" and end.get("status") is not None
+    return str(end["status"]) if finished else None
