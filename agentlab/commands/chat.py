@@ -14,13 +14,12 @@ import sys
 from typing import Any, TextIO
 
 from rich.console import Console
-from rich.markup import escape as escape_markup
 
 from agentlab import events as ev
 from agentlab._text import clip
 from agentlab.commands.model_options import add_model_options, model_from_args
 from agentlab.commands.sources import SourceError, load_tools
-from agentlab.render.console import printable
+from agentlab.render.console import shown
 
 EXIT_COMMAND = "/exit"
 DEFAULT_STORE = "chats.db"
@@ -60,7 +59,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print(f"agentlab chat: --store {args.store}: {error}", file=sys.stderr)
             return 2
         if earlier:
-            console.print(f"[dim]session {escape(args.session)}: going on after {earlier} messages[/]")
+            console.print(f"[dim]session {shown(args.session)}: going on after {earlier} messages[/]")
     else:
         session = InMemorySession()
     failed = False
@@ -91,26 +90,21 @@ def _turn(agent: Any, message: str, session: Any, console: Console) -> ev.RunFin
         if event.parent_run_id:  # a sub-agent's steps: its answer comes back as the tool result
             continue
         if isinstance(event, ev.ToolStarted):
-            console.print(f"[magenta]  → {escape(event.call.name)}[/] [dim]{escape(_arguments(event.call))}[/]")
+            console.print(f"[magenta]  → {shown(event.call.name)}[/] [dim]{shown(_arguments(event.call))}[/]")
         elif isinstance(event, ev.ToolResult):
             colour = "green" if event.ok else "red"
-            console.print(f"[{colour}]  ← {escape(clip(event.output, 300, marker=' …'))}[/]")
+            console.print(f"[{colour}]  ← {shown(clip(event.output, 300, marker=' …'))}[/]")
         elif isinstance(event, ev.RunWarning):
-            console.print(f"[yellow]warning: {escape(event.text)}[/]")
+            console.print(f"[yellow]warning: {shown(event.text)}[/]")
         elif isinstance(event, ev.RunFinished):
             finished = event
     if finished is not None and finished.status == "done":
-        console.print(f"[bold green]agent>[/] {escape(finished.answer or '')}")
+        console.print(f"[bold green]agent>[/] {shown(finished.answer or '')}")
     elif finished is not None:
         partial = f" (best answer so far: {finished.answer})" if finished.answer else ""
-        stopped = f"{escape(finished.status)}: {escape(finished.error or '')}{escape(partial)}"
+        stopped = f"{shown(finished.status)}: {shown(finished.error or '')}{shown(partial)}"
         console.print(f"[red]agent stopped: {stopped}[/]")
     return finished
-
-
-def escape(text: str) -> str:
-    """Text from the run or the user, safe for the console: no credentials, control sequences or markup."""
-    return escape_markup(printable(text))
 
 
 def _arguments(call: ev.ToolCall) -> str:

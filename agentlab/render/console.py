@@ -33,7 +33,7 @@ def printable(text: str) -> str:
     return redact(text).translate(_CONTROLS)
 
 
-def _m(value: object) -> str:
+def shown(value: object) -> str:
     """A value from the run, made printable and safe inside rich markup (a "[bold]" in it stays text)."""
     return escape(printable(str(value)))
 
@@ -76,51 +76,64 @@ class ConsoleRenderer:
         out = self.console.print
         match event:
             case ev.RunStarted():
-                out(f"[bold]Task:[/] {_m(event.task)}", highlight=False)
-                out(f"[dim]strategy={_m(event.strategy)} model={_m(event.model)} tools={_m(', '.join(event.tools))}[/]")
+                out(f"[bold]Task:[/] {shown(event.task)}", highlight=False)
+                tools = shown(", ".join(event.tools))
+                out(f"[dim]strategy={shown(event.strategy)} model={shown(event.model)} tools={tools}[/]")
             case ev.ModelCall():
                 out(
                     f"[dim]step {event.step}: {event.usage.total_tokens} tokens in {event.duration:.1f}s "
-                    f"({_m(event.decision_format)})[/]"
+                    f"({shown(event.decision_format)})[/]"
                 )
             case ev.ModelRetry():
-                out(f"[yellow]retry {event.attempt} in {event.wait:.1f}s: {_m(event.error)}[/]")
+                out(f"[yellow]retry {event.attempt} in {event.wait:.1f}s: {shown(event.error)}[/]")
             case ev.Decision():
                 if event.thought and not self._was_streamed(event, "content", "thought"):
-                    out(f"[cyan]Thought:[/] {_m(clip(event.thought, self.max_chars, marker=' …'))}", highlight=False)
+                    out(
+                        f"[cyan]Thought:[/] {shown(clip(event.thought, self.max_chars, marker=' …'))}",
+                        highlight=False,
+                    )
                 for call in event.tool_calls:
-                    out(f"[magenta]Action:[/] {_m(call.name)}({_m(_args(call.arguments))})", highlight=False)
+                    out(
+                        f"[magenta]Action:[/] {shown(call.name)}({shown(_args(call.arguments))})",
+                        highlight=False,
+                    )
             case ev.ParseError():
-                out(f"[red]Unparseable reply:[/] {_m(event.error)}", highlight=False)
+                out(f"[red]Unparseable reply:[/] {shown(event.error)}", highlight=False)
             case ev.ToolResult():
                 colour = "green" if event.ok else "red"
-                out(f"[{colour}]Observation:[/] {_m(clip(event.output, self.max_chars, marker=' …'))}", highlight=False)
+                out(
+                    f"[{colour}]Observation:[/] {shown(clip(event.output, self.max_chars, marker=' …'))}",
+                    highlight=False,
+                )
             case ev.Note():
-                out(f"[yellow]Note:[/] {_m(event.text)}", highlight=False)
+                out(f"[yellow]Note:[/] {shown(event.text)}", highlight=False)
             case ev.Guardrail():
                 where = f"{event.stage} guardrail" + (f" of {event.tool}" if event.tool else "")
                 detail = f"tripped: {event.reason}" if event.action == "tripped" else "rewrote it"
                 colour = "bold red" if event.action == "tripped" else "yellow"
-                out(f"[{colour}]Guardrail:[/] {_m(where)} '{_m(event.guard)}' {_m(detail)}", highlight=False)
+                out(
+                    f"[{colour}]Guardrail:[/] {shown(where)} '{shown(event.guard)}' {shown(detail)}",
+                    highlight=False,
+                )
             case ev.RunWarning():
-                out(f"[bold yellow]Warning:[/] {_m(event.text)}", highlight=False)
+                out(f"[bold yellow]Warning:[/] {shown(event.text)}", highlight=False)
             case ev.Paused():
                 calls = ", ".join(f"{c.name} (id {c.id})" for c in event.pending)
-                out(f"[bold yellow]Paused:[/] waiting for approval of {_m(calls)}", highlight=False)
+                out(f"[bold yellow]Paused:[/] waiting for approval of {shown(calls)}", highlight=False)
             case ev.Resumed():
                 out(f"[bold]Resumed[/] [dim]({event.replayed} recorded replies replayed)[/]", highlight=False)
             case ev.Compacted():
                 out(
-                    f"[dim]compacted ({_m(event.action)}): {event.tokens_before} → {event.tokens_after} tokens[/]",
+                    f"[dim]compacted ({shown(event.action)}): {event.tokens_before} → {event.tokens_after} tokens[/]",
                     highlight=False,
                 )
             case ev.Final():
                 if not self._was_streamed(event, "content", "answer"):
-                    out(f"[bold green]Answer:[/] {_m(event.answer)}", highlight=False)
+                    out(f"[bold green]Answer:[/] {shown(event.answer)}", highlight=False)
             case ev.RunFinished():
-                detail = f" — {_m(event.error)}" if event.error else ""
+                detail = f" — {shown(event.error)}" if event.error else ""
                 out(
-                    f"[bold]Status:[/] {_m(event.status)} after {event.steps} steps, "
+                    f"[bold]Status:[/] {shown(event.status)} after {event.steps} steps, "
                     f"{event.usage.total_tokens} tokens, {event.duration:.1f}s{detail}",
                     highlight=False,
                 )
@@ -148,11 +161,11 @@ class ConsoleRenderer:
                 if where not in self._streamed:
                     self._end_line()
                     self._streamed.add(where)
-                    self.console.print(f"[magenta]Calling[/] {_m(event.name)}…", highlight=False)
+                    self.console.print(f"[magenta]Calling[/] {shown(event.name)}…", highlight=False)
             case ev.StreamReset():
                 self._end_line()
                 self._streamed = {s for s in self._streamed if s[:2] != (event.run_id, event.step)}
-                reason = _m(event.reason)
+                reason = shown(event.reason)
                 self.console.print(f"[yellow]The reply broke off; asking again ({reason})[/]", highlight=False)
 
     def _print_held(self, *, final: bool) -> None:
@@ -167,9 +180,9 @@ class ConsoleRenderer:
                 cut = lead.start()
             if cut == 0 and len(text) > _MAX_HELD_CHARS:
                 cut = len(text)
-        shown, self._held = text[:cut], text[cut:]
-        if shown:
-            self.console.print(printable(shown), end="", markup=False, highlight=False, soft_wrap=True)
+        ready, self._held = text[:cut], text[cut:]
+        if ready:
+            self.console.print(printable(ready), end="", markup=False, highlight=False, soft_wrap=True)
 
     def _end_line(self) -> None:
         if self._open is not None:
