@@ -116,6 +116,7 @@ class BabyAGI(CompositeStrategy):
         self._inner: StrategyBase | None = None  # the executor of the current task
         self._retry: list[dict[str, Any]] = []  # rejected replies of the current planning decision
         self._answer: str | None = None
+        self._template: StrategyBase | None = None  # an executor that offers the executors' tools to the run
 
     # --- the Strategy protocol ---------------------------------------------------------------------
 
@@ -186,7 +187,7 @@ class BabyAGI(CompositeStrategy):
 
     def close(self) -> None:
         """Release what the executors held (a CodeAct executor's sandbox session)."""
-        for executor in (self._inner, getattr(self, "_template", None)):
+        for executor in (self._inner, self._template):
             if executor is not None:
                 executor.close()
 

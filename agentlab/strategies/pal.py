@@ -26,6 +26,7 @@ from agentlab.strategies.base import (
 if TYPE_CHECKING:
     from agentlab.sandbox import Sandbox
     from agentlab.tools import Tool
+    from agentlab.tools.builtin.python import SandboxRunner
 
 SYSTEM = (
     "Solve the problem by writing a Python program. Define solution() that computes the answer step by "
@@ -113,6 +114,7 @@ class PAL(StrategyBase):
         self.timeout = timeout
         self.messages: list[dict[str, Any]] = []
         self.votes: list[str] = []
+        self._runner: SandboxRunner | None = None  # made with the run's tools; its sandbox is PAL's to close
 
     def extra_tools(self) -> list[Tool[..., Any]]:
         """The sandbox runner PAL's decisions call; the loop adds it to this run's tools."""
@@ -142,7 +144,7 @@ class PAL(StrategyBase):
 
     def close(self) -> None:
         """Close the sandbox PAL created for its programs (its warm workers); one given to it stays open."""
-        runner = getattr(self, "_runner", None)
+        runner = self._runner
         if self.sandbox is None and runner is not None and runner.sandbox is not None:
             runner.sandbox.close()
             runner.sandbox = None  # created afresh if this instance runs again
